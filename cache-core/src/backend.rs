@@ -1,0 +1,192 @@
+//! The storage interface every backend implements.
+//!
+//! A backend stores opaque bytes under string keys. It knows nothing of namespaces, codecs or
+//! functions: [`Cache`](crate::Cache) adds those, so the same keys and values reach every
+//! backend and a deployment can move from memory to Redis without a change in user code.
+//!
+//! There are two traits with the same operations: [`Backend`] for async callers and
+//! [`BlockingBackend`] for sync functions. Each backend implements both at its own I/O edge
+//! (the Redis backend, for example, keeps multiplexed async connections and a small pool of
+//! plain blocking connections), so a sync function never needs an async runtime and never
+//! blocks on one.
+
+pub mod memory;
+pub mod null;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::Result;
+
+/// What a backend can do and how it behaves; [`Cache`](crate::Cache) reads it to pick
+/// the cheapest correct path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Operations complete in process without I/O, so async callers may use the blocking
+    /// methods directly (no boxed future on the hit path).
+    pub in_process: bool,
+    /// Entries are shared with other processes.
+    pub shared: bool,
+    /// [`Backend::delete_prefix`] is supported.
+    pub delete_prefix: bool,
+    /// Values are stored at all (false for the null backend).
+    pub stores: bool,
+}
+
+impl Capabilities {
+    /// The capabilities of a remote, shared store such as Redis.
+    pub const REMOTE: Self = Self {
+        in_process: false,
+        shared: true,
+        delete_prefix: true,
+        stores: true,
+    };
+
+    /// The capabilities of an in-process store.
+    pub const IN_PROCESS: Self = Self {
+        in_process: true,
+        shared: false,
+        delete_prefix: true,
+        stores: true,
+    };
+}
+
+/// A time-to-live: `None` means the entry never expires.
+pub type Ttl = Option<Duration>;
+
+/// The async half of a backend. Keys arrive fully built (namespace included).
+///
+/// Implementations must be cheap to call concurrently and must bound every I/O operation
+/// with a time-out.
+#[async_trait]
+pub trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// What this backend supports.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The value stored under `key`, if any.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+
+    /// The values under `keys`, in the same order.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>>;
+
+    /// Stores `value` under `key`, replacing any value, expiring after `ttl`.
+    async fn set(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<()>;
+
+    /// Stores several entries with the same `ttl`.
+    async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Ttl) -> Result<()>;
+
+    /// Stores `value` only if `key` holds nothing, atomically; true if it was stored.
+    async fn add(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<bool>;
+
+    /// Removes `key`; true if it existed.
+    async fn delete(&self, key: &str) -> Result<bool>;
+
+    /// Removes `keys`; returns how many existed.
+    async fn delete_many(&self, keys: &[&str]) -> Result<u64>;
+
+    /// True if `key` holds a value.
+    async fn exists(&self, key: &str) -> Result<bool>;
+
+    /// Removes every key that starts with `prefix` (a literal prefix, never a pattern) and
+    /// returns how many were removed. Callers never pass an empty prefix.
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64>;
+}
+
+/// The blocking half of a backend, used by sync functions and [`Cache::blocking`].
+///
+/// It must work with no async runtime, inside a runtime's worker thread and inside
+/// `spawn_blocking`, and must never wait on an async runtime.
+///
+/// [`Cache::blocking`]: crate::Cache::blocking
+pub trait BlockingBackend: Send + Sync + fmt::Debug + 'static {
+    /// See [`Backend::get`].
+    fn get(&self, key: &str) -> Result<Option<Bytes>>;
+    /// See [`Backend::get_many`].
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>>;
+    /// See [`Backend::set`].
+    fn set(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<()>;
+    /// See [`Backend::set_many`].
+    fn set_many(&self, entries: &[(&str, Bytes)], ttl: Ttl) -> Result<()>;
+    /// See [`Backend::add`].
+    fn add(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<bool>;
+    /// See [`Backend::delete`].
+    fn delete(&self, key: &str) -> Result<bool>;
+    /// See [`Backend::delete_many`].
+    fn delete_many(&self, keys: &[&str]) -> Result<u64>;
+    /// See [`Backend::exists`].
+    fn exists(&self, key: &str) -> Result<bool>;
+    /// See [`Backend::delete_prefix`].
+    fn delete_prefix(&self, prefix: &str) -> Result<u64>;
+}
+
+/// Both halves: what a [`Cache`](crate::Cache) holds. Implemented for every type that
+/// implements [`Backend`] and [`BlockingBackend`].
+pub trait Store: Backend + BlockingBackend {
+    /// The blocking half, as a trait object.
+    fn blocking(&self) -> &dyn BlockingBackend;
+}
+
+impl<T: Backend + BlockingBackend> Store for T {
+    fn blocking(&self) -> &dyn BlockingBackend {
+        self
+    }
+}
+
+/// Implements [`Backend`] for an in-process type by calling its [`BlockingBackend`] methods,
+/// which never wait on I/O.
+macro_rules! async_via_blocking {
+    ($ty:ty) => {
+        #[::async_trait::async_trait]
+        impl $crate::backend::Backend for $ty {
+            fn capabilities(&self) -> $crate::backend::Capabilities {
+                Self::CAPABILITIES
+            }
+            async fn get(&self, key: &str) -> $crate::Result<Option<::bytes::Bytes>> {
+                $crate::backend::BlockingBackend::get(self, key)
+            }
+            async fn get_many(&self, keys: &[&str]) -> $crate::Result<Vec<Option<::bytes::Bytes>>> {
+                $crate::backend::BlockingBackend::get_many(self, keys)
+            }
+            async fn set(
+                &self,
+                key: &str,
+                value: ::bytes::Bytes,
+                ttl: $crate::backend::Ttl,
+            ) -> $crate::Result<()> {
+                $crate::backend::BlockingBackend::set(self, key, value, ttl)
+            }
+            async fn set_many(
+                &self,
+                entries: &[(&str, ::bytes::Bytes)],
+                ttl: $crate::backend::Ttl,
+            ) -> $crate::Result<()> {
+                $crate::backend::BlockingBackend::set_many(self, entries, ttl)
+            }
+            async fn add(
+                &self,
+                key: &str,
+                value: ::bytes::Bytes,
+                ttl: $crate::backend::Ttl,
+            ) -> $crate::Result<bool> {
+                $crate::backend::BlockingBackend::add(self, key, value, ttl)
+            }
+            async fn delete(&self, key: &str) -> $crate::Result<bool> {
+                $crate::backend::BlockingBackend::delete(self, key)
+            }
+            async fn delete_many(&self, keys: &[&str]) -> $crate::Result<u64> {
+                $crate::backend::BlockingBackend::delete_many(self, keys)
+            }
+            async fn exists(&self, key: &str) -> $crate::Result<bool> {
+                $crate::backend::BlockingBackend::exists(self, key)
+            }
+            async fn delete_prefix(&self, prefix: &str) -> $crate::Result<u64> {
+                $crate::backend::BlockingBackend::delete_prefix(self, prefix)
+            }
+        }
+    };
+}
+pub(crate) use async_via_blocking;

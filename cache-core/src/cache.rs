@@ -1,0 +1,552 @@
+//! The [`Cache`] handle and its builder.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::backend::memory::MemoryBackend;
+use crate::backend::{Backend, BlockingBackend, Capabilities, Store, Ttl};
+use crate::call::{Plain, Plan};
+use crate::codec::DefaultCodec;
+use crate::envelope::{self, Meta};
+use crate::flight::Flights;
+use crate::stats::{Counters, Stats, StatsSnapshot};
+use crate::{Error, ErrorKind, Result};
+
+/// The timeout used when none is given: 300 seconds, as in Flask-Caching.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// The namespace used when none is given.
+pub const DEFAULT_NAMESPACE: &str = "cache:";
+
+/// A handle on one cache: a backend, a namespace, a default timeout and live statistics.
+///
+/// Cloning is cheap (an `Arc`), and every clone shares the same entries and counters. Every
+/// key given to a method is prefixed with the namespace before it reaches the backend, and
+/// the same happens to the keys of `#[cached]` and `#[memoize]` functions, so
+/// `cache.delete("homepage")` removes the entry of `#[cached(key_prefix = "homepage")]`.
+///
+/// Methods are async; [`Cache::blocking`] gives the same methods for sync code, with no
+/// runtime needed.
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_core::Cache;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+/// let cache = Cache::memory();
+/// cache.set("user_123", &"Ada").await?;
+/// cache.set_with_timeout("session", &42u64, Duration::from_secs(5)).await?;
+/// assert_eq!(cache.get::<String>("user_123").await?.as_deref(), Some("Ada"));
+/// assert!(cache.delete("user_123").await?);
+/// assert_eq!(cache.get::<String>("user_123").await?, None);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) capabilities: Capabilities,
+    pub(crate) namespace: Box<str>,
+    pub(crate) default_ttl: Ttl,
+    pub(crate) stats: Stats,
+    pub(crate) flights: Flights,
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("backend", &self.inner.store)
+            .field("namespace", &self.inner.namespace)
+            .field("default_ttl", &self.inner.default_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Cache`]; see [`Cache::builder`].
+#[must_use]
+pub struct CacheBuilder {
+    store: Option<Arc<dyn Store>>,
+    namespace: String,
+    default_timeout: Duration,
+}
+
+impl fmt::Debug for CacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("store", &self.store)
+            .field("namespace", &self.namespace)
+            .field("default_timeout", &self.default_timeout)
+            .finish()
+    }
+}
+
+impl CacheBuilder {
+    /// The backend (default: a [`MemoryBackend`] of 10,000 entries).
+    pub fn backend(mut self, backend: impl Backend + BlockingBackend) -> Self {
+        self.store = Some(Arc::new(backend));
+        self
+    }
+
+    /// A backend already behind an `Arc`, to share one backend between several caches.
+    pub fn shared_backend(mut self, backend: Arc<dyn Store>) -> Self {
+        self.store = Some(backend);
+        self
+    }
+
+    /// The prefix put before every key (default `"cache:"`; `CACHE_KEY_PREFIX`).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The timeout of entries stored without one (default 300 s; zero means never expire).
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = timeout;
+        self
+    }
+
+    /// Builds the cache.
+    pub fn build(self) -> Result<Cache> {
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryBackend::new()));
+        let capabilities = Backend::capabilities(&*store);
+        Ok(Cache {
+            inner: Arc::new(Inner {
+                store,
+                capabilities,
+                namespace: self.namespace.into(),
+                default_ttl: ttl_of(self.default_timeout),
+                stats: Stats::new(),
+                flights: Flights::default(),
+            }),
+        })
+    }
+}
+
+/// Converts a timeout to a time-to-live: zero means no expiry.
+pub(crate) fn ttl_of(timeout: Duration) -> Ttl {
+    (!timeout.is_zero()).then_some(timeout)
+}
+
+impl Cache {
+    /// Starts a builder.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{Cache, backend::memory::MemoryBackend};
+    ///
+    /// let cache = Cache::builder()
+    ///     .backend(MemoryBackend::builder().max_entries(1_000).build()?)
+    ///     .namespace("myapp:")
+    ///     .default_timeout(Duration::from_secs(60))
+    ///     .build()?;
+    /// assert_eq!(cache.namespace(), "myapp:");
+    /// # Ok::<(), cache_core::Error>(())
+    /// ```
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder {
+            store: None,
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            default_timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// An in-memory cache with the defaults (10,000 entries, 300 s, namespace `"cache:"`).
+    pub fn memory() -> Self {
+        Self::builder()
+            .build()
+            .expect("the default cache configuration is valid")
+    }
+
+    /// The namespace put before every key.
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// What the backend supports.
+    pub fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities
+    }
+
+    /// The counters of this cache, all functions included.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// The same operations for sync code.
+    ///
+    /// ```
+    /// let cache = cache_core::Cache::memory();
+    /// cache.blocking().set("answer", &42u32)?;
+    /// assert_eq!(cache.blocking().get::<u32>("answer")?, Some(42));
+    /// # Ok::<(), cache_core::Error>(())
+    /// ```
+    pub fn blocking(&self) -> BlockingCache<'_> {
+        BlockingCache { cache: self }
+    }
+
+    /// The key as the backend sees it: the namespace, then `key`.
+    pub fn full_key(&self, key: &str) -> String {
+        let mut full = String::with_capacity(self.inner.namespace.len() + key.len());
+        full.push_str(&self.inner.namespace);
+        full.push_str(key);
+        full
+    }
+
+    pub(crate) fn counters(&self) -> Counters<'_> {
+        Counters {
+            cache: &self.inner.stats,
+            site: None,
+        }
+    }
+
+    fn store_ttl(&self, timeout: Option<Duration>) -> Ttl {
+        timeout.map_or(self.inner.default_ttl, ttl_of)
+    }
+
+    /// The value under `key`, or `None`. A value of another type, or one that does not
+    /// decode, is `None` (and counted as an error).
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let bytes = self.read(&self.full_key(key)).await?;
+        Ok(self.decode_read(key, bytes))
+    }
+
+    /// Stores `value` under `key` for the default timeout.
+    pub async fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        self.set_inner(key, value, None).await
+    }
+
+    /// Stores `value` under `key` for `timeout` (zero: never expires).
+    pub async fn set_with_timeout<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        timeout: Duration,
+    ) -> Result<()> {
+        self.set_inner(key, value, Some(timeout)).await
+    }
+
+    async fn set_inner<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        let sealed = seal(value)?;
+        let result = self
+            .write(&self.full_key(key), sealed, self.store_ttl(timeout))
+            .await;
+        self.count_write(result)
+    }
+
+    /// Stores `value` only if `key` holds nothing (atomic); true if stored.
+    pub async fn add<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<bool> {
+        let sealed = seal(value)?;
+        let full = self.full_key(key);
+        let ttl = self.inner.default_ttl;
+        let result = if self.inner.capabilities.in_process {
+            BlockingBackend::add(&*self.inner.store, &full, sealed, ttl)
+        } else {
+            Backend::add(&*self.inner.store, &full, sealed, ttl).await
+        };
+        self.count_add(result)
+    }
+
+    /// Removes `key`; true if it existed.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        Backend::delete(&*self.inner.store, &self.full_key(key)).await
+    }
+
+    /// Removes several keys; returns how many existed.
+    pub async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        let full = self.full_keys(keys);
+        Backend::delete_many(&*self.inner.store, &as_strs(&full)).await
+    }
+
+    /// The values under several keys, in order (one round trip on Redis).
+    pub async fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
+        let full = self.full_keys(keys);
+        let values = Backend::get_many(&*self.inner.store, &as_strs(&full)).await?;
+        Ok(self.decode_many(keys, values))
+    }
+
+    /// Stores several values for the default timeout (one round trip on Redis).
+    pub async fn set_many<T: Serialize>(&self, entries: &[(&str, T)]) -> Result<()> {
+        let (keys, sealed) = self.seal_many(entries)?;
+        let pairs = pair(&keys, sealed);
+        let result = Backend::set_many(&*self.inner.store, &pairs, self.inner.default_ttl).await;
+        self.count_writes(result, entries.len())
+    }
+
+    /// True if `key` holds a value.
+    pub async fn has(&self, key: &str) -> Result<bool> {
+        Backend::exists(&*self.inner.store, &self.full_key(key)).await
+    }
+
+    /// Removes every entry in this cache's namespace, and nothing else; returns how many.
+    ///
+    /// On a shared backend (Redis) with an empty namespace this is refused, because it
+    /// would mean deleting every key in the database.
+    pub async fn clear(&self) -> Result<u64> {
+        self.check_clear()?;
+        Backend::delete_prefix(&*self.inner.store, &self.inner.namespace).await
+    }
+
+    /// Removes every key of this namespace that starts with `prefix`.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        let full = self.full_key(prefix);
+        self.check_prefix(&full)?;
+        Backend::delete_prefix(&*self.inner.store, &full).await
+    }
+
+    /// The value under `key`, or else the result of `compute`, stored for `timeout` (zero:
+    /// never expires). Concurrent callers that miss the same key in this process wait for
+    /// one computation.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let cache = cache_core::Cache::memory();
+    /// let html = cache
+    ///     .get_or_set_with("dashboard_data", Duration::from_secs(120), || async {
+    ///         "<ul><li>expensive</li></ul>".to_owned()
+    ///     })
+    ///     .await;
+    /// assert_eq!(html, "<ul><li>expensive</li></ul>");
+    /// # }
+    /// ```
+    pub async fn get_or_set_with<T, F, Fut>(&self, key: &str, timeout: Duration, compute: F) -> T
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let plan = Plan::direct(self, self.full_key(key), Some(timeout));
+        crate::call::run_async::<T, Plain, DefaultCodec, _>(plan, Plain, compute()).await
+    }
+
+    pub(crate) async fn read(&self, full_key: &str) -> Result<Option<Bytes>> {
+        if self.inner.capabilities.in_process {
+            BlockingBackend::get(&*self.inner.store, full_key)
+        } else {
+            Backend::get(&*self.inner.store, full_key).await
+        }
+    }
+
+    pub(crate) async fn write(&self, full_key: &str, value: Bytes, ttl: Ttl) -> Result<()> {
+        if self.inner.capabilities.in_process {
+            BlockingBackend::set(&*self.inner.store, full_key, value, ttl)
+        } else {
+            Backend::set(&*self.inner.store, full_key, value, ttl).await
+        }
+    }
+
+    fn full_keys(&self, keys: &[&str]) -> Vec<String> {
+        keys.iter().map(|key| self.full_key(key)).collect()
+    }
+
+    fn check_clear(&self) -> Result<()> {
+        if self.inner.namespace.is_empty() && self.inner.capabilities.shared {
+            return Err(Error::new(
+                ErrorKind::Refused,
+                "clear() needs a namespace: with an empty namespace it would delete every key \
+                 in the shared database; set one (CACHE_KEY_PREFIX) or flush the database \
+                 explicitly through the backend",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_prefix(&self, full_prefix: &str) -> Result<()> {
+        if full_prefix.is_empty() {
+            self.check_clear()?;
+        }
+        Ok(())
+    }
+
+    fn decode_read<T: DeserializeOwned>(&self, key: &str, bytes: Option<Bytes>) -> Option<T> {
+        crate::call::decode_counted::<DefaultCodec, T>(self.counters(), key, bytes)
+    }
+
+    fn decode_many<T: DeserializeOwned>(
+        &self,
+        keys: &[&str],
+        values: Vec<Option<Bytes>>,
+    ) -> Vec<Option<T>> {
+        keys.iter()
+            .zip(values)
+            .map(|(key, bytes)| self.decode_read(key, bytes))
+            .collect()
+    }
+
+    fn seal_many<T: Serialize>(&self, entries: &[(&str, T)]) -> Result<(Vec<String>, Vec<Bytes>)> {
+        let keys = entries.iter().map(|(key, _)| self.full_key(key)).collect();
+        let sealed = entries
+            .iter()
+            .map(|(_, value)| seal(value))
+            .collect::<Result<_>>()?;
+        Ok((keys, sealed))
+    }
+
+    fn count_write(&self, result: Result<()>) -> Result<()> {
+        self.count_writes(result, 1)
+    }
+
+    fn count_writes(&self, result: Result<()>, n: usize) -> Result<()> {
+        match &result {
+            Ok(()) => {
+                for _ in 0..n {
+                    self.inner.stats.store();
+                }
+            }
+            Err(_) => self.inner.stats.error(),
+        }
+        result
+    }
+
+    fn count_add(&self, result: Result<bool>) -> Result<bool> {
+        match &result {
+            Ok(true) => self.inner.stats.store(),
+            Ok(false) => {}
+            Err(_) => self.inner.stats.error(),
+        }
+        result
+    }
+}
+
+fn seal<T: Serialize + ?Sized>(value: &T) -> Result<Bytes> {
+    envelope::seal::<DefaultCodec, T>(value, Meta::default())
+}
+
+fn as_strs(keys: &[String]) -> Vec<&str> {
+    keys.iter().map(String::as_str).collect()
+}
+
+fn pair(keys: &[String], values: Vec<Bytes>) -> Vec<(&str, Bytes)> {
+    keys.iter().map(String::as_str).zip(values).collect()
+}
+
+/// The operations of [`Cache`] for sync code; see [`Cache::blocking`].
+///
+/// Safe to call with no async runtime, from inside a runtime's worker thread, and from
+/// `spawn_blocking`: the backend's blocking half never waits on a runtime.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockingCache<'a> {
+    cache: &'a Cache,
+}
+
+impl BlockingCache<'_> {
+    fn store(&self) -> &dyn BlockingBackend {
+        self.cache.inner.store.blocking()
+    }
+
+    /// See [`Cache::get`].
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let bytes = self.store().get(&self.cache.full_key(key))?;
+        Ok(self.cache.decode_read(key, bytes))
+    }
+
+    /// See [`Cache::set`].
+    pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        self.set_inner(key, value, None)
+    }
+
+    /// See [`Cache::set_with_timeout`].
+    pub fn set_with_timeout<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        timeout: Duration,
+    ) -> Result<()> {
+        self.set_inner(key, value, Some(timeout))
+    }
+
+    fn set_inner<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        let sealed = seal(value)?;
+        let result = self.store().set(
+            &self.cache.full_key(key),
+            sealed,
+            self.cache.store_ttl(timeout),
+        );
+        self.cache.count_write(result)
+    }
+
+    /// See [`Cache::add`].
+    pub fn add<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<bool> {
+        let sealed = seal(value)?;
+        let result = self.store().add(
+            &self.cache.full_key(key),
+            sealed,
+            self.cache.inner.default_ttl,
+        );
+        self.cache.count_add(result)
+    }
+
+    /// See [`Cache::delete`].
+    pub fn delete(&self, key: &str) -> Result<bool> {
+        self.store().delete(&self.cache.full_key(key))
+    }
+
+    /// See [`Cache::delete_many`].
+    pub fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        let full = self.cache.full_keys(keys);
+        self.store().delete_many(&as_strs(&full))
+    }
+
+    /// See [`Cache::get_many`].
+    pub fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
+        let full = self.cache.full_keys(keys);
+        let values = self.store().get_many(&as_strs(&full))?;
+        Ok(self.cache.decode_many(keys, values))
+    }
+
+    /// See [`Cache::set_many`].
+    pub fn set_many<T: Serialize>(&self, entries: &[(&str, T)]) -> Result<()> {
+        let (keys, sealed) = self.cache.seal_many(entries)?;
+        let result = self
+            .store()
+            .set_many(&pair(&keys, sealed), self.cache.inner.default_ttl);
+        self.cache.count_writes(result, entries.len())
+    }
+
+    /// See [`Cache::has`].
+    pub fn has(&self, key: &str) -> Result<bool> {
+        self.store().exists(&self.cache.full_key(key))
+    }
+
+    /// See [`Cache::clear`].
+    pub fn clear(&self) -> Result<u64> {
+        self.cache.check_clear()?;
+        self.store().delete_prefix(&self.cache.inner.namespace)
+    }
+
+    /// See [`Cache::delete_prefix`].
+    pub fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        let full = self.cache.full_key(prefix);
+        self.cache.check_prefix(&full)?;
+        self.store().delete_prefix(&full)
+    }
+
+    /// See [`Cache::get_or_set_with`].
+    pub fn get_or_set_with<T, F>(&self, key: &str, timeout: Duration, compute: F) -> T
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> T,
+    {
+        let plan = Plan::direct(self.cache, self.cache.full_key(key), Some(timeout));
+        crate::call::run_blocking::<T, Plain, DefaultCodec, _>(plan, Plain, compute)
+    }
+}

@@ -1,0 +1,147 @@
+//! The envelope around every stored value.
+//!
+//! ```text
+//! byte 0      0xC1      envelope format, version 1
+//! byte 1      codec     Codec::ID of the payload's codec
+//! byte 2      flags     bit 0: a timing block follows
+//! bytes 3..7  type      the low 32 bits of XXH3-64 of the stored type's name, little-endian
+//! [timing]    12 bytes  compute time in ms (u32 LE), soft expiry in ms since the epoch (u64 LE)
+//! payload               the codec's bytes
+//! ```
+//!
+//! A stored `None` is a payload like any other, so it is a real hit read with one GET. A
+//! value written by another codec, for another type, or by a future envelope version is a
+//! miss, and the fresh value overwrites it.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::Codec;
+use crate::{Error, ErrorKind, Result};
+
+const MAGIC_V1: u8 = 0xC1;
+const FLAG_TIMING: u8 = 1;
+const HEADER_LEN: usize = 7;
+const TIMING_LEN: usize = 12;
+
+/// What the envelope records about a value besides the value itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// How long the value took to compute.
+    pub compute_time: Option<Duration>,
+    /// When the value should be refreshed, though it may still be served.
+    pub soft_expiry: Option<SystemTime>,
+}
+
+/// A stable fingerprint of `T`'s name, so a changed type reads as a miss.
+pub fn type_tag<T: ?Sized>() -> u32 {
+    xxhash_rust::xxh3::xxh3_64(std::any::type_name::<T>().as_bytes()) as u32
+}
+
+/// Encodes `value` with codec `C` inside an envelope.
+pub fn seal<C: Codec, T: Serialize + ?Sized>(value: &T, meta: Meta) -> Result<Bytes> {
+    let mut out = Vec::with_capacity(64);
+    out.push(MAGIC_V1);
+    out.push(C::ID);
+    let timed = meta.compute_time.is_some() || meta.soft_expiry.is_some();
+    out.push(if timed { FLAG_TIMING } else { 0 });
+    out.extend_from_slice(&type_tag::<T>().to_le_bytes());
+    if timed {
+        let compute_ms = meta
+            .compute_time
+            .map_or(0, |d| d.as_millis().min(u32::MAX as u128) as u32);
+        let expiry_ms = meta
+            .soft_expiry
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis().min(u64::MAX as u128) as u64);
+        out.extend_from_slice(&compute_ms.to_le_bytes());
+        out.extend_from_slice(&expiry_ms.to_le_bytes());
+    }
+    C::encode(value, &mut out)?;
+    Ok(Bytes::from(out))
+}
+
+/// Decodes an enveloped value of type `T` written with codec `C`.
+pub fn open<C: Codec, T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, Meta)> {
+    let header = bytes
+        .get(..HEADER_LEN)
+        .ok_or_else(|| decode_error("shorter than an envelope header"))?;
+    if header[0] != MAGIC_V1 {
+        return Err(decode_error(
+            "not written by this library (unknown envelope)",
+        ));
+    }
+    if header[1] != C::ID {
+        return Err(decode_error(format!(
+            "written by codec {}, read with codec {}",
+            header[1],
+            C::ID
+        )));
+    }
+    if header[3..7] != type_tag::<T>().to_le_bytes() {
+        return Err(decode_error(format!(
+            "written for another type than {}",
+            std::any::type_name::<T>()
+        )));
+    }
+    let mut meta = Meta::default();
+    let mut payload = &bytes[HEADER_LEN..];
+    if header[2] & FLAG_TIMING != 0 {
+        let timing = payload
+            .get(..TIMING_LEN)
+            .ok_or_else(|| decode_error("truncated timing block"))?;
+        let compute_ms = u32::from_le_bytes(timing[..4].try_into().expect("4 bytes"));
+        let expiry_ms = u64::from_le_bytes(timing[4..].try_into().expect("8 bytes"));
+        meta.compute_time = Some(Duration::from_millis(compute_ms.into()));
+        meta.soft_expiry = (expiry_ms != 0).then(|| UNIX_EPOCH + Duration::from_millis(expiry_ms));
+        payload = &payload[TIMING_LEN..];
+    }
+    Ok((C::decode(payload)?, meta))
+}
+
+fn decode_error(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::Decode, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Bincode;
+
+    #[test]
+    fn round_trips_with_and_without_timing() {
+        let plain = seal::<Bincode, _>(&Some("x".to_owned()), Meta::default()).unwrap();
+        let (value, meta) = open::<Bincode, Option<String>>(&plain).unwrap();
+        assert_eq!(value.as_deref(), Some("x"));
+        assert_eq!(meta, Meta::default());
+
+        let meta = Meta {
+            compute_time: Some(Duration::from_millis(250)),
+            soft_expiry: Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)),
+        };
+        let timed = seal::<Bincode, _>(&7u64, meta).unwrap();
+        assert_eq!(open::<Bincode, u64>(&timed).unwrap(), (7, meta));
+    }
+
+    #[test]
+    fn a_stored_none_is_a_value() {
+        let none = seal::<Bincode, Option<u32>>(&None, Meta::default()).unwrap();
+        assert_eq!(open::<Bincode, Option<u32>>(&none).unwrap().0, None);
+    }
+
+    #[test]
+    fn another_type_or_garbage_is_a_decode_error() {
+        let sealed = seal::<Bincode, _>(&1u32, Meta::default()).unwrap();
+        assert!(open::<Bincode, String>(&sealed).unwrap_err().is_decode());
+        assert!(
+            open::<Bincode, u32>(b"garbage bytes")
+                .unwrap_err()
+                .is_decode()
+        );
+        assert!(open::<Bincode, u32>(b"").unwrap_err().is_decode());
+        assert!(open::<Bincode, u32>(&sealed[..sealed.len() - 1]).is_err());
+    }
+}

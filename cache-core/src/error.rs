@@ -1,0 +1,123 @@
+//! The one error type of the crate.
+
+use std::fmt;
+
+/// A `Result` whose error defaults to [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, without the details.
+///
+/// New kinds may be added in minor releases, so match with a wildcard arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The configuration (a builder value or an environment variable) is invalid.
+    Config,
+    /// The backend could not be reached, or its connection broke.
+    Connection,
+    /// The backend did not answer within its time-out.
+    Timeout,
+    /// The backend answered with an error (a wrong password, a read-only replica, ...).
+    Backend,
+    /// A value could not be encoded for storage.
+    Encode,
+    /// Stored bytes could not be decoded as the requested type.
+    Decode,
+    /// The operation would reach outside the cache's namespace, or is not supported here.
+    Refused,
+    /// A process-wide default cache is already installed.
+    AlreadyInstalled,
+}
+
+/// The error returned by the [`Cache`](crate::Cache) API and by backends.
+///
+/// Annotated functions never return it: for them every error is a cache miss.
+///
+/// ```
+/// use cache_core::{Error, ErrorKind};
+///
+/// let err = Error::config("CACHE_DEFAULT_TIMEOUT", "expected a whole number of seconds, got \"soon\"");
+/// assert!(err.is_config());
+/// assert_eq!(err.kind(), ErrorKind::Config);
+/// assert!(err.to_string().contains("CACHE_DEFAULT_TIMEOUT"));
+/// ```
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Error {
+    /// An error of `kind` with a message (which must never contain a secret).
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A configuration error naming the offending `field` (a builder setting or a variable).
+    pub fn config(field: &str, problem: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::Config, format!("invalid {field}: {problem}"))
+    }
+
+    /// Attaches the underlying cause, reported by [`std::error::Error::source`].
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// What kind of error this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// True for an invalid configuration.
+    pub fn is_config(&self) -> bool {
+        self.kind == ErrorKind::Config
+    }
+
+    /// True when the backend could not be reached.
+    pub fn is_connection(&self) -> bool {
+        self.kind == ErrorKind::Connection
+    }
+
+    /// True when the backend did not answer in time.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == ErrorKind::Timeout
+    }
+
+    /// True when stored bytes could not be decoded.
+    pub fn is_decode(&self) -> bool {
+        self.kind == ErrorKind::Decode
+    }
+
+    /// True when the operation was refused (for example `clear()` without a namespace).
+    pub fn is_refused(&self) -> bool {
+        self.kind == ErrorKind::Refused
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}

@@ -1,0 +1,176 @@
+//! Single flight inside one process: when many callers miss the same key at once, one runs
+//! the function and the others wait for its result.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use event_listener::{Event, Listener};
+
+/// How a flight ended, as its followers see it.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    /// The leader stored this sealed value; followers decode it.
+    Stored(Bytes),
+    /// The leader's result is not cached (an `Err`, a `None`, or the store failed before
+    /// sealing); followers run the function themselves.
+    NotStored,
+    /// The leader was cancelled or panicked; followers elect a new leader.
+    Abandoned,
+}
+
+#[derive(Default)]
+struct Flight {
+    outcome: OnceLock<Outcome>,
+    done: Event,
+}
+
+/// The flights in progress, by key.
+#[derive(Default)]
+pub(crate) struct Flights {
+    in_progress: Mutex<HashMap<Box<str>, Arc<Flight>>>,
+}
+
+impl std::fmt::Debug for Flights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Flights")
+    }
+}
+
+/// What a caller that missed should do.
+pub(crate) enum Role<'a> {
+    /// Compute the value, then call [`Leader::finish`].
+    Leader(Leader<'a>),
+    /// Wait for the leader.
+    Follower(Follower),
+}
+
+impl Flights {
+    /// Joins the flight for `key`, starting one if none is in progress.
+    pub(crate) fn join<'a>(&'a self, key: &str) -> Role<'a> {
+        let mut in_progress = self.in_progress.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(flight) = in_progress.get(key) {
+            return Role::Follower(Follower(flight.clone()));
+        }
+        let flight = Arc::new(Flight::default());
+        in_progress.insert(key.into(), flight.clone());
+        Role::Leader(Leader {
+            flights: self,
+            key: key.into(),
+            flight,
+            finished: false,
+        })
+    }
+}
+
+/// The caller computing the value. Dropping it unfinished (cancellation, panic) releases the
+/// followers with [`Outcome::Abandoned`].
+pub(crate) struct Leader<'a> {
+    flights: &'a Flights,
+    key: Box<str>,
+    flight: Arc<Flight>,
+    finished: bool,
+}
+
+impl Leader<'_> {
+    /// Publishes the outcome to every follower and ends the flight.
+    pub(crate) fn finish(mut self, outcome: Outcome) {
+        self.end(outcome);
+    }
+
+    fn end(&mut self, outcome: Outcome) {
+        self.finished = true;
+        {
+            let mut in_progress = self
+                .flights
+                .in_progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if in_progress
+                .get(&self.key)
+                .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
+            {
+                in_progress.remove(&self.key);
+            }
+        }
+        let _ = self.flight.outcome.set(outcome);
+        self.flight.done.notify(usize::MAX);
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.end(Outcome::Abandoned);
+        }
+    }
+}
+
+/// A caller waiting for a leader.
+pub(crate) struct Follower(Arc<Flight>);
+
+impl Follower {
+    /// Waits, blocking the thread, for the leader's outcome.
+    pub(crate) fn wait_blocking(&self) -> Outcome {
+        loop {
+            if let Some(outcome) = self.0.outcome.get() {
+                return outcome.clone();
+            }
+            let listener = self.0.done.listen();
+            if let Some(outcome) = self.0.outcome.get() {
+                return outcome.clone();
+            }
+            listener.wait();
+        }
+    }
+
+    /// Waits, yielding to the async runtime, for the leader's outcome.
+    pub(crate) async fn wait(&self) -> Outcome {
+        loop {
+            if let Some(outcome) = self.0.outcome.get() {
+                return outcome.clone();
+            }
+            let listener = self.0.done.listen();
+            if let Some(outcome) = self.0.outcome.get() {
+                return outcome.clone();
+            }
+            listener.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_second_caller_follows_until_the_leader_finishes() {
+        let flights = Flights::default();
+        let Role::Leader(leader) = flights.join("k") else {
+            panic!("first caller must lead")
+        };
+        let Role::Follower(follower) = flights.join("k") else {
+            panic!("second caller must follow")
+        };
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| follower.wait_blocking());
+            leader.finish(Outcome::Stored(Bytes::from_static(b"v")));
+            assert!(matches!(waiter.join().unwrap(), Outcome::Stored(v) if v == "v"));
+        });
+        assert!(
+            matches!(flights.join("k"), Role::Leader(_)),
+            "a finished flight is gone"
+        );
+    }
+
+    #[test]
+    fn a_dropped_leader_abandons_its_flight() {
+        let flights = Flights::default();
+        let leader = flights.join("k");
+        let Role::Follower(follower) = flights.join("k") else {
+            panic!("second caller must follow")
+        };
+        drop(leader);
+        assert!(matches!(follower.wait_blocking(), Outcome::Abandoned));
+    }
+}

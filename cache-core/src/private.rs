@@ -1,0 +1,308 @@
+//! Items used by the code that `#[cached]` and `#[memoize]` expand to.
+//!
+//! **Not public API.** Nothing here follows semantic versioning; the macro crate is pinned
+//! to this crate's exact version, so both always change together.
+
+use std::marker::PhantomData;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use core::future::Future;
+pub use core::option::Option::{self, None, Some};
+pub use core::result::Result::{self, Err, Ok};
+pub use core::time::Duration;
+pub use std::string::String;
+
+pub use serde::Serialize;
+pub use serde::de::DeserializeOwned;
+
+pub use crate::call::{OkOnly, Options, Plain, Policy, SomeOnly};
+pub use crate::codec::{Codec, DefaultCodec};
+pub use crate::key::KeyBuilder;
+
+use crate::Cache;
+use crate::call::{Plan, run_async, run_blocking};
+use crate::key::write_path;
+use crate::stats::{Counters, Stats, StatsSnapshot};
+
+/// Whether a site caches one entry (`#[cached]`) or one per argument list (`#[memoize]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `#[cached]`.
+    Cached,
+    /// `#[memoize]`.
+    Memoize,
+}
+
+/// One annotated function: its name, key head and counters. One `static` per function.
+#[derive(Debug)]
+pub struct Site {
+    kind: Kind,
+    path: &'static str,
+    key_prefix: Option<&'static str>,
+    head: OnceLock<Box<str>>,
+    stats: Stats,
+    warned: AtomicBool,
+}
+
+impl Site {
+    /// A site for the function at `path` (`module_path!()::name`).
+    pub const fn new(kind: Kind, path: &'static str, key_prefix: Option<&'static str>) -> Self {
+        Self {
+            kind,
+            path,
+            key_prefix,
+            head: OnceLock::new(),
+            stats: Stats::new(),
+            warned: AtomicBool::new(false),
+        }
+    }
+
+    /// The function's path, as written in logs.
+    pub fn path(&self) -> &'static str {
+        self.path
+    }
+
+    /// The key head: `key_prefix` for `#[cached]` with one, `cached:{path}` without, and
+    /// `memoize:{key_prefix or path}` for `#[memoize]`, with `::` written as `.`.
+    pub fn head(&self) -> &str {
+        self.head.get_or_init(|| {
+            let mut head = String::new();
+            match (self.kind, self.key_prefix) {
+                (Kind::Cached, Some(prefix)) => head.push_str(prefix),
+                (Kind::Cached, None) => {
+                    head.push_str("cached:");
+                    write_path(self.path, &mut head);
+                }
+                (Kind::Memoize, Some(prefix)) => {
+                    head.push_str("memoize:");
+                    head.push_str(prefix);
+                }
+                (Kind::Memoize, None) => {
+                    head.push_str("memoize:");
+                    write_path(self.path, &mut head);
+                }
+            }
+            head.into()
+        })
+    }
+
+    /// A key builder that starts with `namespace` and this site's head.
+    pub fn key(&self, namespace: &str) -> KeyBuilder {
+        KeyBuilder::with_prefix(namespace, self.head())
+    }
+
+    /// This function's counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    fn warn_uninstalled(&self) {
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                function = self.path,
+                "no cache is installed, so this function runs uncached; call \
+                 cache_core::install(..) at start-up or give the attribute `cache = ..`"
+            );
+        }
+    }
+}
+
+/// The process-wide default cache for `site`, warning once per site when there is none.
+pub fn default_cache(site: &Site) -> Option<&'static Cache> {
+    let cache = crate::global::installed();
+    if cache.is_none() {
+        site.warn_uninstalled();
+    }
+    cache
+}
+
+/// The cache named by `cache = <path>`.
+pub fn given_cache(cache: &Cache) -> Option<&Cache> {
+    Some(cache)
+}
+
+/// Builds the plan for one call, or `None` to run the function without the cache.
+fn plan<'a>(
+    cache: Option<&'a Cache>,
+    site: &'a Site,
+    key: impl FnOnce(&str) -> crate::Result<String>,
+    options: Options,
+) -> Option<Plan<'a>> {
+    let Some(cache) = cache else {
+        site.stats.bypass();
+        return None;
+    };
+    let counters = Counters {
+        cache: &cache.inner.stats,
+        site: Some(&site.stats),
+    };
+    if options.unless {
+        counters.bypass();
+        return None;
+    }
+    match key(cache.namespace()) {
+        Ok(key) => Some(Plan {
+            cache,
+            key,
+            options,
+            counters,
+            label: site.path,
+        }),
+        Err(error) => {
+            tracing::warn!(function = site.path, %error, "cannot build the cache key; running uncached");
+            counters.error();
+            counters.bypass();
+            None
+        }
+    }
+}
+
+/// Runs a sync function through the cache.
+pub fn call_blocking<R, P: Policy<R>, C: Codec>(
+    cache: Option<&Cache>,
+    site: &Site,
+    key: impl FnOnce(&str) -> crate::Result<String>,
+    options: Options,
+    policy: P,
+    body: impl FnOnce() -> R,
+) -> R {
+    match plan(cache, site, key, options) {
+        Some(plan) => run_blocking::<R, P, C, _>(plan, policy, body),
+        None => body(),
+    }
+}
+
+/// Runs an async function through the cache.
+pub async fn call_async<R, P: Policy<R>, C: Codec>(
+    cache: Option<&Cache>,
+    site: &Site,
+    key: impl FnOnce(&str) -> crate::Result<String>,
+    options: Options,
+    policy: P,
+    body: impl Future<Output = R>,
+) -> R {
+    match plan(cache, site, key, options) {
+        Some(plan) => run_async::<R, P, C, _>(plan, policy, body).await,
+        None => body.await,
+    }
+}
+
+/// Forgets one entry by its logical key (as built with an empty namespace).
+pub async fn forget(cache: Option<&Cache>, key: crate::Result<String>) -> crate::Result<bool> {
+    match cache {
+        Some(cache) => cache.delete(&key?).await,
+        None => Ok(false),
+    }
+}
+
+/// Blocking [`forget`].
+pub fn forget_blocking(cache: Option<&Cache>, key: crate::Result<String>) -> crate::Result<bool> {
+    match cache {
+        Some(cache) => cache.blocking().delete(&key?),
+        None => Ok(false),
+    }
+}
+
+/// Forgets every entry of a `#[memoize]` site: its exact head and everything under `head:`.
+pub async fn forget_all(cache: Option<&Cache>, site: &Site) -> crate::Result<u64> {
+    let Some(cache) = cache else { return Ok(0) };
+    let exact = u64::from(cache.delete(site.head()).await?);
+    Ok(exact + cache.delete_prefix(&format!("{}:", site.head())).await?)
+}
+
+/// Blocking [`forget_all`].
+pub fn forget_all_blocking(cache: Option<&Cache>, site: &Site) -> crate::Result<u64> {
+    let Some(cache) = cache else { return Ok(0) };
+    let blocking = cache.blocking();
+    let exact = u64::from(blocking.delete(site.head())?);
+    Ok(exact + blocking.delete_prefix(&format!("{}:", site.head()))?)
+}
+
+/// A timeout of whole seconds.
+pub const fn seconds(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+/// The type whose [`Probe`] traits pick the storing [`Policy`] of a return type `R`.
+///
+/// The expansion calls `(&&&Probe::<R>::new()).policy()` with the three probe traits in
+/// scope: method resolution picks [`ProbeResult`] for `Result<T, E>`, [`ProbeOption`] for
+/// `Option<T>`, and [`ProbePlain`] for any other type, by the type itself (aliases included),
+/// never by its name.
+pub struct Probe<R>(PhantomData<fn() -> R>);
+
+impl<R> Probe<R> {
+    /// A probe for return type `R`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+/// Any return type: stored whole.
+pub trait ProbePlain {
+    /// The policy.
+    fn policy(&self) -> Plain {
+        Plain
+    }
+}
+impl<R> ProbePlain for &Probe<R> {}
+
+/// `Result<T, E>`: `Ok` stored.
+pub trait ProbeResult {
+    /// The policy.
+    fn policy(&self) -> OkOnly {
+        OkOnly
+    }
+}
+impl<T, E> ProbeResult for &&Probe<core::result::Result<T, E>> {}
+
+/// `Option<T>`: `Some` stored (and `None` with `cache_none`).
+pub trait ProbeOption {
+    /// The policy.
+    fn policy(&self) -> SomeOnly {
+        SomeOnly
+    }
+}
+impl<T> ProbeOption for &&Probe<core::option::Option<T>> {}
+
+/// Asserts at compile time that `T` can be stored; the expansion spans the call on the
+/// return type, so a missing bound is reported there.
+pub fn assert_storable<T: Serialize + DeserializeOwned>() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy_name<P>(_: &P) -> &'static str {
+        std::any::type_name::<P>().rsplit("::").next().unwrap()
+    }
+
+    type Fallible = core::result::Result<u8, String>;
+
+    #[test]
+    fn the_probe_picks_the_policy_by_type() {
+        assert_eq!(policy_name(&(&&&Probe::<u8>::new()).policy()), "Plain");
+        assert_eq!(
+            policy_name(&(&&&Probe::<Fallible>::new()).policy()),
+            "OkOnly"
+        );
+        assert_eq!(
+            policy_name(&(&&&Probe::<Option<u8>>::new()).policy()),
+            "SomeOnly"
+        );
+    }
+
+    #[test]
+    fn heads_follow_the_key_scheme() {
+        let memo = Site::new(Kind::Memoize, "app::math::square", None);
+        assert_eq!(memo.head(), "memoize:app.math.square");
+        let grouped = Site::new(Kind::Memoize, "app::math::square", Some("sq"));
+        assert_eq!(grouped.head(), "memoize:sq");
+        let view = Site::new(Kind::Cached, "app::home", Some("homepage"));
+        assert_eq!(view.head(), "homepage");
+        let plain = Site::new(Kind::Cached, "app::home", None);
+        assert_eq!(plain.head(), "cached:app.home");
+    }
+}
