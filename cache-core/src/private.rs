@@ -122,14 +122,18 @@ pub fn given_cache(cache: &Cache) -> Option<&Cache> {
     Some(cache)
 }
 
+/// The cache of one call and its key, built before the body takes the arguments.
+pub type Prepared<'a> = Option<(&'a Cache, crate::Result<String>)>;
+
+/// Builds the key of a call for `cache` (nothing when there is no cache). The closure runs
+/// at once, so it may borrow arguments that the body moves afterwards.
+pub fn prepare<'a>(cache: Option<&'a Cache>, key: impl FnOnce(&str) -> crate::Result<String>) -> Prepared<'a> {
+    cache.map(|cache| (cache, key(cache.namespace())))
+}
+
 /// Builds the plan for one call, or `None` to run the function without the cache.
-fn plan<'a>(
-    cache: Option<&'a Cache>,
-    site: &'a Site,
-    key: impl FnOnce(&str) -> crate::Result<String>,
-    options: Options,
-) -> Option<Plan<'a>> {
-    let Some(cache) = cache else {
+fn plan<'a>(prepared: Prepared<'a>, site: &'a Site, options: Options) -> Option<Plan<'a>> {
+    let Some((cache, key)) = prepared else {
         site.stats.bypass();
         return None;
     };
@@ -141,7 +145,7 @@ fn plan<'a>(
         counters.bypass();
         return None;
     }
-    match key(cache.namespace()) {
+    match key {
         Ok(key) => Some(Plan {
             cache,
             key,
@@ -160,14 +164,13 @@ fn plan<'a>(
 
 /// Runs a sync function through the cache.
 pub fn call_blocking<R, P: Policy<R>, C: Codec>(
-    cache: Option<&Cache>,
+    prepared: Prepared<'_>,
     site: &Site,
-    key: impl FnOnce(&str) -> crate::Result<String>,
     options: Options,
     policy: P,
     body: impl FnOnce() -> R,
 ) -> R {
-    match plan(cache, site, key, options) {
+    match plan(prepared, site, options) {
         Some(plan) => run_blocking::<R, P, C, _>(plan, policy, body),
         None => body(),
     }
@@ -175,14 +178,13 @@ pub fn call_blocking<R, P: Policy<R>, C: Codec>(
 
 /// Runs an async function through the cache.
 pub async fn call_async<R, P: Policy<R>, C: Codec>(
-    cache: Option<&Cache>,
+    prepared: Prepared<'_>,
     site: &Site,
-    key: impl FnOnce(&str) -> crate::Result<String>,
     options: Options,
     policy: P,
     body: impl Future<Output = R>,
 ) -> R {
-    match plan(cache, site, key, options) {
+    match plan(prepared, site, options) {
         Some(plan) => run_async::<R, P, C, _>(plan, policy, body).await,
         None => body.await,
     }
