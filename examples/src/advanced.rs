@@ -1,0 +1,155 @@
+//! The advanced-techniques tutorial app: view caching, function caching, fragment caching,
+//! direct `set`/`get` shared by every instance, and the expiry strategies.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Html;
+use axum::routing::get;
+use axum::{Json, Router};
+use cache_core::{Cache, cached, memoize};
+use serde::{Deserialize, Serialize};
+
+/// How many times each expensive body ran in this process.
+pub static EXPENSIVE_RUNS: AtomicU64 = AtomicU64::new(0);
+/// See [`EXPENSIVE_RUNS`].
+pub static DATABASE_FETCHES: AtomicU64 = AtomicU64::new(0);
+/// See [`EXPENSIVE_RUNS`].
+pub static FRAGMENT_RENDERS: AtomicU64 = AtomicU64::new(0);
+
+/// The `/expensive` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Message {
+    /// The text.
+    pub message: String,
+}
+
+/// View-level caching: the whole answer for 60 s.
+#[cached(timeout = 60)]
+pub async fn expensive_operation() -> Message {
+    EXPENSIVE_RUNS.fetch_add(1, Ordering::Relaxed);
+    Message {
+        message: "Heavy computation result".to_owned(),
+    }
+}
+
+/// A user row.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    /// The id.
+    pub user_id: u64,
+    /// The name.
+    pub name: String,
+}
+
+/// Function-level caching: one entry per user for 120 s.
+#[memoize(timeout = 120)]
+pub async fn get_user_details(user_id: u64) -> User {
+    println!("Fetching from database...");
+    DATABASE_FETCHES.fetch_add(1, Ordering::Relaxed);
+    User {
+        user_id,
+        name: format!("User {user_id}"),
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// Fragment caching: the expensive part of the page is cached for 120 s under
+/// `dashboard_data`; the rest renders on every request.
+async fn dashboard(State(cache): State<Cache>) -> Html<String> {
+    let fragment = cache
+        .get_or_set_with("dashboard_data", Duration::from_secs(120), || async {
+            FRAGMENT_RENDERS.fetch_add(1, Ordering::Relaxed);
+            format!("<p>Dynamic Data: {}</p>", unix_now().to_bits() % 1000)
+        })
+        .await;
+    Html(format!(
+        "<h1>Dashboard</h1>\n<p>Rendered at {:.6}</p>\n{fragment}\n",
+        unix_now()
+    ))
+}
+
+async fn user_profile(Path(raw): Path<String>) -> Result<Json<User>, (StatusCode, String)> {
+    let user_id = raw
+        .parse()
+        .map_err(|_| (StatusCode::BAD_REQUEST, format!("{raw:?} is not a user id: try /user/1")))?;
+    Ok(Json(get_user_details(user_id).await))
+}
+
+async fn forget_user(Path(user_id): Path<u64>) -> Result<String, (StatusCode, String)> {
+    get_user_details::invalidate(user_id).await.map_err(unavailable)?;
+    Ok(format!("User {user_id} forgotten"))
+}
+
+#[derive(Debug, Deserialize)]
+struct SetParams {
+    value: String,
+    timeout: Option<u64>,
+}
+
+/// The tutorial's `set_cache(key, value, timeout=300)`, over HTTP.
+async fn set_cache(
+    State(cache): State<Cache>,
+    Path(key): Path<String>,
+    Query(params): Query<SetParams>,
+) -> Result<String, (StatusCode, String)> {
+    let timeout = Duration::from_secs(params.timeout.unwrap_or(300));
+    cache
+        .set_with_timeout(&key, &params.value, timeout)
+        .await
+        .map_err(unavailable)?;
+    Ok(format!("{key} set for {}s", timeout.as_secs()))
+}
+
+/// The tutorial's `get_cache(key)`.
+async fn get_cache(State(cache): State<Cache>, Path(key): Path<String>) -> Result<String, (StatusCode, String)> {
+    match cache.get::<String>(&key).await.map_err(unavailable)? {
+        Some(value) => Ok(value),
+        None => Err((StatusCode::NOT_FOUND, format!("{key} is not cached"))),
+    }
+}
+
+/// Manual invalidation: `cache.delete("user_123")`.
+async fn delete_cache(State(cache): State<Cache>, Path(key): Path<String>) -> Result<String, (StatusCode, String)> {
+    let existed = cache.delete(&key).await.map_err(unavailable)?;
+    Ok(format!("{key} {}", if existed { "deleted" } else { "was not cached" }))
+}
+
+async fn stats(State(cache): State<Cache>) -> Json<HashMap<&'static str, u64>> {
+    let all = cache.stats();
+    Json(HashMap::from([
+        ("expensive_runs", EXPENSIVE_RUNS.load(Ordering::Relaxed)),
+        ("database_fetches", DATABASE_FETCHES.load(Ordering::Relaxed)),
+        ("fragment_renders", FRAGMENT_RENDERS.load(Ordering::Relaxed)),
+        ("cache_hits", all.hits),
+        ("cache_misses", all.misses),
+        ("cache_errors", all.errors),
+    ]))
+}
+
+fn unavailable(error: cache_core::Error) -> (StatusCode, String) {
+    (StatusCode::SERVICE_UNAVAILABLE, format!("the cache is unavailable: {error}"))
+}
+
+/// The app: `/expensive`, `/user/{id}`, `/user/{id}/forget`, `/dashboard`,
+/// `/cache/{key}` (`?value=..&timeout=..` sets, else gets), `/cache/{key}/delete`, `/stats`.
+pub fn router(cache: Cache) -> Router {
+    Router::new()
+        .route("/expensive", get(|| async { Json(expensive_operation().await) }))
+        .route("/user/{id}", get(user_profile))
+        .route("/user/{id}/forget", get(forget_user))
+        .route("/dashboard", get(dashboard))
+        .route("/cache/{key}", get(get_cache).post(set_cache).put(set_cache))
+        .route("/cache/{key}/delete", get(delete_cache).delete(delete_cache))
+        .route("/stats", get(stats))
+        .with_state(cache)
+}
