@@ -110,7 +110,7 @@ mod tests {
         );
         // 4 GiB claimed, 3 bytes present.
         let mut claim = vec![0xFC];
-        claim.extend_from_slice(&(4u32 << 30).to_le_bytes());
+        claim.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(Bincode::decode::<Vec<u8>>(&claim).unwrap_err().is_decode());
     }
 
