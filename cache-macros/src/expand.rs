@@ -1,0 +1,596 @@
+//! The expansion, one small function per emitted piece: the site, the key builder, the
+//! cached call, and the typed invalidation companions. Both attributes share it.
+//!
+//! A free function `square` expands to the function and a companion module `square` (the
+//! site static, the key builder, `invalidate`, `invalidate_all`, `key`, `stats`). A function
+//! whose signature mentions `self` or `Self` (or that is marked `associated`) is an item of
+//! an `impl` block, where modules cannot go, so its companions are associated functions
+//! named after it: `load_invalidate`, `load_invalidate_all`, `load_key`, `load_stats`, with
+//! hidden `__cache_site_load` and `__cache_key_load` beside them.
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned as _;
+use syn::visit_mut::VisitMut;
+use syn::{AttrStyle, Attribute, Block, Generics, ItemFn, Path};
+
+use crate::analyze::{self, Errors, Function, Param};
+use crate::args::{Args, Kind, Timeout};
+
+/// Expands one attribute, or returns every error in its arguments and function.
+pub(crate) fn attribute(
+    kind: Kind,
+    args: TokenStream,
+    item: TokenStream,
+) -> syn::Result<TokenStream> {
+    let item: ItemFn = syn::parse2(item)?;
+    let mut errors = Errors::default();
+    let args = syn::parse2::<Args>(args).and_then(Args::into_result);
+    let function = analyze::analyze(item);
+    let (args, function) = match (args, function) {
+        (Ok(args), Ok(function)) => (args, function),
+        (args, function) => {
+            for error in [args.err(), function.err()].into_iter().flatten() {
+                errors.push(error);
+            }
+            errors.finish()?;
+            unreachable!("at least one error was pushed");
+        }
+    };
+    let ctx = Ctx::new(kind, &args, &function)?;
+    Ok(ctx.expand())
+}
+
+/// Where a piece of generated code sits, which decides how it names the site and key
+/// builder.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// In the function's own body (or beside it, for associated items).
+    Function,
+    /// In the companion module of a free function.
+    Companion,
+}
+
+/// Everything the expansion needs, checked.
+struct Ctx<'a> {
+    kind: Kind,
+    args: &'a Args,
+    f: &'a Function,
+    krate: TokenStream,
+    /// The parameters that enter the key, in order (none for `#[cached]`).
+    key_params: Vec<&'a Param>,
+    /// `self` enters the key.
+    self_in_key: bool,
+    /// Companions are associated functions, not a module.
+    associated: bool,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(kind: Kind, args: &'a Args, f: &'a Function) -> syn::Result<Self> {
+        let mut errors = Errors::default();
+        let ignored = ignored(args, f, &mut errors);
+        if kind == Kind::Cached {
+            check_cached(args, f, &mut errors);
+        }
+        errors.finish()?;
+        let is_ignored = |ident: &Ident| ignored.iter().any(|i| i == ident);
+        let keyed = kind == Kind::Memoize;
+        let krate = match &args.krate {
+            Some(path) => quote!(#path),
+            None => quote!(::cache_core),
+        };
+        Ok(Self {
+            kind,
+            args,
+            f,
+            krate,
+            key_params: if keyed {
+                f.params.iter().filter(|p| !is_ignored(&p.ident)).collect()
+            } else {
+                Vec::new()
+            },
+            self_in_key: keyed
+                && f.receiver.as_ref().is_some()
+                && !ignored.iter().any(|i| i == "self"),
+            associated: f.mentions_self || args.associated.is_some(),
+        })
+    }
+
+    fn expand(&self) -> TokenStream {
+        let function = self.function();
+        if self.associated {
+            let site = self.site_fn();
+            let key = self.key_fn(Place::Function);
+            let companions = self.method_companions();
+            quote!(#site #key #function #companions)
+        } else {
+            let module = self.companion_module();
+            quote!(#function #module)
+        }
+    }
+
+    fn name(&self) -> &Ident {
+        self.f.name()
+    }
+
+    fn hidden(&self, what: &str) -> Ident {
+        format_ident!("__cache_{}_{}", what, self.name())
+    }
+
+    fn companion(&self, suffix: &str) -> Ident {
+        format_ident!("{}_{}", self.name(), suffix)
+    }
+
+    /// The `&'static Site` of the function.
+    fn site(&self, place: Place) -> TokenStream {
+        let name = self.name();
+        match (self.associated, place) {
+            (true, _) => {
+                let site_fn = self.hidden("site");
+                quote!(Self::#site_fn())
+            }
+            (false, Place::Function) => quote!(&#name::__CACHE_SITE),
+            (false, Place::Companion) => quote!(&__CACHE_SITE),
+        }
+    }
+
+    /// `::cache_core::__private::Site::new(..)` for this function.
+    fn site_new(&self) -> TokenStream {
+        let krate = &self.krate;
+        let kind = match self.kind {
+            Kind::Cached => quote!(Cached),
+            Kind::Memoize => quote!(Memoize),
+        };
+        let prefix = match &self.args.key_prefix {
+            Some(lit) => quote!(#krate::__private::Some(#lit)),
+            None => quote!(#krate::__private::None),
+        };
+        // In the companion module `square`, `module_path!()` already ends in `::square`.
+        let path = if self.associated {
+            let name = self.name().to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #name))
+        } else {
+            quote!(::core::module_path!())
+        };
+        quote!(#krate::__private::Site::new(#krate::__private::Kind::#kind, #path, #prefix))
+    }
+
+    /// The hidden function of an associated item that owns its site.
+    fn site_fn(&self) -> TokenStream {
+        let krate = &self.krate;
+        let site_fn = self.hidden("site");
+        let new = self.site_new();
+        let cfgs = self.cfgs();
+        quote! {
+            #(#cfgs)*
+            #[doc(hidden)]
+            fn #site_fn() -> &'static #krate::__private::Site {
+                static __CACHE_SITE: #krate::__private::Site = #new;
+                &__CACHE_SITE
+            }
+        }
+    }
+
+    /// The `#[cfg]` attributes of the function, repeated on every companion.
+    fn cfgs(&self) -> Vec<&Attribute> {
+        let attrs = self.f.item.attrs.iter();
+        attrs.filter(|a| a.path().is_ident("cfg")).collect()
+    }
+
+    /// The generics of the function, adjusted for `place`.
+    fn generics(&self, place: Place) -> Generics {
+        let mut generics = self.f.item.sig.generics.clone();
+        if place == Place::Companion {
+            OneLevelDeeper.visit_generics_mut(&mut generics);
+        }
+        generics
+    }
+
+    /// The key parameters as companion parameters: `name: Type`, each.
+    fn typed_params(&self, place: Place, by_ref: bool) -> Vec<TokenStream> {
+        let reference = by_ref.then(|| quote!(&));
+        let params = self.key_params.iter().map(|param| {
+            let ident = &param.ident;
+            let mut ty = param.ty.clone();
+            if place == Place::Companion {
+                OneLevelDeeper.visit_type_mut(&mut ty);
+            }
+            quote!(#ident: #reference #ty)
+        });
+        params.collect()
+    }
+
+    fn turbofish(&self) -> TokenStream {
+        let args = &self.f.generic_args;
+        if args.is_empty() {
+            TokenStream::new()
+        } else {
+            quote!(::<#(#args),*>)
+        }
+    }
+
+    /// A call of the key builder with namespace `ns`, from `place`.
+    fn key_call(&self, place: Place, ns: TokenStream) -> TokenStream {
+        let turbofish = self.turbofish();
+        let key_fn = match (self.associated, place) {
+            (true, _) => {
+                let key_fn = self.hidden("key");
+                quote!(Self::#key_fn)
+            }
+            (false, Place::Function) => {
+                let name = self.name();
+                quote!(#name::__cache_key)
+            }
+            (false, Place::Companion) => quote!(__cache_key),
+        };
+        let this = self.self_in_key.then(|| quote!(&self,));
+        let params = self.key_params.iter().map(|p| &p.ident);
+        quote!(#key_fn #turbofish(#ns, #this #(&#params),*))
+    }
+
+    /// The key builder: the head, a `<type>` token per type (and `Self`), then the arguments.
+    fn key_fn(&self, place: Place) -> TokenStream {
+        let krate = &self.krate;
+        let generics = self.generics(place);
+        let where_clause = &generics.where_clause;
+        let site = self.site(place);
+        let (name, vis) = if self.associated {
+            (self.hidden("key"), quote!())
+        } else {
+            (format_ident!("__cache_key"), quote!(pub(super)))
+        };
+        let receiver = self.f.receiver.as_ref().filter(|_| self.self_in_key);
+        let this_param = receiver.map(|_| quote!(__cache_self: &Self,));
+        let params = self.typed_params(place, true);
+        let mut pushes = Vec::new();
+        if self.associated {
+            pushes.push(quote!(__cache_key.type_param(::core::any::type_name::<Self>());));
+        }
+        for ty in &self.f.type_params {
+            pushes.push(quote!(__cache_key.type_param(::core::any::type_name::<#ty>());));
+        }
+        if let Some(receiver) = receiver {
+            let span = receiver.tokens.span();
+            pushes.push(quote_spanned!(span=> __cache_key.arg(__cache_self)?;));
+        }
+        for param in &self.key_params {
+            let ident = &param.ident;
+            pushes.push(quote_spanned!(param.ty.span()=> __cache_key.arg(#ident)?;));
+        }
+        let mutable = (!pushes.is_empty()).then(|| quote!(mut));
+        let cfgs = self.cfgs();
+        quote! {
+            #(#cfgs)*
+            #[doc(hidden)]
+            #vis fn #name #generics(
+                __cache_ns: &str, #this_param #(#params),*
+            ) -> #krate::Result<#krate::__private::String> #where_clause {
+                let #mutable __cache_key = (#site).key(__cache_ns);
+                #(#pushes)*
+                #krate::__private::Ok(__cache_key.finish())
+            }
+        }
+    }
+
+    /// The cache of a call: the named one, or the installed default.
+    fn cache(&self, place: Place) -> TokenStream {
+        let krate = &self.krate;
+        match &self.args.cache {
+            Some(path) => {
+                let mut path = path.clone();
+                if place == Place::Companion {
+                    OneLevelDeeper.visit_path_mut(&mut path);
+                }
+                let given =
+                    quote_spanned!(path.span()=> let __cache_given: &#krate::Cache = &#path;);
+                quote!({ #given #krate::__private::given_cache(__cache_given) })
+            }
+            None => {
+                let site = self.site(place);
+                quote!(#krate::__private::default_cache(#site))
+            }
+        }
+    }
+
+    /// The function, its signature and attributes as written, its body replaced.
+    fn function(&self) -> TokenStream {
+        let ItemFn {
+            attrs,
+            vis,
+            sig,
+            block,
+        } = &self.f.item;
+        let outer = attrs.iter().filter(|a| matches!(a.style, AttrStyle::Outer));
+        let inner = attrs
+            .iter()
+            .filter(|a| !matches!(a.style, AttrStyle::Outer));
+        let body = self.body(block);
+        quote! {
+            #(#outer)*
+            #vis #sig {
+                #(#inner)*
+                #body
+            }
+        }
+    }
+
+    fn options(&self) -> TokenStream {
+        let krate = &self.krate;
+        let timeout = match &self.args.timeout {
+            Some(Timeout::Seconds(secs)) => {
+                quote!(#krate::__private::Some(#krate::__private::seconds(#secs)))
+            }
+            Some(Timeout::Duration(expr)) => quote!(#krate::__private::Some(#expr)),
+            None => quote!(#krate::__private::None),
+        };
+        let unless = self
+            .args
+            .unless
+            .as_ref()
+            .map_or_else(|| quote!(false), |e| quote!(#e));
+        let forced = self.args.forced_update.as_ref();
+        let forced = forced.map_or_else(|| quote!(false), |e| quote!(#e));
+        let cache_none = self.args.cache_none.is_some();
+        quote! {
+            #krate::__private::Options {
+                timeout: #timeout,
+                unless: #unless,
+                forced_update: #forced,
+                cache_none: #cache_none,
+                stampede: #krate::__private::Stampede::DEFAULT,
+            }
+        }
+    }
+
+    /// The new body: prepare the key, decide the options, then run the old body through
+    /// the cache.
+    fn body(&self, block: &Block) -> TokenStream {
+        let krate = &self.krate;
+        let ret = &self.f.ret;
+        let codec = match &self.args.codec {
+            Some(codec) => quote!(#codec),
+            None => quote!(#krate::__private::DefaultCodec),
+        };
+        let cache = self.cache(Place::Function);
+        let key = self.key_call(Place::Function, quote!(__cache_ns));
+        let options = self.options();
+        let site = self.site(Place::Function);
+        // Spanned on the return type, so a type that cannot be stored is reported there.
+        let call = if self.f.is_async {
+            quote_spanned! {ret.span()=>
+                #krate::__private::call_async::<#ret, _, #codec>(
+                    __cache_prepared, #site, __cache_options, __cache_policy, async move #block,
+                )
+                .await
+            }
+        } else {
+            quote_spanned! {ret.span()=>
+                #krate::__private::call_blocking::<#ret, _, #codec>(
+                    __cache_prepared, #site, __cache_options, __cache_policy, move || -> #ret #block,
+                )
+            }
+        };
+        let policy = quote_spanned! {ret.span()=>
+            #[allow(unused_imports)]
+            use #krate::__private::{ProbeOption as _, ProbePlain as _, ProbeResult as _};
+            (&&&#krate::__private::Probe::<#ret>::new()).policy()
+        };
+        quote! {
+            let __cache_cache = #cache;
+            let __cache_prepared = #krate::__private::prepare(__cache_cache, |__cache_ns| #key);
+            let __cache_options = #options;
+            let __cache_policy = { #policy };
+            #call
+        }
+    }
+
+    /// The pieces shared by both kinds of companions: (invalidate, invalidate_all, key,
+    /// stats) bodies and signatures, minus names and receivers.
+    fn companion_bodies(&self, place: Place) -> [TokenStream; 4] {
+        let krate = &self.krate;
+        let cache = self.cache(place);
+        let site = self.site(place);
+        let logical = self.key_call(place, quote!(""));
+        let (forget, forget_all, wait) = if self.f.is_async {
+            (quote!(forget), quote!(forget_all), quote!(.await))
+        } else {
+            (
+                quote!(forget_blocking),
+                quote!(forget_all_blocking),
+                quote!(),
+            )
+        };
+        [
+            quote!(#krate::__private::#forget(#cache, #logical)#wait),
+            quote!(#krate::__private::#forget_all(#cache, #site)#wait),
+            logical,
+            quote!((#site).stats()),
+        ]
+    }
+
+    /// The companion module of a free function.
+    fn companion_module(&self) -> TokenStream {
+        let krate = &self.krate;
+        let name = self.name();
+        let vis = &self.f.item.vis;
+        let asyncness = &self.f.item.sig.asyncness;
+        let generics = self.generics(Place::Companion);
+        let where_clause = &generics.where_clause;
+        let params = self.typed_params(Place::Companion, false);
+        let site_new = self.site_new();
+        let key_fn = self.key_fn(Place::Companion);
+        let [invalidate, invalidate_all, key, stats] = self.companion_bodies(Place::Companion);
+        let cfgs = self.cfgs();
+        let doc = format!(
+            "Cache companions of the function `{name}`: forget one entry, forget them all, \
+             see a key, read the counters."
+        );
+        quote! {
+            #(#cfgs)*
+            #[doc = #doc]
+            #[allow(dead_code)]
+            #vis mod #name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                #[doc(hidden)]
+                pub(super) static __CACHE_SITE: #krate::__private::Site = #site_new;
+
+                #key_fn
+
+                /// Forgets the cached result of these arguments; true if there was one.
+                pub #asyncness fn invalidate #generics(#(#params),*) -> #krate::Result<bool>
+                #where_clause {
+                    #invalidate
+                }
+
+                /// Forgets every cached result of the function; returns how many.
+                pub #asyncness fn invalidate_all() -> #krate::Result<u64> {
+                    #invalidate_all
+                }
+
+                /// The key of these arguments, without the cache's namespace.
+                pub fn key #generics(#(#params),*) -> #krate::Result<#krate::__private::String>
+                #where_clause {
+                    #key
+                }
+
+                /// The function's hit, miss and store counters.
+                pub fn stats() -> #krate::StatsSnapshot {
+                    #stats
+                }
+            }
+        }
+    }
+
+    /// The companions of an associated function: `name_invalidate` and friends.
+    fn method_companions(&self) -> TokenStream {
+        let krate = &self.krate;
+        let vis = &self.f.item.vis;
+        let asyncness = &self.f.item.sig.asyncness;
+        let generics = self.generics(Place::Function);
+        let where_clause = &generics.where_clause;
+        let this = self.self_in_key.then(|| quote!(&self,));
+        let params = self.typed_params(Place::Function, false);
+        let [invalidate, invalidate_all, key, stats] = self.companion_bodies(Place::Function);
+        let names = ["invalidate", "invalidate_all", "key", "stats"].map(|s| self.companion(s));
+        let [n_invalidate, n_invalidate_all, n_key, n_stats] = &names;
+        let name = self.name().to_string();
+        let docs = [
+            format!(
+                "Forgets the cached result of `{name}` for these arguments; true if there was one."
+            ),
+            format!("Forgets every cached result of `{name}`; returns how many."),
+            format!("The key of `{name}` for these arguments, without the cache's namespace."),
+            format!("The hit, miss and store counters of `{name}`."),
+        ];
+        let [d_invalidate, d_invalidate_all, d_key, d_stats] = &docs;
+        let cfgs = self.cfgs();
+        quote! {
+            #(#cfgs)*
+            #[doc = #d_invalidate]
+            #[allow(dead_code)]
+            #vis #asyncness fn #n_invalidate #generics(#this #(#params),*) -> #krate::Result<bool>
+            #where_clause {
+                #invalidate
+            }
+
+            #(#cfgs)*
+            #[doc = #d_invalidate_all]
+            #[allow(dead_code)]
+            #vis #asyncness fn #n_invalidate_all() -> #krate::Result<u64> {
+                #invalidate_all
+            }
+
+            #(#cfgs)*
+            #[doc = #d_key]
+            #[allow(dead_code)]
+            #vis fn #n_key #generics(#this #(#params),*) -> #krate::Result<#krate::__private::String>
+            #where_clause {
+                #key
+            }
+
+            #(#cfgs)*
+            #[doc = #d_stats]
+            #[allow(dead_code)]
+            #vis fn #n_stats() -> #krate::StatsSnapshot {
+                #stats
+            }
+        }
+    }
+}
+
+/// The idents listed in `ignore = [..]`, each checked against the parameters.
+fn ignored(args: &Args, f: &Function, errors: &mut Errors) -> Vec<Ident> {
+    let Some((_, list)) = &args.ignore else {
+        return Vec::new();
+    };
+    for ident in list {
+        let found = if ident == "self" {
+            f.receiver.is_some()
+        } else {
+            f.params.iter().any(|p| p.ident == *ident)
+        };
+        if !found {
+            let names: Vec<String> = f
+                .receiver
+                .iter()
+                .map(|_| "`self`".to_owned())
+                .chain(f.params.iter().map(|p| format!("`{}`", p.ident)))
+                .collect();
+            let known = if names.is_empty() {
+                "the function has no parameters".to_owned()
+            } else {
+                format!("the parameters are {}", names.join(", "))
+            };
+            errors.push(syn::Error::new(
+                ident.span(),
+                format!("`ignore` names `{ident}`, which is not a parameter; {known}"),
+            ));
+        }
+    }
+    list.clone()
+}
+
+/// `#[cached]` keeps one entry whatever the arguments: with parameters, it needs a
+/// `key_prefix` (so the single entry is named on purpose), and `ignore` means nothing.
+fn check_cached(args: &Args, f: &Function, errors: &mut Errors) {
+    if args.key_prefix.is_none() && !f.takes_nothing() {
+        errors.push(syn::Error::new(
+            analyze::params_span(&f.item),
+            "#[cached] keeps ONE entry whatever the arguments, so on a function with \
+             parameters it needs `key_prefix = \"...\"` to say so; to cache one entry per \
+             argument list, use #[memoize]",
+        ));
+    }
+    if let Some((span, _)) = &args.ignore {
+        errors.push(syn::Error::new(
+            *span,
+            format!(
+                "`ignore` has no effect with {}, whose key never includes arguments; remove \
+                 it, or use #[memoize]",
+                Kind::Cached.attr()
+            ),
+        ));
+    }
+}
+
+/// Rewrites relative paths for code moved one module down (into the companion module):
+/// `self::x` becomes `super::x`, `super::x` becomes `super::super::x`.
+struct OneLevelDeeper;
+
+impl VisitMut for OneLevelDeeper {
+    fn visit_path_mut(&mut self, path: &mut Path) {
+        if path.leading_colon.is_none()
+            && let Some(first) = path.segments.first_mut()
+        {
+            if first.ident == "self" {
+                first.ident = Ident::new("super", first.ident.span());
+            } else if first.ident == "super" {
+                let span = first.ident.span();
+                path.segments.insert(0, Ident::new("super", span).into());
+            }
+        }
+        syn::visit_mut::visit_path_mut(self, path);
+    }
+}
