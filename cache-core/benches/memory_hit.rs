@@ -31,7 +31,7 @@ fn hundred(n: u64) -> String {
     value(n)
 }
 
-#[cached::proc_macro::cached(time = 600)]
+#[cached::proc_macro::cached(ttl_secs = 600)]
 fn hundred_cached_crate(n: u64) -> String {
     value(n)
 }
@@ -43,18 +43,26 @@ fn hundred_by_hand(n: u64) -> Option<String> {
     key.push_str("memoize:memory_hit.hundred:");
     write!(key, "{n}").ok()?;
     let bytes = BlockingBackend::get(&**STORE, &key).ok()??;
-    envelope::open::<Bincode, String>(&bytes).ok().map(|(v, _)| v)
+    envelope::open::<Bincode, String>(&bytes)
+        .ok()
+        .map(|(v, _)| v)
 }
 
 fn memory_hit(c: &mut Criterion) {
     assert_eq!(hundred(7).len(), 100);
-    assert_eq!(hundred_by_hand(7).as_deref(), Some(value(7).as_str()), "same key and store");
+    assert_eq!(
+        hundred_by_hand(7).as_deref(),
+        Some(value(7).as_str()),
+        "same key and store"
+    );
     assert_eq!(hundred_cached_crate(7), value(7));
 
     let mut group = c.benchmark_group("memory_hit");
     group.bench_function("memoize", |b| b.iter(|| hundred(black_box(7))));
     group.bench_function("by_hand", |b| b.iter(|| hundred_by_hand(black_box(7))));
-    group.bench_function("cached_crate", |b| b.iter(|| hundred_cached_crate(black_box(7))));
+    group.bench_function("cached_crate", |b| {
+        b.iter(|| hundred_cached_crate(black_box(7)))
+    });
     group.finish();
 }
 

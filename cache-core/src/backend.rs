@@ -94,6 +94,22 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Removes every key that starts with `prefix` (a literal prefix, never a pattern) and
     /// returns how many were removed. Callers never pass an empty prefix.
     async fn delete_prefix(&self, prefix: &str) -> Result<u64>;
+
+    /// Removes `key` only if it holds exactly `expected`, atomically; true if removed.
+    /// Releases a stampede lease without deleting one that another caller took since.
+    ///
+    /// The default refuses, so leases then simply expire.
+    async fn delete_if_equal(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        let _ = (key, expected);
+        Err(unsupported("delete_if_equal"))
+    }
+}
+
+fn unsupported(operation: &str) -> crate::Error {
+    crate::Error::new(
+        crate::ErrorKind::Refused,
+        format!("this backend does not support {operation}"),
+    )
 }
 
 /// The blocking half of a backend, used by sync functions and [`Cache::blocking`].
@@ -121,6 +137,11 @@ pub trait BlockingBackend: Send + Sync + fmt::Debug + 'static {
     fn exists(&self, key: &str) -> Result<bool>;
     /// See [`Backend::delete_prefix`].
     fn delete_prefix(&self, prefix: &str) -> Result<u64>;
+    /// See [`Backend::delete_if_equal`].
+    fn delete_if_equal(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        let _ = (key, expected);
+        Err(unsupported("delete_if_equal"))
+    }
 }
 
 /// Both halves: what a [`Cache`](crate::Cache) holds. Implemented for every type that
@@ -185,6 +206,9 @@ macro_rules! async_via_blocking {
             }
             async fn delete_prefix(&self, prefix: &str) -> $crate::Result<u64> {
                 $crate::backend::BlockingBackend::delete_prefix(self, prefix)
+            }
+            async fn delete_if_equal(&self, key: &str, expected: &[u8]) -> $crate::Result<bool> {
+                $crate::backend::BlockingBackend::delete_if_equal(self, key, expected)
             }
         }
     };

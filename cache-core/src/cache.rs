@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, BlockingBackend, Capabilities, Store, Ttl};
-use crate::call::{Plain, Plan};
+use crate::call::{Options as CallOptions, Plain, Plan};
 use crate::codec::DefaultCodec;
 use crate::envelope::{self, Meta};
 use crate::flight::Flights;
@@ -329,7 +329,37 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
     {
-        let plan = Plan::direct(self, self.full_key(key), Some(timeout));
+        self.get_or_set_with_options(key, CallOptions::timeout(timeout), compute)
+            .await
+    }
+
+    /// [`Cache::get_or_set_with`] with every switch: timeout, `forced_update`, and stampede
+    /// protection across processes (leases, early refresh, serve-stale, jitter).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_core::{CallOptions, stampede::Stampede};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let cache = cache_core::Cache::memory();
+    /// let mut options = CallOptions::timeout(Duration::from_secs(60));
+    /// options.stampede = Stampede::default().lease(Duration::from_secs(5)).serve_stale(Duration::from_secs(30));
+    /// let report = cache.get_or_set_with_options("report", options, || async { 42u64 }).await;
+    /// assert_eq!(report, 42);
+    /// # }
+    /// ```
+    pub async fn get_or_set_with_options<T, F, Fut>(
+        &self,
+        key: &str,
+        options: CallOptions,
+        compute: F,
+    ) -> T
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let plan = Plan::direct(self, self.full_key(key), options);
         crate::call::run_async::<T, Plain, DefaultCodec, _>(plan, Plain, compute()).await
     }
 
@@ -423,7 +453,7 @@ impl Cache {
 }
 
 fn seal<T: Serialize + ?Sized>(value: &T) -> Result<Bytes> {
-    envelope::seal::<DefaultCodec, T>(value, Meta::default())
+    envelope::seal_untyped::<DefaultCodec, T>(value, Meta::default())
 }
 
 fn as_strs(keys: &[String]) -> Vec<&str> {
@@ -546,7 +576,16 @@ impl BlockingCache<'_> {
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> T,
     {
-        let plan = Plan::direct(self.cache, self.cache.full_key(key), Some(timeout));
+        self.get_or_set_with_options(key, CallOptions::timeout(timeout), compute)
+    }
+
+    /// See [`Cache::get_or_set_with_options`].
+    pub fn get_or_set_with_options<T, F>(&self, key: &str, options: CallOptions, compute: F) -> T
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> T,
+    {
+        let plan = Plan::direct(self.cache, self.cache.full_key(key), options);
         crate::call::run_blocking::<T, Plain, DefaultCodec, _>(plan, Plain, compute)
     }
 }

@@ -4,18 +4,19 @@
 //! [`run_blocking`] and [`run_async`].
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Result;
-use crate::backend::{BlockingBackend, Ttl};
+use crate::backend::{Backend, BlockingBackend, Ttl};
 use crate::cache::{Cache, ttl_of};
 use crate::codec::Codec;
 use crate::envelope::{self, Meta};
 use crate::flight::{Leader, Outcome, Role};
+use crate::stampede::{Freshness, Stampede, lease_key, lease_token, poll_delay};
 use crate::stats::Counters;
 
 /// Decides which results of a function are stored, and how a stored value becomes a result
@@ -73,7 +74,20 @@ impl<T: Serialize + DeserializeOwned> Policy<Option<T>> for SomeOnly {
     }
 }
 
-/// Per-call switches, written by the expansion.
+/// Per-call switches, written by the expansion or given to
+/// [`Cache::get_or_set_with_options`](crate::Cache::get_or_set_with_options).
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_core::{CallOptions, stampede::Stampede};
+///
+/// let options = CallOptions {
+///     timeout: Some(Duration::from_secs(60)),
+///     stampede: Stampede::default().lease(Duration::from_secs(5)),
+///     ..CallOptions::default()
+/// };
+/// # let _ = options;
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     /// The entry's timeout; `None` for the cache's default. Zero: never expires.
@@ -84,6 +98,18 @@ pub struct Options {
     pub forced_update: bool,
     /// Store `None` results of `Option` functions.
     pub cache_none: bool,
+    /// Leases, early refresh, serve-stale and jitter.
+    pub stampede: Stampede,
+}
+
+impl Options {
+    /// Options with only a timeout set.
+    pub fn timeout(timeout: Duration) -> Self {
+        Self {
+            timeout: Some(timeout),
+            ..Self::default()
+        }
+    }
 }
 
 /// A call that will use the cache: the cache, the full key and the switches.
@@ -95,16 +121,33 @@ pub(crate) struct Plan<'a> {
     pub(crate) label: &'a str,
 }
 
+/// What a read found.
+enum Lookup<T> {
+    /// A value to return.
+    Fresh(T),
+    /// A value to return while one caller refreshes it.
+    Stale(T),
+    /// Nothing usable, or a value to recompute early.
+    Miss,
+}
+
+/// What waiting on another process's lease gave.
+enum Leased<T> {
+    /// This caller holds the lease, with this token.
+    Held(Bytes),
+    /// Another caller stored the value meanwhile.
+    Filled(Bytes, T),
+    /// No lease (time-out or backend failure): compute anyway.
+    Open,
+}
+
 impl<'a> Plan<'a> {
     /// A plan for the direct API, where the key is the label.
-    pub(crate) fn direct(cache: &'a Cache, key: String, timeout: Option<Duration>) -> Self {
+    pub(crate) fn direct(cache: &'a Cache, key: String, options: Options) -> Self {
         Plan {
             cache,
             key,
-            options: Options {
-                timeout,
-                ..Options::default()
-            },
+            options,
             counters: cache.counters(),
             label: "get_or_set_with",
         }
@@ -120,33 +163,45 @@ impl<'a> Plan<'a> {
         self.cache.inner.store.blocking()
     }
 
-    /// A stored value from a read, or `None` for a miss (counted, errors logged).
-    fn hit<C: Codec, T: DeserializeOwned>(&self, read: Result<Option<Bytes>>) -> Option<T> {
-        match read {
-            Ok(bytes) => decode_counted::<C, T>(self.counters, self.label, bytes),
+    fn lease_time(&self) -> Option<Duration> {
+        self.options.stampede.lease_time()
+    }
+
+    /// Classifies a read (counted; errors logged and treated as misses).
+    fn lookup<C: Codec, T: DeserializeOwned>(&self, read: Result<Option<Bytes>>) -> Lookup<T> {
+        let bytes = match read {
+            Ok(bytes) => bytes,
             Err(error) => {
                 tracing::warn!(function = self.label, %error, "cache read failed; running the function");
                 self.counters.error();
                 self.counters.miss();
-                None
+                return Lookup::Miss;
             }
+        };
+        let Some((value, meta)) = open_counted::<C, T>(self.counters, self.label, bytes) else {
+            return Lookup::Miss;
+        };
+        match self.options.stampede.freshness(&meta, SystemTime::now()) {
+            Freshness::Fresh => Lookup::Fresh(value),
+            Freshness::Stale => Lookup::Stale(value),
+            Freshness::Early => Lookup::Miss,
         }
     }
 
-    /// The sealed bytes to store for `result`, if the policy stores it.
+    /// The sealed bytes and backend TTL to store for `result`, if the policy stores it.
     fn seal<C: Codec, R, P: Policy<R>>(
         &self,
         policy: &P,
         result: &R,
         compute_time: Duration,
-    ) -> Option<Bytes> {
+    ) -> Option<(Bytes, Ttl)> {
         let stored = policy.storable(result, self.options.cache_none)?;
-        let meta = Meta {
-            compute_time: Some(compute_time),
-            soft_expiry: None,
-        };
+        let (ttl, meta) =
+            self.options
+                .stampede
+                .store_plan(self.ttl(), compute_time, SystemTime::now());
         match envelope::seal::<C, P::Stored>(stored, meta) {
-            Ok(bytes) => Some(bytes),
+            Ok(bytes) => Some((bytes, ttl)),
             Err(error) => {
                 tracing::warn!(function = self.label, %error, "cannot encode the result; not cached");
                 self.counters.error();
@@ -174,22 +229,66 @@ impl<'a> Plan<'a> {
             }
         }
     }
+
+    fn after_wait<C: Codec, R, P: Policy<R>>(&self, policy: &P, outcome: Outcome) -> Joined<'_, R> {
+        match outcome {
+            Outcome::Stored(bytes) => self
+                .followed::<C, R, P>(policy, &bytes)
+                .map_or(Joined::Alone, Joined::Done),
+            Outcome::NotStored => Joined::Alone,
+            Outcome::Abandoned => Joined::Retry,
+        }
+    }
+
+    /// The lease to try for a stale value's refresh: the configured one, or 30 s on a
+    /// shared backend (so one process refreshes), or none in process.
+    fn refresh_lease(&self) -> Option<Duration> {
+        self.lease_time().or_else(|| {
+            self.cache
+                .inner
+                .capabilities
+                .shared
+                .then_some(STALE_REFRESH_LEASE)
+        })
+    }
+
+    /// The outcome of one attempt to take the lease; `None` to keep waiting.
+    fn lease_attempt(&self, attempt: Result<bool>, token: &Bytes) -> Option<Leased<()>> {
+        match attempt {
+            Ok(true) => Some(Leased::Held(token.clone())),
+            Ok(false) => None,
+            Err(error) => {
+                tracing::warn!(function = self.label, %error, "cannot take the lease; computing without it");
+                self.counters.error();
+                Some(Leased::Open)
+            }
+        }
+    }
+
+    fn released(&self, release: Result<bool>) {
+        if let Err(error) = release {
+            tracing::debug!(function = self.label, %error, "lease not released; it will expire");
+        }
+    }
 }
 
+/// How long one caller may refresh a stale value before another may try.
+const STALE_REFRESH_LEASE: Duration = Duration::from_secs(30);
+
 /// Decodes bytes read from the backend, counting a hit, a miss or a decode error.
-pub(crate) fn decode_counted<C: Codec, T: DeserializeOwned>(
+pub(crate) fn open_counted<C: Codec, T: DeserializeOwned>(
     counters: Counters<'_>,
     label: &str,
     bytes: Option<Bytes>,
-) -> Option<T> {
+) -> Option<(T, Meta)> {
     let Some(bytes) = bytes else {
         counters.miss();
         return None;
     };
     match envelope::open::<C, T>(&bytes) {
-        Ok((value, _meta)) => {
+        Ok(opened) => {
             counters.hit();
-            Some(value)
+            Some(opened)
         }
         Err(error) => {
             tracing::warn!(function = label, %error, "cached value did not decode; treating as a miss");
@@ -200,8 +299,19 @@ pub(crate) fn decode_counted<C: Codec, T: DeserializeOwned>(
     }
 }
 
-fn outcome_of(sealed: Option<Bytes>) -> Outcome {
-    sealed.map_or(Outcome::NotStored, Outcome::Stored)
+/// [`open_counted`] without the metadata.
+pub(crate) fn decode_counted<C: Codec, T: DeserializeOwned>(
+    counters: Counters<'_>,
+    label: &str,
+    bytes: Option<Bytes>,
+) -> Option<T> {
+    open_counted::<C, T>(counters, label, bytes).map(|(value, _)| value)
+}
+
+fn outcome_of(sealed: &Option<(Bytes, Ttl)>) -> Outcome {
+    sealed.as_ref().map_or(Outcome::NotStored, |(bytes, _)| {
+        Outcome::Stored(bytes.clone())
+    })
 }
 
 /// Where a caller that missed stands after joining the key's flight.
@@ -216,25 +326,10 @@ enum Joined<'a, R> {
     Retry,
 }
 
-impl Plan<'_> {
-    fn after_wait<C: Codec, R, P: Policy<R>>(&self, policy: &P, outcome: Outcome) -> Joined<'_, R> {
-        match outcome {
-            Outcome::Stored(bytes) => self
-                .followed::<C, R, P>(policy, &bytes)
-                .map_or(Joined::Alone, Joined::Done),
-            Outcome::NotStored => Joined::Alone,
-            Outcome::Abandoned => Joined::Retry,
-        }
-    }
-
-    fn finish<C: Codec, R, P: Policy<R>>(
-        &self,
-        policy: &P,
-        result: &R,
-        started: Instant,
-    ) -> Option<Bytes> {
-        self.seal::<C, R, P>(policy, result, started.elapsed())
-    }
+/// The guards a computing caller holds: the in-process flight and the cross-process lease.
+struct Guards<'a> {
+    leader: Option<Leader<'a>>,
+    lease: Option<(String, Bytes)>,
 }
 
 /// Runs a cached call for a sync function.
@@ -243,38 +338,57 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
     policy: P,
     body: F,
 ) -> R {
-    let forced = plan.options.forced_update;
-    if !forced && let Some(stored) = plan.hit::<C, P::Stored>(plan.blocking_store().get(&plan.key))
-    {
-        return policy.restore(stored);
-    }
-    let mut leader = None;
-    while !forced {
-        let joined = match plan.cache.inner.flights.join(&plan.key) {
-            Role::Leader(guard) => Joined::Lead(guard),
-            Role::Follower(follower) => {
-                plan.after_wait::<C, R, P>(&policy, follower.wait_blocking())
-            }
-        };
-        match joined {
-            Joined::Lead(guard) => leader = Some(guard),
-            Joined::Done(result) => return result,
-            Joined::Alone => {}
-            Joined::Retry => continue,
+    let mut guards = Guards {
+        leader: None,
+        lease: None,
+    };
+    if !plan.options.forced_update {
+        match plan.lookup::<C, P::Stored>(plan.blocking_store().get(&plan.key)) {
+            Lookup::Fresh(value) => return policy.restore(value),
+            Lookup::Stale(value) => match refresher_blocking(&plan) {
+                Some(refresh) => guards = refresh,
+                None => return policy.restore(value),
+            },
+            Lookup::Miss => loop {
+                let joined = match plan.cache.inner.flights.join(&plan.key) {
+                    Role::Leader(guard) => Joined::Lead(guard),
+                    Role::Follower(follower) => {
+                        plan.after_wait::<C, R, P>(&policy, follower.wait_blocking())
+                    }
+                };
+                match joined {
+                    Joined::Lead(leader) => {
+                        match lease_blocking::<C, P::Stored>(&plan) {
+                            Leased::Held(token) => {
+                                guards.lease = Some((lease_key(&plan.key), token))
+                            }
+                            Leased::Filled(bytes, value) => {
+                                leader.finish(Outcome::Stored(bytes));
+                                return policy.restore(value);
+                            }
+                            Leased::Open => {}
+                        }
+                        guards.leader = Some(leader);
+                    }
+                    Joined::Done(result) => return result,
+                    Joined::Alone => {}
+                    Joined::Retry => continue,
+                }
+                break;
+            },
         }
-        break;
     }
     let started = Instant::now();
     let result = body();
-    let sealed = plan.finish::<C, R, P>(&policy, &result, started);
-    if let Some(bytes) = &sealed {
-        plan.stored(
-            plan.blocking_store()
-                .set(&plan.key, bytes.clone(), plan.ttl()),
-        );
+    let sealed = plan.seal::<C, R, P>(&policy, &result, started.elapsed());
+    if let Some((bytes, ttl)) = &sealed {
+        plan.stored(plan.blocking_store().set(&plan.key, bytes.clone(), *ttl));
     }
-    if let Some(leader) = leader {
-        leader.finish(outcome_of(sealed));
+    if let Some((lease, token)) = guards.lease {
+        plan.released(plan.blocking_store().delete_if_equal(&lease, &token));
+    }
+    if let Some(leader) = guards.leader {
+        leader.finish(outcome_of(&sealed));
     }
     result
 }
@@ -285,33 +399,174 @@ pub(crate) async fn run_async<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
     policy: P,
     body: F,
 ) -> R {
-    let forced = plan.options.forced_update;
-    if !forced && let Some(stored) = plan.hit::<C, P::Stored>(plan.cache.read(&plan.key).await) {
-        return policy.restore(stored);
-    }
-    let mut leader = None;
-    while !forced {
-        let joined = match plan.cache.inner.flights.join(&plan.key) {
-            Role::Leader(guard) => Joined::Lead(guard),
-            Role::Follower(follower) => plan.after_wait::<C, R, P>(&policy, follower.wait().await),
-        };
-        match joined {
-            Joined::Lead(guard) => leader = Some(guard),
-            Joined::Done(result) => return result,
-            Joined::Alone => {}
-            Joined::Retry => continue,
+    let mut guards = Guards {
+        leader: None,
+        lease: None,
+    };
+    if !plan.options.forced_update {
+        match plan.lookup::<C, P::Stored>(plan.cache.read(&plan.key).await) {
+            Lookup::Fresh(value) => return policy.restore(value),
+            Lookup::Stale(value) => match refresher_async(&plan).await {
+                Some(refresh) => guards = refresh,
+                None => return policy.restore(value),
+            },
+            Lookup::Miss => loop {
+                let joined = match plan.cache.inner.flights.join(&plan.key) {
+                    Role::Leader(guard) => Joined::Lead(guard),
+                    Role::Follower(follower) => {
+                        plan.after_wait::<C, R, P>(&policy, follower.wait().await)
+                    }
+                };
+                match joined {
+                    Joined::Lead(leader) => {
+                        match lease_async::<C, P::Stored>(&plan).await {
+                            Leased::Held(token) => {
+                                guards.lease = Some((lease_key(&plan.key), token))
+                            }
+                            Leased::Filled(bytes, value) => {
+                                leader.finish(Outcome::Stored(bytes));
+                                return policy.restore(value);
+                            }
+                            Leased::Open => {}
+                        }
+                        guards.leader = Some(leader);
+                    }
+                    Joined::Done(result) => return result,
+                    Joined::Alone => {}
+                    Joined::Retry => continue,
+                }
+                break;
+            },
         }
-        break;
     }
     let started = Instant::now();
     let result = body.await;
-    let sealed = plan.finish::<C, R, P>(&policy, &result, started);
-    if let Some(bytes) = &sealed {
-        let write = plan.cache.write(&plan.key, bytes.clone(), plan.ttl()).await;
+    let sealed = plan.seal::<C, R, P>(&policy, &result, started.elapsed());
+    let store = plan.cache.inner.store.as_ref();
+    if let Some((bytes, ttl)) = &sealed {
+        let write = plan.cache.write(&plan.key, bytes.clone(), *ttl).await;
         plan.stored(write);
     }
-    if let Some(leader) = leader {
-        leader.finish(outcome_of(sealed));
+    if let Some((lease, token)) = guards.lease {
+        plan.released(Backend::delete_if_equal(store, &lease, &token).await);
+    }
+    if let Some(leader) = guards.leader {
+        leader.finish(outcome_of(&sealed));
     }
     result
+}
+
+/// The guards for refreshing a stale value, if this caller is the one to refresh it.
+fn refresher_blocking<'a>(plan: &Plan<'a>) -> Option<Guards<'a>> {
+    let leader = plan.cache.inner.flights.try_lead(&plan.key)?;
+    let lease = match plan.refresh_lease() {
+        Some(time) => {
+            let (key, token) = (lease_key(&plan.key), lease_token());
+            let taken = plan.blocking_store().add(&key, token.clone(), Some(time));
+            match plan.lease_attempt(taken, &token) {
+                Some(Leased::Held(token)) => Some((key, token)),
+                Some(_) => None,
+                None => return None,
+            }
+        }
+        None => None,
+    };
+    Some(Guards {
+        leader: Some(leader),
+        lease,
+    })
+}
+
+/// Async [`refresher_blocking`].
+async fn refresher_async<'a>(plan: &Plan<'a>) -> Option<Guards<'a>> {
+    let leader = plan.cache.inner.flights.try_lead(&plan.key)?;
+    let lease = match plan.refresh_lease() {
+        Some(time) => {
+            let (key, token) = (lease_key(&plan.key), lease_token());
+            let taken = Backend::add(
+                plan.cache.inner.store.as_ref(),
+                &key,
+                token.clone(),
+                Some(time),
+            )
+            .await;
+            match plan.lease_attempt(taken, &token) {
+                Some(Leased::Held(token)) => Some((key, token)),
+                Some(_) => None,
+                None => return None,
+            }
+        }
+        None => None,
+    };
+    Some(Guards {
+        leader: Some(leader),
+        lease,
+    })
+}
+
+/// Takes the cross-process lease for a miss, or waits for whoever holds it.
+fn lease_blocking<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T> {
+    let Some(time) = plan.lease_time() else {
+        return Leased::Open;
+    };
+    let (key, token) = (lease_key(&plan.key), lease_token());
+    let deadline = Instant::now() + time;
+    for attempt in 0.. {
+        let taken = plan.blocking_store().add(&key, token.clone(), Some(time));
+        if let Some(leased) = plan.lease_attempt(taken, &token) {
+            return leased.retyped();
+        }
+        if Instant::now() >= deadline {
+            return Leased::Open;
+        }
+        std::thread::sleep(poll_delay(attempt));
+        if let Some(filled) = filled::<C, T>(plan, plan.blocking_store().get(&plan.key)) {
+            return filled;
+        }
+    }
+    Leased::Open
+}
+
+/// Async [`lease_blocking`].
+async fn lease_async<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T> {
+    let Some(time) = plan.lease_time() else {
+        return Leased::Open;
+    };
+    let store = plan.cache.inner.store.as_ref();
+    let (key, token) = (lease_key(&plan.key), lease_token());
+    let deadline = Instant::now() + time;
+    for attempt in 0.. {
+        let taken = Backend::add(store, &key, token.clone(), Some(time)).await;
+        if let Some(leased) = plan.lease_attempt(taken, &token) {
+            return leased.retyped();
+        }
+        if Instant::now() >= deadline {
+            return Leased::Open;
+        }
+        tokio::time::sleep(poll_delay(attempt)).await;
+        if let Some(filled) = filled::<C, T>(plan, plan.cache.read(&plan.key).await) {
+            return filled;
+        }
+    }
+    Leased::Open
+}
+
+/// A value another caller stored while this one waited on the lease.
+fn filled<C: Codec, T: DeserializeOwned>(
+    plan: &Plan<'_>,
+    read: Result<Option<Bytes>>,
+) -> Option<Leased<T>> {
+    let bytes = read.ok()??;
+    let (value, _) = envelope::open::<C, T>(&bytes).ok()?;
+    plan.counters.hit();
+    Some(Leased::Filled(bytes, value))
+}
+
+impl Leased<()> {
+    fn retyped<T>(self) -> Leased<T> {
+        match self {
+            Leased::Held(token) => Leased::Held(token),
+            Leased::Filled(..) | Leased::Open => Leased::Open,
+        }
+    }
 }

@@ -4,7 +4,8 @@
 //! byte 0      0xC1      envelope format, version 1
 //! byte 1      codec     Codec::ID of the payload's codec
 //! byte 2      flags     bit 0: a timing block follows
-//! bytes 3..7  type      the low 32 bits of XXH3-64 of the stored type's name, little-endian
+//! bytes 3..7  type      the low 32 bits of XXH3-64 of the stored type's name, little-endian;
+//!                       0 for values written through the `Cache` API, which any type may read
 //! [timing]    12 bytes  compute time in ms (u32 LE), soft expiry in ms since the epoch (u64 LE)
 //! payload               the codec's bytes
 //! ```
@@ -41,14 +42,26 @@ pub fn type_tag<T: ?Sized>() -> u32 {
     xxhash_rust::xxh3::xxh3_64(std::any::type_name::<T>().as_bytes()) as u32
 }
 
-/// Encodes `value` with codec `C` inside an envelope.
+/// Encodes `value` with codec `C` inside an envelope that only `T` may read back.
 pub fn seal<C: Codec, T: Serialize + ?Sized>(value: &T, meta: Meta) -> Result<Bytes> {
+    seal_tagged::<C, T>(value, meta, type_tag::<T>())
+}
+
+/// Encodes `value` with codec `C` inside an envelope that any type with a compatible serde
+/// form may read back (`&str` written, `String` read): what the `Cache` API writes.
+pub fn seal_untyped<C: Codec, T: Serialize + ?Sized>(value: &T, meta: Meta) -> Result<Bytes> {
+    seal_tagged::<C, T>(value, meta, UNTYPED)
+}
+
+const UNTYPED: u32 = 0;
+
+fn seal_tagged<C: Codec, T: Serialize + ?Sized>(value: &T, meta: Meta, tag: u32) -> Result<Bytes> {
     let mut out = Vec::with_capacity(64);
     out.push(MAGIC_V1);
     out.push(C::ID);
     let timed = meta.compute_time.is_some() || meta.soft_expiry.is_some();
     out.push(if timed { FLAG_TIMING } else { 0 });
-    out.extend_from_slice(&type_tag::<T>().to_le_bytes());
+    out.extend_from_slice(&tag.to_le_bytes());
     if timed {
         let compute_ms = meta
             .compute_time
@@ -81,7 +94,8 @@ pub fn open<C: Codec, T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, Meta)> {
             C::ID
         )));
     }
-    if header[3..7] != type_tag::<T>().to_le_bytes() {
+    let tag = u32::from_le_bytes(header[3..7].try_into().expect("4 bytes"));
+    if tag != UNTYPED && tag != type_tag::<T>() {
         return Err(decode_error(format!(
             "written for another type than {}",
             std::any::type_name::<T>()
@@ -124,6 +138,12 @@ mod tests {
         };
         let timed = seal::<Bincode, _>(&7u64, meta).unwrap();
         assert_eq!(open::<Bincode, u64>(&timed).unwrap(), (7, meta));
+    }
+
+    #[test]
+    fn untyped_values_read_as_any_compatible_type() {
+        let sealed = seal_untyped::<Bincode, _>(&"Ada", Meta::default()).unwrap();
+        assert_eq!(open::<Bincode, String>(&sealed).unwrap().0, "Ada");
     }
 
     #[test]

@@ -63,6 +63,16 @@ impl Flights {
     }
 }
 
+impl Flights {
+    /// Leads a new flight for `key`, or `None` if one is in progress (never waits).
+    pub(crate) fn try_lead<'a>(&'a self, key: &str) -> Option<Leader<'a>> {
+        match self.join(key) {
+            Role::Leader(leader) => Some(leader),
+            Role::Follower(_) => None,
+        }
+    }
+}
+
 /// The caller computing the value. Dropping it unfinished (cancellation, panic) releases the
 /// followers with [`Outcome::Abandoned`].
 pub(crate) struct Leader<'a> {

@@ -27,6 +27,7 @@ mod error;
 mod flight;
 mod global;
 pub mod key;
+pub mod stampede;
 pub mod stats;
 
 #[doc(hidden)]
@@ -34,6 +35,7 @@ pub mod stats;
 pub mod __private;
 
 pub use cache::{BlockingCache, Cache, CacheBuilder, DEFAULT_NAMESPACE, DEFAULT_TIMEOUT};
+pub use call::Options as CallOptions;
 pub use error::{Error, ErrorKind, Result};
 pub use global::{install, installed};
 pub use stats::StatsSnapshot;

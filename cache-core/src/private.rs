@@ -19,6 +19,7 @@ pub use serde::de::DeserializeOwned;
 pub use crate::call::{OkOnly, Options, Plain, Policy, SomeOnly};
 pub use crate::codec::{Codec, DefaultCodec};
 pub use crate::key::KeyBuilder;
+pub use crate::stampede::Stampede;
 
 use crate::Cache;
 use crate::call::{Plan, run_async, run_blocking};
@@ -127,7 +128,10 @@ pub type Prepared<'a> = Option<(&'a Cache, crate::Result<String>)>;
 
 /// Builds the key of a call for `cache` (nothing when there is no cache). The closure runs
 /// at once, so it may borrow arguments that the body moves afterwards.
-pub fn prepare<'a>(cache: Option<&'a Cache>, key: impl FnOnce(&str) -> crate::Result<String>) -> Prepared<'a> {
+pub fn prepare<'a>(
+    cache: Option<&'a Cache>,
+    key: impl FnOnce(&str) -> crate::Result<String>,
+) -> Prepared<'a> {
     cache.map(|cache| (cache, key(cache.namespace())))
 }
 
@@ -285,7 +289,7 @@ mod tests {
 
     #[test]
     fn the_probe_picks_the_policy_by_type() {
-        assert_eq!(policy_name(&(&&&Probe::<u8>::new()).policy()), "Plain");
+        assert_eq!(policy_name(&(&&Probe::<u8>::new()).policy()), "Plain");
         assert_eq!(
             policy_name(&(&&&Probe::<Fallible>::new()).policy()),
             "OkOnly"

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use moka::Expiry;
+use moka::ops::compute::Op;
 use moka::sync::Cache as MokaCache;
 
 use super::{BlockingBackend, Capabilities, Ttl};
@@ -203,6 +204,20 @@ impl BlockingBackend for MemoryBackend {
             .filter(|key| self.entries.remove(key.as_str()).is_some())
             .count() as u64)
     }
+
+    fn delete_if_equal(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        let mut removed = false;
+        self.entries
+            .entry_by_ref(key)
+            .and_compute_with(|entry| match entry {
+                Some(entry) if entry.value().value == expected => {
+                    removed = true;
+                    Op::Remove
+                }
+                _ => Op::Nop,
+            });
+        Ok(removed)
+    }
 }
 
 super::async_via_blocking!(MemoryBackend);
@@ -248,6 +263,15 @@ mod tests {
             BlockingBackend::set(&backend, &i.to_string(), Bytes::new(), None).unwrap();
         }
         assert!(backend.entry_count() <= 100);
+    }
+
+    #[test]
+    fn delete_if_equal_compares_first() {
+        let backend = MemoryBackend::new();
+        BlockingBackend::set(&backend, "lease", Bytes::from_static(b"mine"), None).unwrap();
+        assert!(!BlockingBackend::delete_if_equal(&backend, "lease", b"theirs").unwrap());
+        assert!(BlockingBackend::delete_if_equal(&backend, "lease", b"mine").unwrap());
+        assert!(!BlockingBackend::exists(&backend, "lease").unwrap());
     }
 
     #[test]
