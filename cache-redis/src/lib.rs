@@ -1,1 +1,115 @@
-//! stub
+//! The Redis backend of [`cache_core`]: the same `#[memoize]` functions and `Cache` API,
+//! with entries shared by every process that points at the same Redis.
+//!
+//! ```no_run
+//! use cache_core::{Cache, memoize};
+//!
+//! #[memoize(timeout = 60)]
+//! fn square(num: u64) -> String {
+//!     format!("Square of {num} is {}", num * num)
+//! }
+//!
+//! # fn main() -> cache_core::Result<()> {
+//! // CACHE_REDIS_URL=redis://localhost:6379/0 (or CACHE_TYPE=SimpleCache for memory)
+//! cache_core::install(cache_redis::from_env()?)?;
+//! assert_eq!(square(4), "Square of 4 is 16");
+//! # Ok(()) }
+//! ```
+//!
+//! # Configuration
+//!
+//! [`from_env`] reads the variables of [`cache_core::config::Config`] (Flask-Caching's
+//! names) and builds whichever cache `CACHE_TYPE` asks for; with Redis, the server is
+//! `CACHE_REDIS_URL` (`redis://`, `rediss://`, `unix://`) or `CACHE_REDIS_HOST`, `_PORT`,
+//! `_DB` and `_PASSWORD`. For time-outs, pool size and the circuit breaker, build a
+//! [`RedisBackend`] with [`RedisBackend::builder`].
+//!
+//! | setting | default |
+//! |---|---|
+//! | connect time-out | [`DEFAULT_CONNECT_TIMEOUT`] (250 ms) |
+//! | response time-out | [`DEFAULT_RESPONSE_TIMEOUT`] (200 ms) |
+//! | idle blocking connections | [`DEFAULT_POOL_SIZE`] (8) |
+//! | circuit breaker | opens after 3 failures, 1 s doubling to 10 s ([`BreakerSettings`]) |
+//!
+//! # Features
+//!
+//! | Name | Description | Default? |
+//! |---|---|---|
+//! | `tls` | `rediss://` URLs with rustls; public roots, or a private CA through [`RedisBackendBuilder::tls_root_cert`] | no |
+//!
+//! MSRV: Rust 1.88.
+
+mod backend;
+mod breaker;
+mod error;
+mod ops;
+mod topology;
+
+use cache_core::config::{CacheType, Config};
+use cache_core::{Cache, Result};
+
+pub use backend::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_RESPONSE_TIMEOUT, RedisBackend,
+    RedisBackendBuilder,
+};
+pub use breaker::BreakerSettings;
+
+/// A cache configured from the environment: memory, null or Redis, as `CACHE_TYPE` (or the
+/// presence of `CACHE_REDIS_URL`/`CACHE_REDIS_HOST`) says. See [`from_config`].
+pub fn from_env() -> Result<Cache> {
+    from_config(&Config::from_env()?)
+}
+
+/// A cache for `config`, whatever its type: memory and null caches as
+/// [`Config::build`] makes them, Redis here, with the namespace (`CACHE_KEY_PREFIX`) and
+/// default timeout (`CACHE_DEFAULT_TIMEOUT`) of the configuration.
+///
+/// It does not connect: a service starts while Redis is down.
+///
+/// ```
+/// use cache_core::config::Config;
+///
+/// let env = [("CACHE_REDIS_URL", "redis://:hunter2@localhost:6379/2"), ("CACHE_KEY_PREFIX", "app:")];
+/// let config = Config::from_vars(|name| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))?;
+/// let cache = cache_redis::from_config(&config)?;
+/// assert_eq!(cache.namespace(), "app:");
+/// assert!(!format!("{cache:?}").contains("hunter2"));
+///
+/// let bad = Config::from_vars(|name| (name == "CACHE_REDIS_URL").then(|| "redis://:hunter2@host/x".to_owned()))?;
+/// let err = cache_redis::from_config(&bad).unwrap_err();
+/// assert!(err.is_config() && err.to_string().contains("CACHE_REDIS_URL"));
+/// assert!(!err.to_string().contains("hunter2"));
+/// # Ok::<(), cache_core::Error>(())
+/// ```
+pub fn from_config(config: &Config) -> Result<Cache> {
+    match config.cache_type {
+        CacheType::Redis => Cache::builder()
+            .backend(backend_for(config)?)
+            .namespace(config.key_prefix.clone())
+            .default_timeout(config.default_timeout)
+            .build(),
+        _ => config.build(),
+    }
+}
+
+/// The Redis backend a configuration describes.
+fn backend_for(config: &Config) -> Result<RedisBackend> {
+    let redis = &config.redis;
+    let mut builder = RedisBackend::builder().url_field("CACHE_REDIS_URL");
+    if let Some(url) = &redis.url {
+        builder = builder.url(url.expose());
+    }
+    if let Some(host) = &redis.host {
+        builder = builder.host(host.clone());
+    }
+    if let Some(port) = redis.port {
+        builder = builder.port(port);
+    }
+    if let Some(db) = redis.db {
+        builder = builder.db(db);
+    }
+    if let Some(password) = &redis.password {
+        builder = builder.password(password.expose());
+    }
+    builder.build()
+}

@@ -1,0 +1,716 @@
+//! [`RedisBackend`] and its builder.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cache_core::backend::{Backend, BlockingBackend, Capabilities, Ttl};
+use cache_core::config::{Secret, redact_url};
+use cache_core::{Error, Result};
+use redis::{ConnectionInfo, IntoConnectionInfo, RedisResult, Value};
+
+use crate::breaker::{Breaker, BreakerSettings};
+use crate::error::{from_redis, is_wrong_type};
+use crate::ops::{self, PrefixDeletion};
+use crate::topology::{Request, Server, Timeouts, Topology};
+
+/// How long opening a connection may take, handshake included, unless configured: 250 ms.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
+/// How long Redis may take to answer one command or pipeline, unless configured: 200 ms.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_millis(200);
+/// The most idle blocking connections kept for sync callers, unless configured: 8.
+pub const DEFAULT_POOL_SIZE: usize = 8;
+
+/// A [`cache_core`] backend that stores entries in Redis.
+///
+/// It implements both [`Backend`] (async) and [`BlockingBackend`] (sync), so the same
+/// backend serves `async fn`s and plain `fn`s:
+///
+/// - **async**: one shared multiplexed connection per backend, opened on first use and
+///   replaced after a connection error or time-out. No connection per call, no `PING`.
+/// - **sync**: a small pool of plain blocking connections (at most
+///   [`pool_size`](RedisBackendBuilder::pool_size) idle ones are kept) with socket read and
+///   write time-outs. It needs no async runtime and works inside a runtime's worker thread,
+///   in `spawn_blocking` and on a `current_thread` runtime.
+///
+/// Building never touches the network, so a service starts while Redis is down; the first
+/// call connects. Every call is bounded by the connect time-out (when it must connect) plus
+/// the response time-out. Cloning is cheap and clones share connections.
+///
+/// # Commands
+///
+/// A hit is exactly one `GET`; a store is one `SET key value PX ms` (no `PX` without a
+/// time-to-live); `add` is `SET NX PX`; `get_many` is one `MGET`; `set_many` one pipeline;
+/// deletes are `UNLINK`; `exists` is `EXISTS`. `delete_prefix` (behind `Cache::clear()` and
+/// forgetting a function's entries) walks `SCAN cursor MATCH <prefix>* COUNT 500` and unlinks
+/// each batch; glob characters in the prefix are escaped, so only keys that literally start
+/// with it go. It never uses `KEYS` or `FLUSHDB`; [`flush_database`](Self::flush_database)
+/// is the explicit way to empty the whole database.
+///
+/// A key that holds another Redis type (a list, a hash, ...) reads as a miss, and the next
+/// store overwrites it.
+///
+/// # Failures
+///
+/// Errors are typed: [`ErrorKind::Connection`](cache_core::ErrorKind::Connection) when Redis
+/// cannot be reached, [`ErrorKind::Timeout`](cache_core::ErrorKind::Timeout) when it does not
+/// answer in time, [`ErrorKind::Backend`](cache_core::ErrorKind::Backend) when it answers with
+/// an error (a wrong password, for instance). `#[memoize]` functions turn them into misses.
+///
+/// After [`BreakerSettings::threshold`] consecutive connection failures or time-outs a
+/// circuit breaker opens: calls fail at once, without touching the network, for one second,
+/// doubling after each failed probe up to ten seconds; then one call probes Redis, and its
+/// success closes the circuit. See [`BreakerSettings`].
+///
+/// Passwords never appear in `Debug` output, errors or logs.
+///
+/// # Runtime
+///
+/// The async half needs a Tokio runtime with time enabled (`#[tokio::main]` enables it). Its
+/// connection is driven by the runtime that made the first async call; if that runtime shuts
+/// down, the next call on another runtime reconnects.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use cache_core::Cache;
+/// use cache_redis::RedisBackend;
+///
+/// # fn main() -> cache_core::Result<()> {
+/// let backend = RedisBackend::builder()
+///     .url("redis://:s3cret@localhost:6379/0")
+///     .connect_timeout(Duration::from_millis(250))
+///     .response_timeout(Duration::from_millis(200))
+///     .build()?;
+/// let cache = Cache::builder().backend(backend).namespace("myapp:").build()?;
+/// cache.blocking().set("greeting", "hello")?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    topology: Topology,
+    breaker: Breaker,
+    /// The target with any password replaced by `***`.
+    target: String,
+}
+
+impl fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("target", &self.inner.target)
+            .field("topology", &self.inner.topology)
+            .field("circuit_open", &self.inner.breaker.is_open_now())
+            .finish()
+    }
+}
+
+impl RedisBackend {
+    /// Starts a builder with the defaults: no URL yet, [`DEFAULT_CONNECT_TIMEOUT`],
+    /// [`DEFAULT_RESPONSE_TIMEOUT`], [`DEFAULT_POOL_SIZE`] and [`BreakerSettings::default`].
+    pub fn builder() -> RedisBackendBuilder {
+        RedisBackendBuilder::default()
+    }
+
+    /// A backend for `url` with the default settings; see [`RedisBackendBuilder::url`].
+    ///
+    /// ```
+    /// // Building does not connect, so this works with no server running.
+    /// let backend = cache_redis::RedisBackend::open("redis://:hunter2@localhost:6379/1")?;
+    /// assert!(!format!("{backend:?}").contains("hunter2"));
+    ///
+    /// let err = cache_redis::RedisBackend::open("http://localhost").unwrap_err();
+    /// assert!(err.is_config());
+    /// # Ok::<(), cache_core::Error>(())
+    /// ```
+    pub fn open(url: &str) -> Result<Self> {
+        Self::builder().url(url).build()
+    }
+
+    /// True while the circuit breaker fails calls fast.
+    pub fn is_circuit_open(&self) -> bool {
+        self.inner.breaker.is_open_now()
+    }
+
+    /// Deletes **every key of the database** (`FLUSHDB ASYNC`), not only this cache's.
+    ///
+    /// `Cache::clear()` removes only the keys of its namespace and refuses an empty
+    /// namespace on Redis; call this when emptying the whole database is what you mean.
+    pub async fn flush_database(&self) -> Result<()> {
+        let cmd = ops::flush_database();
+        self.send(Request::Cmd(&cmd)).await.map(drop)
+    }
+
+    /// [`flush_database`](Self::flush_database) for sync code.
+    pub fn flush_database_blocking(&self) -> Result<()> {
+        let cmd = ops::flush_database();
+        self.send_blocking(Request::Cmd(&cmd)).map(drop)
+    }
+
+    /// Runs one async Redis call through the circuit breaker.
+    #[inline]
+    async fn guarded<T>(&self, io: impl Future<Output = RedisResult<T>>) -> Result<T> {
+        let admission = self.inner.breaker.admit()?;
+        let result = io.await.map_err(from_redis);
+        self.inner.breaker.record(admission, &result);
+        result
+    }
+
+    /// Runs one blocking Redis call through the circuit breaker.
+    #[inline]
+    fn guarded_blocking<T>(&self, io: impl FnOnce() -> RedisResult<T>) -> Result<T> {
+        let admission = self.inner.breaker.admit()?;
+        let result = io().map_err(from_redis);
+        self.inner.breaker.record(admission, &result);
+        result
+    }
+
+    #[inline]
+    async fn send(&self, request: Request<'_>) -> Result<Value> {
+        self.guarded(self.inner.topology.query(request)).await
+    }
+
+    #[inline]
+    fn send_blocking(&self, request: Request<'_>) -> Result<Value> {
+        self.guarded_blocking(|| self.inner.topology.query_blocking(request))
+    }
+}
+
+/// A `GET` reply; a key of another type (`WRONGTYPE`) is a miss.
+fn get_reply(result: Result<Value>) -> Result<Option<Bytes>> {
+    match result {
+        Ok(value) => Ok(ops::value_reply(value)),
+        Err(error) if wrong_type(&error) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+fn wrong_type(error: &Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<redis::RedisError>())
+        .is_some_and(is_wrong_type)
+}
+
+#[async_trait]
+impl Backend for RedisBackend {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::REMOTE
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let cmd = ops::get(key);
+        get_reply(self.send(Request::Cmd(&cmd)).await)
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cmd = ops::get_many(keys);
+        ops::get_many_reply(self.send(Request::Cmd(&cmd)).await?, keys.len())
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<()> {
+        let cmd = ops::set(key, &value, ttl);
+        self.send(Request::Cmd(&cmd)).await.map(drop)
+    }
+
+    async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Ttl) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let pipe = ops::set_many(entries, ttl);
+        self.send(Request::Pipeline(&pipe)).await.map(drop)
+    }
+
+    async fn add(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<bool> {
+        let cmd = ops::add(key, &value, ttl);
+        ops::add_reply(&self.send(Request::Cmd(&cmd)).await?)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        Ok(Backend::delete_many(self, &[key]).await? > 0)
+    }
+
+    async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let cmd = ops::unlink(keys);
+        ops::count_reply("UNLINK", &self.send(Request::Cmd(&cmd)).await?)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        let cmd = ops::exists(key);
+        Ok(ops::count_reply("EXISTS", &self.send(Request::Cmd(&cmd)).await?)? > 0)
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        let mut deleted = 0;
+        for node in self.inner.topology.scan_nodes() {
+            let mut job = PrefixDeletion::new(prefix);
+            while let Some(cmd) = job.next_command() {
+                job.on_reply(self.guarded(node.query(Request::Cmd(&cmd))).await?)?;
+            }
+            deleted += job.deleted();
+        }
+        Ok(deleted)
+    }
+}
+
+impl BlockingBackend for RedisBackend {
+    fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let cmd = ops::get(key);
+        get_reply(self.send_blocking(Request::Cmd(&cmd)))
+    }
+
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cmd = ops::get_many(keys);
+        ops::get_many_reply(self.send_blocking(Request::Cmd(&cmd))?, keys.len())
+    }
+
+    fn set(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<()> {
+        let cmd = ops::set(key, &value, ttl);
+        self.send_blocking(Request::Cmd(&cmd)).map(drop)
+    }
+
+    fn set_many(&self, entries: &[(&str, Bytes)], ttl: Ttl) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let pipe = ops::set_many(entries, ttl);
+        self.send_blocking(Request::Pipeline(&pipe)).map(drop)
+    }
+
+    fn add(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<bool> {
+        let cmd = ops::add(key, &value, ttl);
+        ops::add_reply(&self.send_blocking(Request::Cmd(&cmd))?)
+    }
+
+    fn delete(&self, key: &str) -> Result<bool> {
+        Ok(BlockingBackend::delete_many(self, &[key])? > 0)
+    }
+
+    fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let cmd = ops::unlink(keys);
+        ops::count_reply("UNLINK", &self.send_blocking(Request::Cmd(&cmd))?)
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        let cmd = ops::exists(key);
+        Ok(ops::count_reply("EXISTS", &self.send_blocking(Request::Cmd(&cmd))?)? > 0)
+    }
+
+    fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+        let mut deleted = 0;
+        for node in self.inner.topology.scan_nodes() {
+            let mut job = PrefixDeletion::new(prefix);
+            while let Some(cmd) = job.next_command() {
+                job.on_reply(self.guarded_blocking(|| node.query_blocking(Request::Cmd(&cmd)))?)?;
+            }
+            deleted += job.deleted();
+        }
+        Ok(deleted)
+    }
+}
+
+/// Builds a [`RedisBackend`]; see [`RedisBackend::builder`].
+///
+/// The target is either a URL ([`url`](Self::url)) or Flask-style parts
+/// ([`host`](Self::host), [`port`](Self::port), [`db`](Self::db),
+/// [`password`](Self::password)); with both, the URL wins and an explicit `db`, `username`
+/// or `password` overrides the URL's. Without either, `redis://localhost:6379/0`.
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_redis::{BreakerSettings, RedisBackend};
+///
+/// let backend = RedisBackend::builder()
+///     .host("cache.internal")
+///     .port(6380)
+///     .db(2)
+///     .password("hunter2")
+///     .connect_timeout(Duration::from_millis(100))
+///     .response_timeout(Duration::from_millis(50))
+///     .pool_size(4)
+///     .breaker(BreakerSettings::new(5, Duration::from_millis(500), Duration::from_secs(5)))
+///     .build()?;
+/// assert!(!format!("{backend:?}").contains("hunter2"));
+/// # Ok::<(), cache_core::Error>(())
+/// ```
+#[must_use]
+#[derive(Clone)]
+pub struct RedisBackendBuilder {
+    url: Option<Secret>,
+    url_field: &'static str,
+    host: Option<String>,
+    port: Option<u16>,
+    db: Option<i64>,
+    username: Option<String>,
+    password: Option<Secret>,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    pool_size: usize,
+    breaker: BreakerSettings,
+    #[cfg(feature = "tls")]
+    tls_root_cert: Option<Vec<u8>>,
+}
+
+impl Default for RedisBackendBuilder {
+    fn default() -> Self {
+        Self {
+            url: None,
+            url_field: "redis URL",
+            host: None,
+            port: None,
+            db: None,
+            username: None,
+            password: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            pool_size: DEFAULT_POOL_SIZE,
+            breaker: BreakerSettings::default(),
+            #[cfg(feature = "tls")]
+            tls_root_cert: None,
+        }
+    }
+}
+
+impl fmt::Debug for RedisBackendBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackendBuilder")
+            .field(
+                "url",
+                &self.url.as_ref().map(|url| redact_url(url.expose())),
+            )
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("db", &self.db)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("pool_size", &self.pool_size)
+            .field("breaker", &self.breaker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBackendBuilder {
+    /// The server, as a URL:
+    ///
+    /// - `redis://[[user]:password@]host[:port][/db]`
+    /// - `rediss://...` for TLS (needs the `tls` feature)
+    /// - `unix:///path/to/redis.sock[?db=N&user=U&pass=P]`
+    ///
+    /// Percent-encode special characters in the user name and password.
+    pub fn url(mut self, url: impl AsRef<str>) -> Self {
+        self.url = Some(Secret::new(url.as_ref()));
+        self
+    }
+
+    /// The host name or address, when no URL is given (`CACHE_REDIS_HOST`; default
+    /// `localhost`).
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    /// The port, when no URL is given (`CACHE_REDIS_PORT`; default 6379).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// The database number (`CACHE_REDIS_DB`; default 0, or the URL's).
+    pub fn db(mut self, db: i64) -> Self {
+        self.db = Some(db);
+        self
+    }
+
+    /// The ACL user name (default: none, or the URL's).
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// The password (`CACHE_REDIS_PASSWORD`; default: none, or the URL's).
+    pub fn password(mut self, password: impl AsRef<str>) -> Self {
+        self.password = Some(Secret::new(password.as_ref()));
+        self
+    }
+
+    /// How long opening a connection may take, TLS and authentication included (default
+    /// [`DEFAULT_CONNECT_TIMEOUT`], 250 ms).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long Redis may take to answer one command or pipeline (default
+    /// [`DEFAULT_RESPONSE_TIMEOUT`], 200 ms).
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// The most idle blocking connections kept for sync callers (default
+    /// [`DEFAULT_POOL_SIZE`], 8). More concurrent sync callers open extra connections, which
+    /// are closed after use.
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// The circuit breaker's settings (default [`BreakerSettings::default`]).
+    pub fn breaker(mut self, settings: BreakerSettings) -> Self {
+        self.breaker = settings;
+        self
+    }
+
+    /// A PEM root certificate to trust for `rediss://` instead of the public roots, for a
+    /// server whose certificate a private CA signed.
+    #[cfg(feature = "tls")]
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_cert = Some(pem.into());
+        self
+    }
+
+    /// Names the setting the URL came from in errors (`CACHE_REDIS_URL`).
+    pub(crate) fn url_field(mut self, field: &'static str) -> Self {
+        self.url_field = field;
+        self
+    }
+
+    /// Checks the settings and builds the backend. It does not connect.
+    ///
+    /// A malformed URL or a zero time-out is an [`ErrorKind::Config`](cache_core::ErrorKind::Config)
+    /// error naming the setting; the URL itself is not repeated, so no password leaks.
+    pub fn build(self) -> Result<RedisBackend> {
+        if self.connect_timeout.is_zero() {
+            return Err(Error::config(
+                "connect_timeout",
+                "must be greater than zero",
+            ));
+        }
+        if self.response_timeout.is_zero() {
+            return Err(Error::config(
+                "response_timeout",
+                "must be greater than zero",
+            ));
+        }
+        let info = self.connection_info()?;
+        let target = describe(&info);
+        let client = self.client(info)?;
+        let timeouts = Timeouts {
+            connect: self.connect_timeout,
+            response: self.response_timeout,
+        };
+        Ok(RedisBackend {
+            inner: Arc::new(Inner {
+                topology: Topology::Single(Server::new(client, timeouts, self.pool_size)),
+                breaker: Breaker::new(self.breaker),
+                target,
+            }),
+        })
+    }
+
+    fn connection_info(&self) -> Result<ConnectionInfo> {
+        let info = match &self.url {
+            Some(url) => parse_url(url.expose(), self.url_field)?,
+            None => (
+                self.host.clone().unwrap_or_else(|| "localhost".to_owned()),
+                self.port.unwrap_or(6379),
+            )
+                .into_connection_info()
+                .map_err(|e| Error::config("CACHE_REDIS_HOST", e))?,
+        };
+        let mut settings = info.redis_settings().clone();
+        if let Some(db) = self.db {
+            settings = settings.set_db(db);
+        }
+        if let Some(username) = &self.username {
+            settings = settings.set_username(username);
+        }
+        if let Some(password) = &self.password {
+            settings = settings.set_password(password.expose());
+        }
+        Ok(info.set_redis_settings(settings))
+    }
+
+    #[cfg(feature = "tls")]
+    fn client(&self, info: ConnectionInfo) -> Result<redis::Client> {
+        // redis enables rustls without a crypto provider; pick ring unless the application
+        // already installed one (then this does nothing).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = match &self.tls_root_cert {
+            Some(pem) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+            None => redis::Client::open(info),
+        };
+        client.map_err(|e| Error::config("TLS settings", e))
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn client(&self, info: ConnectionInfo) -> Result<redis::Client> {
+        redis::Client::open(info).map_err(|e| Error::config(self.url_field, e))
+    }
+}
+
+const URL_FORMS: &str = "expected redis://[[user]:password@]host[:port][/db], \
+                         rediss://... (TLS) or unix:///path/to/socket";
+
+/// Parses a Redis URL; errors name `field` and the problem, never the URL (it may hold a
+/// password).
+fn parse_url(url: &str, field: &str) -> Result<ConnectionInfo> {
+    let Some(scheme_end) = url.find("://") else {
+        return Err(Error::config(field, format!("not a URL; {URL_FORMS}")));
+    };
+    let scheme = url[..scheme_end].to_ascii_lowercase();
+    match scheme.as_str() {
+        "redis" | "valkey" | "unix" | "redis+unix" | "valkey+unix" => {}
+        "rediss" | "valkeys" if cfg!(feature = "tls") => {}
+        "rediss" | "valkeys" => {
+            return Err(Error::config(
+                field,
+                "rediss:// (TLS) needs the `tls` feature of cache-redis",
+            ));
+        }
+        _ => {
+            return Err(Error::config(
+                field,
+                format!("unsupported scheme {scheme:?}; {URL_FORMS}"),
+            ));
+        }
+    }
+    if redis::parse_redis_url(url).is_none() {
+        return Err(Error::config(field, format!("malformed URL; {URL_FORMS}")));
+    }
+    url.into_connection_info().map_err(|e| {
+        let problem = e.detail().map_or_else(|| e.to_string(), str::to_owned);
+        Error::config(field, format!("{problem}; {URL_FORMS}"))
+    })
+}
+
+/// The connection target as a URL with the password masked, for `Debug` and logs.
+fn describe(info: &ConnectionInfo) -> String {
+    let settings = info.redis_settings();
+    let credentials = match (settings.username(), settings.password()) {
+        (Some(user), Some(_)) => format!("{user}:***@"),
+        (None, Some(_)) => ":***@".to_owned(),
+        (Some(user), None) => format!("{user}@"),
+        (None, None) => String::new(),
+    };
+    match info.addr() {
+        redis::ConnectionAddr::Unix(path) => {
+            format!(
+                "unix://{credentials}{}?db={}",
+                path.display(),
+                settings.db()
+            )
+        }
+        redis::ConnectionAddr::TcpTls { host, port, .. } => {
+            format!("rediss://{credentials}{host}:{port}/{}", settings.db())
+        }
+        addr => format!("redis://{credentials}{addr}/{}", settings.db()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_db_user_and_password() {
+        let info = parse_url("redis://app:p%40ss@db.example:6380/3", "url").unwrap();
+        let settings = info.redis_settings();
+        assert_eq!(settings.db(), 3);
+        assert_eq!(settings.username(), Some("app"));
+        assert_eq!(settings.password(), Some("p@ss"));
+        assert_eq!(describe(&info), "redis://app:***@db.example:6380/3");
+        let unix = parse_url("unix:///run/redis.sock?db=2", "url").unwrap();
+        assert_eq!(unix.redis_settings().db(), 2);
+    }
+
+    #[test]
+    fn bad_urls_are_config_errors_naming_the_field_without_the_password() {
+        for url in [
+            "http://user:hunter2@host",
+            "redis://:hunter2@host/notanumber",
+            "redis//:hunter2@host",
+            "redis://:hunter2@[::1",
+            "",
+        ] {
+            let err = parse_url(url, "CACHE_REDIS_URL").unwrap_err();
+            assert!(err.is_config(), "{url}: {err}");
+            let shown = format!("{err} {err:?}");
+            assert!(shown.contains("CACHE_REDIS_URL"), "{shown}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn tls_urls_need_the_feature() {
+        let err = parse_url("rediss://host", "url").unwrap_err();
+        assert!(err.to_string().contains("`tls` feature"), "{err}");
+    }
+
+    #[test]
+    fn flask_style_parts_build_a_target_and_override_the_url() {
+        let builder = RedisBackend::builder()
+            .host("cache")
+            .port(7000)
+            .db(4)
+            .password("hunter2");
+        assert_eq!(
+            describe(&builder.connection_info().unwrap()),
+            "redis://:***@cache:7000/4"
+        );
+        let builder = RedisBackend::builder()
+            .url("redis://localhost/1")
+            .db(5)
+            .username("u");
+        assert_eq!(
+            describe(&builder.connection_info().unwrap()),
+            "redis://u@localhost:6379/5"
+        );
+    }
+
+    #[test]
+    fn zero_timeouts_are_refused() {
+        let err = RedisBackend::builder()
+            .response_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert!(err.is_config());
+    }
+
+    #[test]
+    fn building_does_not_connect_and_hides_the_password() {
+        let backend = RedisBackend::open("redis://:hunter2@127.0.0.1:1/0").unwrap();
+        let shown = format!("{backend:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("127.0.0.1"), "{shown}");
+        let builder = RedisBackend::builder()
+            .url("redis://:hunter2@h")
+            .password("hunter2");
+        assert!(!format!("{builder:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,261 @@
+//! The commands each operation sends and how their replies are read, shared by the async and
+//! the blocking halves (only the I/O differs between them).
+//!
+//! | operation | commands |
+//! |---|---|
+//! | `get` | `GET key` |
+//! | `get_many` | `MGET k1 k2 ...` |
+//! | `set` | `SET key value PX ms` (no `PX` without a time-to-live) |
+//! | `set_many` | one pipeline of `SET key value PX ms` |
+//! | `add` | `SET key value NX PX ms` |
+//! | `delete`, `delete_many` | `UNLINK k1 k2 ...` |
+//! | `exists` | `EXISTS key` |
+//! | `delete_prefix` | `SCAN cursor MATCH <escaped prefix>* COUNT 500`, then `UNLINK` per batch |
+
+use bytes::Bytes;
+use cache_core::backend::Ttl;
+use cache_core::{Error, ErrorKind, Result};
+use redis::{Cmd, Pipeline, Value};
+
+/// Keys examined per `SCAN` call.
+pub(crate) const SCAN_COUNT: usize = 500;
+
+pub(crate) fn get(key: &str) -> Cmd {
+    let mut cmd = redis::cmd("GET");
+    cmd.arg(key);
+    cmd
+}
+
+pub(crate) fn get_many(keys: &[&str]) -> Cmd {
+    let mut cmd = redis::cmd("MGET");
+    cmd.arg(keys);
+    cmd
+}
+
+pub(crate) fn set(key: &str, value: &[u8], ttl: Ttl) -> Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(value);
+    with_ttl(&mut cmd, ttl);
+    cmd
+}
+
+pub(crate) fn set_many(entries: &[(&str, Bytes)], ttl: Ttl) -> Pipeline {
+    let mut pipe = redis::pipe();
+    for (key, value) in entries {
+        pipe.add_command(set(key, value, ttl)).ignore();
+    }
+    pipe
+}
+
+pub(crate) fn add(key: &str, value: &[u8], ttl: Ttl) -> Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(value).arg("NX");
+    with_ttl(&mut cmd, ttl);
+    cmd
+}
+
+pub(crate) fn unlink<K: redis::ToRedisArgs>(keys: &[K]) -> Cmd {
+    let mut cmd = redis::cmd("UNLINK");
+    cmd.arg(keys);
+    cmd
+}
+
+pub(crate) fn exists(key: &str) -> Cmd {
+    let mut cmd = redis::cmd("EXISTS");
+    cmd.arg(key);
+    cmd
+}
+
+pub(crate) fn flush_database() -> Cmd {
+    let mut cmd = redis::cmd("FLUSHDB");
+    cmd.arg("ASYNC");
+    cmd
+}
+
+fn with_ttl(cmd: &mut Cmd, ttl: Ttl) {
+    if let Some(ttl) = ttl {
+        // Redis rejects PX 0; a positive ttl below a millisecond becomes one millisecond.
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        cmd.arg("PX").arg(ms);
+    }
+}
+
+fn unexpected(what: &str, value: &Value) -> Error {
+    Error::new(
+        ErrorKind::Backend,
+        format!("unexpected Redis reply to {what}: {value:?}"),
+    )
+}
+
+/// A `GET` reply: bytes, or nothing. Any non-string reply is a miss.
+pub(crate) fn value_reply(value: Value) -> Option<Bytes> {
+    match value {
+        Value::BulkString(bytes) => Some(Bytes::from(bytes)),
+        Value::SimpleString(s) => Some(Bytes::from(s.into_bytes())),
+        _ => None,
+    }
+}
+
+pub(crate) fn get_many_reply(value: Value, expected: usize) -> Result<Vec<Option<Bytes>>> {
+    match value {
+        Value::Array(items) if items.len() == expected => {
+            Ok(items.into_iter().map(value_reply).collect())
+        }
+        other => Err(unexpected("MGET", &other)),
+    }
+}
+
+/// `SET ... NX`: `OK` if stored, nil if the key held a value.
+pub(crate) fn add_reply(value: &Value) -> Result<bool> {
+    match value {
+        Value::Okay | Value::SimpleString(_) => Ok(true),
+        Value::Nil => Ok(false),
+        other => Err(unexpected("SET NX", other)),
+    }
+}
+
+pub(crate) fn count_reply(what: &str, value: &Value) -> Result<u64> {
+    match value {
+        Value::Int(n) => Ok(u64::try_from(*n).unwrap_or(0)),
+        other => Err(unexpected(what, other)),
+    }
+}
+
+/// `delete_prefix` without I/O: it hands out the next command and reads its reply, so the
+/// async and blocking halves only differ in how they send.
+///
+/// It alternates `SCAN` and, for each non-empty batch, `UNLINK`, until the cursor is back at
+/// zero. The prefix is glob-escaped, so it matches only keys that start with it literally.
+#[derive(Debug)]
+pub(crate) struct PrefixDeletion {
+    pattern: String,
+    cursor: u64,
+    started: bool,
+    batch: Vec<Vec<u8>>,
+    deleted: u64,
+}
+
+impl PrefixDeletion {
+    pub(crate) fn new(prefix: &str) -> Self {
+        let mut pattern = cache_core::key::escape_glob(prefix);
+        pattern.push('*');
+        Self {
+            pattern,
+            cursor: 0,
+            started: false,
+            batch: Vec::new(),
+            deleted: 0,
+        }
+    }
+
+    /// The next command to send, or `None` when done.
+    pub(crate) fn next_command(&mut self) -> Option<Cmd> {
+        if !self.batch.is_empty() {
+            return Some(unlink(&self.batch));
+        }
+        if self.started && self.cursor == 0 {
+            return None;
+        }
+        self.started = true;
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(self.cursor)
+            .arg("MATCH")
+            .arg(&self.pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT);
+        Some(cmd)
+    }
+
+    /// Reads the reply to the command [`next_command`](Self::next_command) gave.
+    pub(crate) fn on_reply(&mut self, reply: Value) -> Result<()> {
+        if !self.batch.is_empty() {
+            self.deleted += count_reply("UNLINK", &reply)?;
+            self.batch.clear();
+            return Ok(());
+        }
+        let Value::Array(mut parts) = reply else {
+            return Err(unexpected("SCAN", &reply));
+        };
+        let (Some(Value::Array(keys)), Some(cursor)) = (parts.pop(), parts.pop()) else {
+            return Err(unexpected("SCAN", &Value::Array(parts)));
+        };
+        self.cursor = match &cursor {
+            Value::BulkString(bytes) => std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| unexpected("SCAN", &cursor))?,
+            other => return Err(unexpected("SCAN", other)),
+        };
+        self.batch = keys
+            .into_iter()
+            .filter_map(|key| match key {
+                Value::BulkString(key) => Some(key),
+                _ => None,
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// How many keys were removed.
+    pub(crate) fn deleted(&self) -> u64 {
+        self.deleted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn args(cmd: &Cmd) -> Vec<String> {
+        cmd.args_iter()
+            .map(|arg| match arg {
+                redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                _ => "<cursor>".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn set_has_px_only_with_a_ttl() {
+        assert_eq!(args(&set("k", b"v", None)), ["SET", "k", "v"]);
+        assert_eq!(
+            args(&set("k", b"v", Some(Duration::from_secs(2)))),
+            ["SET", "k", "v", "PX", "2000"]
+        );
+        assert_eq!(
+            args(&set("k", b"v", Some(Duration::from_micros(10)))),
+            ["SET", "k", "v", "PX", "1"]
+        );
+        assert_eq!(
+            args(&add("k", b"v", Some(Duration::from_millis(5)))),
+            ["SET", "k", "v", "NX", "PX", "5"]
+        );
+    }
+
+    #[test]
+    fn prefix_deletion_escapes_globs_and_alternates_scan_and_unlink() {
+        let mut job = PrefixDeletion::new("ns*[x]?\\:");
+        let scan = job.next_command().unwrap();
+        assert_eq!(
+            args(&scan),
+            ["SCAN", "0", "MATCH", r"ns\*\[x\]\?\\:*", "COUNT", "500"]
+        );
+        job.on_reply(Value::Array(vec![
+            Value::BulkString(b"17".to_vec()),
+            Value::Array(vec![Value::BulkString(b"a".to_vec())]),
+        ]))
+        .unwrap();
+        assert_eq!(args(&job.next_command().unwrap()), ["UNLINK", "a"]);
+        job.on_reply(Value::Int(1)).unwrap();
+        assert_eq!(args(&job.next_command().unwrap())[..2], ["SCAN", "17"]);
+        job.on_reply(Value::Array(vec![
+            Value::BulkString(b"0".to_vec()),
+            Value::Array(vec![]),
+        ]))
+        .unwrap();
+        assert!(job.next_command().is_none());
+        assert_eq!(job.deleted(), 1);
+    }
+}

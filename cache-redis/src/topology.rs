@@ -1,0 +1,237 @@
+//! Where commands go: everything that assumes "one Redis server" lives here.
+//!
+//! [`Topology`] answers two questions for the backend: *which connection does this command
+//! go to* ([`Topology::query`], [`Topology::query_blocking`]) and *which nodes must a `SCAN`
+//! visit* ([`Topology::scan_nodes`]). Today there is one variant, [`Topology::Single`]; a
+//! Redis Cluster variant would route keyed commands by slot and scan every primary, and a
+//! Sentinel variant would resolve the primary before connecting, without a change in
+//! `backend.rs` or `ops.rs`.
+//!
+//! A [`Server`] holds, for one address:
+//!
+//! - one shared multiplexed async connection, opened lazily on first use, replaced after a
+//!   connection error or a time-out (never a connection per call, never a `PING` per call);
+//! - a small pool of plain blocking connections with socket read and write time-outs, so
+//!   sync callers never need an async runtime.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, Cmd, Connection, Pipeline, RedisResult, Value};
+
+use crate::error::breaks_connection;
+
+/// The time-outs that bound every call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timeouts {
+    pub(crate) connect: Duration,
+    pub(crate) response: Duration,
+}
+
+/// One request: a command or a pipeline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Request<'a> {
+    Cmd(&'a Cmd),
+    Pipeline(&'a Pipeline),
+}
+
+/// The servers a backend talks to. See the module docs.
+#[derive(Debug)]
+pub(crate) enum Topology {
+    /// One standalone server (or a proxy in front of several).
+    Single(Server),
+}
+
+impl Topology {
+    /// Sends a request on the async connection for its keys.
+    #[inline]
+    pub(crate) async fn query(&self, request: Request<'_>) -> RedisResult<Value> {
+        match self {
+            Self::Single(server) => server.query(request).await,
+        }
+    }
+
+    /// Sends a request on a blocking connection for its keys.
+    #[inline]
+    pub(crate) fn query_blocking(&self, request: Request<'_>) -> RedisResult<Value> {
+        match self {
+            Self::Single(server) => server.query_blocking(request),
+        }
+    }
+
+    /// The nodes whose key spaces a `SCAN` must cover: every node holding primary data.
+    pub(crate) fn scan_nodes(&self) -> impl Iterator<Item = &Server> {
+        match self {
+            Self::Single(server) => std::iter::once(server),
+        }
+    }
+}
+
+/// The live async connection and its generation, so a failed call replaces only the
+/// connection it used and never a newer one.
+type Live = Option<(u64, MultiplexedConnection)>;
+
+/// One server: a lazily opened multiplexed connection and a blocking pool.
+pub(crate) struct Server {
+    client: Client,
+    timeouts: Timeouts,
+    multiplexed: RwLock<Live>,
+    /// Serialises reconnection, so concurrent callers wait for one attempt.
+    connecting: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+    pool: Mutex<Vec<Connection>>,
+    pool_size: usize,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `redis::Client`'s Debug would print the password; print the address only.
+        f.debug_struct("Server")
+            .field(
+                "addr",
+                &format_args!("{}", self.client.get_connection_info().addr()),
+            )
+            .field(
+                "db",
+                &self.client.get_connection_info().redis_settings().db(),
+            )
+            .field("timeouts", &self.timeouts)
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    pub(crate) fn new(client: Client, timeouts: Timeouts, pool_size: usize) -> Self {
+        Self {
+            client,
+            timeouts,
+            multiplexed: RwLock::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            pool: Mutex::new(Vec::with_capacity(pool_size)),
+            pool_size,
+        }
+    }
+
+    pub(crate) async fn query(&self, request: Request<'_>) -> RedisResult<Value> {
+        let (generation, mut conn) = self.multiplexed().await?;
+        let result = match request {
+            Request::Cmd(cmd) => cmd.query_async::<Value>(&mut conn).await,
+            Request::Pipeline(pipe) => pipe.query_async::<Value>(&mut conn).await,
+        };
+        if let Err(error) = &result
+            && breaks_connection(error)
+        {
+            self.forget(generation);
+        }
+        result
+    }
+
+    /// The shared connection, opened on first use or after a failure.
+    #[inline]
+    async fn multiplexed(&self) -> RedisResult<(u64, MultiplexedConnection)> {
+        if let Some((generation, conn)) = &*self
+            .multiplexed
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            return Ok((*generation, conn.clone()));
+        }
+        self.connect().await
+    }
+
+    #[cold]
+    async fn connect(&self) -> RedisResult<(u64, MultiplexedConnection)> {
+        let attempt = async {
+            let _one_at_a_time = self.connecting.lock().await;
+            if let Some((generation, conn)) = &*self
+                .multiplexed
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+            {
+                return Ok((*generation, conn.clone()));
+            }
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(self.timeouts.connect))
+                .set_response_timeout(Some(self.timeouts.response));
+            let conn = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+            *self
+                .multiplexed
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = Some((generation, conn.clone()));
+            tracing::debug!(target: "cache_redis", generation, "async connection to Redis opened");
+            Ok((generation, conn))
+        };
+        // Waiting for another caller's attempt counts against this caller's bound too.
+        match tokio::time::timeout(self.timeouts.connect, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()),
+        }
+    }
+
+    /// Drops the shared connection if it is still the one of `generation`.
+    #[cold]
+    fn forget(&self, generation: u64) {
+        let mut live = self
+            .multiplexed
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if matches!(&*live, Some((current, _)) if *current == generation) {
+            *live = None;
+            tracing::debug!(target: "cache_redis", generation, "async connection to Redis dropped; the next call reconnects");
+        }
+    }
+
+    pub(crate) fn query_blocking(&self, request: Request<'_>) -> RedisResult<Value> {
+        let mut conn = self.checkout()?;
+        let result = match request {
+            Request::Cmd(cmd) => cmd.query::<Value>(&mut conn),
+            Request::Pipeline(pipe) => pipe.query::<Value>(&mut conn),
+        };
+        // A connection that timed out may still receive the late answer: never reuse it.
+        if !matches!(&result, Err(error) if breaks_connection(error)) {
+            self.checkin(conn);
+        }
+        result
+    }
+
+    #[inline]
+    fn checkout(&self) -> RedisResult<Connection> {
+        let pooled = self
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => self.connect_blocking(),
+        }
+    }
+
+    #[inline]
+    fn checkin(&self, conn: Connection) {
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < self.pool_size {
+            pool.push(conn);
+        }
+    }
+
+    #[cold]
+    fn connect_blocking(&self) -> RedisResult<Connection> {
+        // The time-out covers the TCP (and TLS) connect and the AUTH/SELECT handshake.
+        let conn = self
+            .client
+            .get_connection_with_timeout(self.timeouts.connect)?;
+        conn.set_read_timeout(Some(self.timeouts.response))?;
+        conn.set_write_timeout(Some(self.timeouts.response))?;
+        tracing::debug!(target: "cache_redis", "blocking connection to Redis opened");
+        Ok(conn)
+    }
+}
