@@ -1,0 +1,191 @@
+//! Stampede protection on a shared in-memory store. Two `Cache` handles on one backend have
+//! separate in-process flights, so they stand in for two processes sharing a Redis.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cache_core::backend::memory::MemoryBackend;
+use cache_core::stampede::Stampede;
+use cache_core::{Cache, CallOptions};
+
+fn processes(n: usize) -> Vec<Cache> {
+    let shared = Arc::new(MemoryBackend::new());
+    (0..n)
+        .map(|_| {
+            Cache::builder()
+                .shared_backend(shared.clone())
+                .build()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn options(stampede: Stampede) -> CallOptions {
+    let mut options = CallOptions::timeout(Duration::from_secs(60));
+    options.stampede = stampede;
+    options
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lease_makes_one_caller_compute_across_processes() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let leased = options(Stampede::default().lease(Duration::from_secs(5)));
+    let mut tasks = Vec::new();
+    for cache in processes(4) {
+        for _ in 0..25 {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get_or_set_with_options("cold", leased, || async {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        7u32
+                    })
+                    .await
+            }));
+        }
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 7);
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_lease_each_process_computes_once() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for cache in processes(4) {
+        for _ in 0..25 {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get_or_set_with("cold", Duration::from_secs(60), || async {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        7u32
+                    })
+                    .await
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        4,
+        "in-process single flight only"
+    );
+}
+
+#[test]
+fn a_dead_holders_lease_expires_and_one_waiter_takes_over() {
+    let [dead, alive] = <[Cache; 2]>::try_from(processes(2)).unwrap();
+    let lease = Duration::from_millis(300);
+    let leased = options(Stampede::default().lease(lease));
+    // The "dead" holder takes the lease and never finishes: simulate with a raw lease write.
+    dead.blocking()
+        .set_with_timeout("cold:~lease", &"someone", lease)
+        .unwrap();
+    let runs = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..10 {
+            s.spawn(|| {
+                let value = alive
+                    .blocking()
+                    .get_or_set_with_options("cold", leased, || {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        9u8
+                    });
+                assert_eq!(value, 9);
+            });
+        }
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn serve_stale_returns_the_old_value_while_one_caller_refreshes() {
+    let cache = Cache::memory();
+    let stale = CallOptions {
+        timeout: Some(Duration::from_millis(100)),
+        stampede: Stampede::default().serve_stale(Duration::from_secs(30)),
+        ..CallOptions::default()
+    };
+    let runs = AtomicUsize::new(0);
+    let compute = || runs.fetch_add(1, Ordering::SeqCst) as u32;
+    assert_eq!(
+        cache
+            .blocking()
+            .get_or_set_with_options("hot", stale, compute),
+        0
+    );
+    std::thread::sleep(Duration::from_millis(150));
+    // Past its timeout: the first caller refreshes (and gets the new value); while it does,
+    // the others are served the stale one without waiting.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            cache.blocking().get_or_set_with_options("hot", stale, || {
+                tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+                compute()
+            })
+        });
+        rx.recv().unwrap();
+        for _ in 0..20 {
+            let served = cache
+                .blocking()
+                .get_or_set_with_options("hot", stale, compute);
+            assert_eq!(served, 0, "stale value served while the refresh runs");
+        }
+    });
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "one initial compute, one refresh"
+    );
+    assert_eq!(
+        cache
+            .blocking()
+            .get_or_set_with_options("hot", stale, compute),
+        1
+    );
+}
+
+#[test]
+fn early_refresh_recomputes_before_expiry_and_only_near_it() {
+    let cache = Cache::memory();
+    let early = CallOptions {
+        timeout: Some(Duration::from_millis(400)),
+        stampede: Stampede::default().early_refresh(1.0),
+        ..CallOptions::default()
+    };
+    let runs = AtomicUsize::new(0);
+    let slow = || {
+        std::thread::sleep(Duration::from_millis(100));
+        runs.fetch_add(1, Ordering::SeqCst)
+    };
+    cache.blocking().get_or_set_with_options("k", early, slow);
+    // Right after the store, the value is 400 ms from expiry with a 100 ms compute:
+    // early refresh is very unlikely (e^-4 per read) but possible; read a few times.
+    for _ in 0..3 {
+        cache.blocking().get_or_set_with_options("k", early, slow);
+    }
+    assert!(runs.load(Ordering::SeqCst) <= 3);
+    // 120 ms before expiry with a 100 ms compute, each read refreshes with p = e^-1.2 = 0.3.
+    std::thread::sleep(Duration::from_millis(380 - 100));
+    let before = runs.load(Ordering::SeqCst);
+    for _ in 0..50 {
+        cache.blocking().get_or_set_with_options("k", early, slow);
+        if runs.load(Ordering::SeqCst) > before {
+            break;
+        }
+    }
+    assert!(
+        runs.load(Ordering::SeqCst) > before,
+        "refreshed before expiry"
+    );
+}
