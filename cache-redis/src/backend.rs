@@ -44,7 +44,8 @@ pub const DEFAULT_POOL_SIZE: usize = 8;
 ///
 /// A hit is exactly one `GET`; a store is one `SET key value PX ms` (no `PX` without a
 /// time-to-live); `add` is `SET NX PX`; `get_many` is one `MGET`; `set_many` one pipeline;
-/// deletes are `UNLINK`; `exists` is `EXISTS`. `delete_prefix` (behind `Cache::clear()` and
+/// deletes are `UNLINK`; `exists` is `EXISTS`; releasing a stampede lease
+/// (`delete_if_equal`) is one `EVAL` of a compare-and-delete script. `delete_prefix` (behind `Cache::clear()` and
 /// forgetting a function's entries) walks `SCAN cursor MATCH <prefix>* COUNT 500` and unlinks
 /// each batch; glob characters in the prefix are escaped, so only keys that literally start
 /// with it go. It never uses `KEYS` or `FLUSHDB`; [`flush_database`](Self::flush_database)
@@ -261,6 +262,11 @@ impl Backend for RedisBackend {
         }
         Ok(deleted)
     }
+
+    async fn delete_if_equal(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        let cmd = ops::delete_if_equal(key, expected);
+        Ok(ops::count_reply("EVAL", &self.send(Request::Cmd(&cmd)).await?)? > 0)
+    }
 }
 
 impl BlockingBackend for RedisBackend {
@@ -322,6 +328,11 @@ impl BlockingBackend for RedisBackend {
             deleted += job.deleted();
         }
         Ok(deleted)
+    }
+
+    fn delete_if_equal(&self, key: &str, expected: &[u8]) -> Result<bool> {
+        let cmd = ops::delete_if_equal(key, expected);
+        Ok(ops::count_reply("EVAL", &self.send_blocking(Request::Cmd(&cmd))?)? > 0)
     }
 }
 

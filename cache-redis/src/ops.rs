@@ -10,6 +10,7 @@
 //! | `add` | `SET key value NX PX ms` |
 //! | `delete`, `delete_many` | `UNLINK k1 k2 ...` |
 //! | `exists` | `EXISTS key` |
+//! | `delete_if_equal` | `EVAL` of a three-line compare-and-delete script |
 //! | `delete_prefix` | `SCAN cursor MATCH <escaped prefix>* COUNT 500`, then `UNLINK` per batch |
 
 use bytes::Bytes;
@@ -63,6 +64,19 @@ pub(crate) fn unlink<K: redis::ToRedisArgs>(keys: &[K]) -> Cmd {
 pub(crate) fn exists(key: &str) -> Cmd {
     let mut cmd = redis::cmd("EXISTS");
     cmd.arg(key);
+    cmd
+}
+
+/// Deletes `KEYS[1]` only if it holds `ARGV[1]`, atomically: releases a stampede lease
+/// without removing one another caller took since.
+const DELETE_IF_EQUAL: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                               return redis.call('DEL', KEYS[1]) else return 0 end";
+
+pub(crate) fn delete_if_equal(key: &str, expected: &[u8]) -> Cmd {
+    // Plain EVAL: Redis caches the compiled script by its hash, and leases are released
+    // once per computation, not per hit.
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(DELETE_IF_EQUAL).arg(1).arg(key).arg(expected);
     cmd
 }
 

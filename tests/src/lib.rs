@@ -1,1 +1,687 @@
-//! stub
+//! Throwaway `redis-server` processes for integration tests and the examples' end-to-end
+//! tests.
+//!
+//! Each [`RedisServer`] runs in its own temporary directory on a free port of 127.0.0.1,
+//! with persistence off (`--save "" --appendonly no`), and is killed and cleaned up when
+//! dropped. Tests can pause it (`SIGSTOP`), kill it, restart it on the same port, and count
+//! the commands it executed through `INFO commandstats`.
+//!
+//! ```no_run
+//! use tests::RedisServer;
+//!
+//! let server = RedisServer::start();
+//! let mut conn = server.connection();
+//! server.reset_stats();
+//! let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut conn).unwrap();
+//! assert_eq!(server.command_count("set"), 1);
+//!
+//! let secured = RedisServer::builder()
+//!     .requirepass("s3cret")
+//!     .acl_user("app", "app-pass")
+//!     .maxmemory("16mb", "allkeys-lru")
+//!     .arg("--hz").arg("50")
+//!     .start();
+//! assert!(secured.url().starts_with("redis://:s3cret@127.0.0.1:"));
+//! ```
+//!
+//! `redis-server` must be on `PATH`; without it every start panics with install
+//! instructions, so a missing server never passes a test silently.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The message when `redis-server` is missing.
+pub const NOT_FOUND: &str = "redis-server not found: install it with \
+     `sudo apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS)";
+
+/// How long a server may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Port collisions tolerated before giving up.
+const START_ATTEMPTS: usize = 5;
+
+/// An ACL user created at start-up with every permission.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AclUser {
+    /// The user name.
+    pub name: String,
+    /// The user's password.
+    pub password: String,
+}
+
+impl fmt::Debug for AclUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AclUser")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The options of a server; see [`RedisServer::builder`].
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct RedisServerBuilder {
+    requirepass: Option<String>,
+    users: Vec<AclUser>,
+    tls: bool,
+    maxmemory: Option<(String, String)>,
+    args: Vec<String>,
+}
+
+impl RedisServerBuilder {
+    /// Requires this password from the default user (`--requirepass`).
+    pub fn requirepass(mut self, password: impl Into<String>) -> Self {
+        self.requirepass = Some(password.into());
+        self
+    }
+
+    /// Creates an ACL user with every permission on every key (`--user name on >password
+    /// ~* &* +@all`).
+    pub fn acl_user(mut self, name: impl Into<String>, password: impl Into<String>) -> Self {
+        self.users.push(AclUser {
+            name: name.into(),
+            password: password.into(),
+        });
+        self
+    }
+
+    /// Serves TLS only, with a certificate signed by a CA generated for this server (needs
+    /// the `openssl` command). [`RedisServer::url`] is then a `rediss://` URL and
+    /// [`RedisServer::tls_ca_cert`] the CA to trust; a second, plain port on 127.0.0.1 serves
+    /// [`RedisServer::connection`] for inspection.
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Caps memory (`--maxmemory`, e.g. `"16mb"`) with an eviction policy
+    /// (`--maxmemory-policy`, e.g. `"allkeys-lru"`).
+    pub fn maxmemory(mut self, bytes: impl Into<String>, policy: impl Into<String>) -> Self {
+        self.maxmemory = Some((bytes.into(), policy.into()));
+        self
+    }
+
+    /// Adds a raw command-line argument (`"--hz"`, then `"50"`).
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    ///
+    /// # Panics
+    ///
+    /// If `redis-server` is not installed, or the server does not start (the panic message
+    /// holds its log).
+    pub fn start(self) -> RedisServer {
+        self.try_start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts the server, or says why it could not (with its log).
+    pub fn try_start(self) -> Result<RedisServer, StartError> {
+        let binary = find_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix("redis-test-")
+            .tempdir()
+            .map_err(|e| StartError::new(format!("cannot create a temporary directory: {e}")))?;
+        let tls = if self.tls {
+            Some(TlsFiles::generate(dir.path())?)
+        } else {
+            None
+        };
+        let mut server = RedisServer {
+            binary,
+            options: self,
+            tls,
+            ports: Ports {
+                main: 0,
+                admin: None,
+            },
+            child: None,
+            paused: false,
+            dir,
+        };
+        let mut last = None;
+        for _ in 0..START_ATTEMPTS {
+            server.ports = Ports {
+                main: free_port()?,
+                admin: if server.tls.is_some() {
+                    Some(free_port()?)
+                } else {
+                    None
+                },
+            };
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                Err(e) if e.port_in_use => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| StartError::new("could not find a free port")))
+    }
+}
+
+/// Why a server did not start.
+#[derive(Debug, Clone)]
+pub struct StartError {
+    message: String,
+    port_in_use: bool,
+}
+
+impl StartError {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            port_in_use: false,
+        }
+    }
+
+    /// True if the server binary was built without TLS support.
+    pub fn is_tls_unsupported(&self) -> bool {
+        let m = self.message.to_ascii_lowercase();
+        m.contains("tls") && (m.contains("not supported") || m.contains("bad directive"))
+    }
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+#[derive(Debug, Clone, Copy)]
+struct Ports {
+    /// The port clients use (TLS for a TLS server).
+    main: u16,
+    /// A plain port for inspection when `main` is TLS.
+    admin: Option<u16>,
+}
+
+/// The certificate files of a TLS server.
+#[derive(Debug, Clone)]
+struct TlsFiles {
+    ca_cert: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl TlsFiles {
+    /// A CA and a server certificate for 127.0.0.1 and localhost, made with `openssl`.
+    fn generate(dir: &Path) -> Result<Self, StartError> {
+        let path = |name: &str| dir.join(name);
+        let ext = path("server.ext");
+        fs::write(
+            &ext,
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
+             extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .map_err(|e| StartError::new(format!("cannot write {}: {e}", ext.display())))?;
+        let p = |name: &str| path(name).to_string_lossy().into_owned();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let steps: [Vec<String>; 3] = [
+            ["req", "-x509", "-days", "2", "-subj", "/CN=cache-tests CA"]
+                .iter()
+                .chain(&ec)
+                .map(|s| s.to_string())
+                .chain(["-keyout".into(), p("ca.key"), "-out".into(), p("ca.crt")])
+                .collect(),
+            ["req", "-subj", "/CN=127.0.0.1"]
+                .iter()
+                .chain(&ec)
+                .map(|s| s.to_string())
+                .chain([
+                    "-keyout".into(),
+                    p("server.key"),
+                    "-out".into(),
+                    p("server.csr"),
+                ])
+                .collect(),
+            [
+                "x509",
+                "-req",
+                "-days",
+                "2",
+                "-in",
+                &p("server.csr"),
+                "-CA",
+                &p("ca.crt"),
+                "-CAkey",
+                &p("ca.key"),
+                "-CAcreateserial",
+                "-out",
+                &p("server.crt"),
+                "-extfile",
+                &p("server.ext"),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        ];
+        for args in steps {
+            let output = Command::new("openssl").args(&args).output().map_err(|e| {
+                StartError::new(format!(
+                    "the `openssl` command is needed to make test certificates: {e}"
+                ))
+            })?;
+            if !output.status.success() {
+                return Err(StartError::new(format!(
+                    "openssl {} failed: {}",
+                    args[0],
+                    String::from_utf8_lossy(&output.stderr)
+                )));
+            }
+        }
+        Ok(Self {
+            ca_cert: path("ca.crt"),
+            cert: path("server.crt"),
+            key: path("server.key"),
+        })
+    }
+}
+
+/// A running `redis-server`; killed, and its directory removed, on drop.
+///
+/// ```no_run
+/// let server = tests::RedisServer::start();
+/// let url = server.url(); // redis://127.0.0.1:<port>/0
+/// server.pause(); // SIGSTOP: connections hang
+/// server.resume();
+/// ```
+pub struct RedisServer {
+    binary: PathBuf,
+    options: RedisServerBuilder,
+    tls: Option<TlsFiles>,
+    ports: Ports,
+    child: Option<Child>,
+    paused: bool,
+    dir: tempfile::TempDir,
+}
+
+impl fmt::Debug for RedisServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisServer")
+            .field("port", &self.ports.main)
+            .field("tls", &self.tls.is_some())
+            .field("pid", &self.child.as_ref().map(Child::id))
+            .field("dir", &self.dir.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisServer {
+    /// A server with default options; see [`RedisServerBuilder::start`].
+    pub fn start() -> Self {
+        Self::builder().start()
+    }
+
+    /// A builder for a server with options.
+    pub fn builder() -> RedisServerBuilder {
+        RedisServerBuilder::default()
+    }
+
+    /// The port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.ports.main
+    }
+
+    /// The URL of database 0 for the default user: `redis://[:requirepass@]127.0.0.1:port/0`,
+    /// or `rediss://...` for a TLS server.
+    pub fn url(&self) -> String {
+        match &self.options.requirepass {
+            Some(password) => self.url_with(&format!(":{password}@")),
+            None => self.url_with(""),
+        }
+    }
+
+    /// The URL for the ACL user `name` with `password`.
+    pub fn url_for_user(&self, name: &str, password: &str) -> String {
+        self.url_with(&format!("{name}:{password}@"))
+    }
+
+    fn url_with(&self, credentials: &str) -> String {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://{credentials}127.0.0.1:{}/0", self.ports.main)
+    }
+
+    /// The PEM certificate of the CA that signed a TLS server's certificate.
+    pub fn tls_ca_cert(&self) -> Option<Vec<u8>> {
+        let files = self.tls.as_ref()?;
+        Some(fs::read(&files.ca_cert).expect("the CA certificate is readable"))
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+    }
+
+    /// Stops the process with `SIGSTOP`: it accepts TCP connections (the kernel does) but
+    /// answers nothing until [`resume`](Self::resume).
+    pub fn pause(&mut self) {
+        self.signal("-STOP");
+        self.paused = true;
+    }
+
+    /// Continues a paused process (`SIGCONT`).
+    pub fn resume(&mut self) {
+        self.signal("-CONT");
+        self.paused = false;
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("the server is running");
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .expect("the `kill` command runs");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
+    /// Kills the process (`SIGKILL`) and waits for it; every entry is lost.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.paused = false;
+    }
+
+    /// True while the process runs (paused or not).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Kills the server if it runs, then starts it again on the same port with the same
+    /// options, and waits until it accepts connections.
+    ///
+    /// # Panics
+    ///
+    /// If it cannot start again (the port was taken meanwhile, for instance).
+    pub fn restart(&mut self) {
+        self.kill();
+        if let Err(e) = self.spawn() {
+            panic!(
+                "redis-server did not restart on port {}: {e}",
+                self.ports.main
+            );
+        }
+    }
+
+    /// A plain blocking connection as the default user (on the admin port of a TLS server).
+    ///
+    /// # Panics
+    ///
+    /// If the server does not answer.
+    pub fn connection(&self) -> redis::Connection {
+        let port = self.ports.admin.unwrap_or(self.ports.main);
+        let credentials = match &self.options.requirepass {
+            Some(password) => format!(":{password}@"),
+            None => String::new(),
+        };
+        let url = format!("redis://{credentials}127.0.0.1:{port}/0");
+        let client = redis::Client::open(url).expect("a valid URL");
+        let conn = client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("cannot connect to the test redis-server: {e}"));
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("socket time-outs can be set");
+        conn
+    }
+
+    /// Resets the command statistics (`CONFIG RESETSTAT`). The reset itself is then counted
+    /// once, under `config|resetstat`.
+    pub fn reset_stats(&self) {
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query(&mut self.connection())
+            .expect("CONFIG RESETSTAT succeeds");
+    }
+
+    /// Every command's statistics since start or [`reset_stats`](Self::reset_stats), from
+    /// `INFO commandstats`, keyed by lower-case name (`get`, `set`, `config|resetstat`). The
+    /// `INFO` that reads them is not included (Redis counts a command after it runs).
+    pub fn command_stats(&self) -> BTreeMap<String, CommandStat> {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut self.connection())
+            .expect("INFO commandstats succeeds");
+        parse_command_stats(&info)
+    }
+
+    /// How many times `command` (e.g. `"get"`, `"unlink"`, `"config|resetstat"`) ran since
+    /// start or [`reset_stats`](Self::reset_stats), failed calls included.
+    pub fn command_count(&self, command: &str) -> u64 {
+        self.command_stats()
+            .get(&command.to_ascii_lowercase())
+            .map_or(0, |stat| stat.calls)
+    }
+
+    /// How many connections the server accepted since start or the last
+    /// [`reset_stats`](Self::reset_stats) (`total_connections_received`), this method's own
+    /// included.
+    pub fn connections_received(&self) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query(&mut self.connection())
+            .expect("INFO stats succeeds");
+        info_field(&info, "total_connections_received").unwrap_or(0)
+    }
+
+    /// How many keys database 0 holds (`DBSIZE`).
+    pub fn dbsize(&self) -> u64 {
+        redis::cmd("DBSIZE")
+            .query(&mut self.connection())
+            .expect("DBSIZE succeeds")
+    }
+
+    fn command_line(&self) -> Vec<String> {
+        let dir = self.dir.path().to_string_lossy().into_owned();
+        let mut args: Vec<String> = vec![
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--dir".into(),
+            dir,
+            "--logfile".into(),
+            "redis.log".into(),
+            "--save".into(),
+            String::new(),
+            "--appendonly".into(),
+            "no".into(),
+            "--daemonize".into(),
+            "no".into(),
+        ];
+        match (&self.tls, self.ports.admin) {
+            (Some(tls), Some(admin)) => {
+                let file = |p: &Path| p.to_string_lossy().into_owned();
+                args.extend([
+                    "--port".into(),
+                    admin.to_string(),
+                    "--tls-port".into(),
+                    self.ports.main.to_string(),
+                    "--tls-cert-file".into(),
+                    file(&tls.cert),
+                    "--tls-key-file".into(),
+                    file(&tls.key),
+                    "--tls-ca-cert-file".into(),
+                    file(&tls.ca_cert),
+                    "--tls-auth-clients".into(),
+                    "no".into(),
+                ]);
+            }
+            _ => args.extend(["--port".into(), self.ports.main.to_string()]),
+        }
+        if let Some(password) = &self.options.requirepass {
+            args.extend(["--requirepass".into(), password.clone()]);
+        }
+        for user in &self.options.users {
+            args.extend([
+                "--user".into(),
+                user.name.clone(),
+                "on".into(),
+                format!(">{}", user.password),
+                "~*".into(),
+                "&*".into(),
+                "+@all".into(),
+            ]);
+        }
+        if let Some((bytes, policy)) = &self.options.maxmemory {
+            args.extend([
+                "--maxmemory".into(),
+                bytes.clone(),
+                "--maxmemory-policy".into(),
+                policy.clone(),
+            ]);
+        }
+        args.extend(self.options.args.iter().cloned());
+        args
+    }
+
+    /// Starts the process and waits until it is ready.
+    fn spawn(&mut self) -> Result<(), StartError> {
+        let log = self.dir.path().join("redis.log");
+        let _ = fs::remove_file(&log);
+        let child = Command::new(&self.binary)
+            .args(self.command_line())
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| StartError::new(format!("cannot run {}: {e}", self.binary.display())))?;
+        self.child = Some(child);
+        self.paused = false;
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let child = self.child.as_mut().expect("just spawned");
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = pipe.read_to_string(&mut stderr);
+                }
+                self.child = None;
+                let log = self.log();
+                return Err(StartError {
+                    port_in_use: log.contains("Address already in use")
+                        || stderr.contains("Address already in use"),
+                    message: format!("redis-server exited ({status}) on start:\n{stderr}\n{log}"),
+                });
+            }
+            let ready = self.log().contains("Ready to accept connections")
+                && TcpStream::connect(("127.0.0.1", self.ports.main)).is_ok();
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                return Err(StartError::new(format!(
+                    "redis-server did not become ready within {START_TIMEOUT:?}:\n{}",
+                    self.log()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The statistics of one command in `INFO commandstats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommandStat {
+    /// Calls, failed ones included.
+    pub calls: u64,
+    /// Calls rejected before running (wrong arguments, no permission, ...).
+    pub rejected_calls: u64,
+    /// Calls that ran and returned an error.
+    pub failed_calls: u64,
+}
+
+/// Parses `INFO commandstats` lines such as
+/// `cmdstat_get:calls=3,usec=10,usec_per_call=3.33,rejected_calls=0,failed_calls=0`.
+pub fn parse_command_stats(info: &str) -> BTreeMap<String, CommandStat> {
+    info.lines()
+        .filter_map(|line| {
+            let (name, fields) = line.trim().strip_prefix("cmdstat_")?.split_once(':')?;
+            let mut stat = CommandStat::default();
+            for field in fields.split(',') {
+                let Some((key, value)) = field.split_once('=') else {
+                    continue;
+                };
+                let value = value.parse().unwrap_or(0);
+                match key {
+                    "calls" => stat.calls = value,
+                    "rejected_calls" => stat.rejected_calls = value,
+                    "failed_calls" => stat.failed_calls = value,
+                    _ => {}
+                }
+            }
+            Some((name.to_ascii_lowercase(), stat))
+        })
+        .collect()
+}
+
+fn info_field(info: &str, name: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|line| line.trim().strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+fn find_binary() -> Result<PathBuf, StartError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("redis-server"))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| StartError::new(NOT_FOUND))
+}
+
+fn free_port() -> Result<u16, StartError> {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|e| StartError::new(format!("cannot pick a free port: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_stats_parse() {
+        let info = "# Commandstats\r\n\
+                    cmdstat_get:calls=3,usec=10,usec_per_call=3.33,rejected_calls=0,failed_calls=1\r\n\
+                    cmdstat_config|resetstat:calls=1,usec=5,usec_per_call=5.00,rejected_calls=0,failed_calls=0\r\n";
+        let stats = parse_command_stats(info);
+        assert_eq!(stats["get"].calls, 3);
+        assert_eq!(stats["get"].failed_calls, 1);
+        assert_eq!(stats["config|resetstat"].calls, 1);
+    }
+}
