@@ -79,14 +79,19 @@ async fn dashboard(State(cache): State<Cache>) -> Html<String> {
 }
 
 async fn user_profile(Path(raw): Path<String>) -> Result<Json<User>, (StatusCode, String)> {
-    let user_id = raw
-        .parse()
-        .map_err(|_| (StatusCode::BAD_REQUEST, format!("{raw:?} is not a user id: try /user/1")))?;
+    let user_id = raw.parse().map_err(|_| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("{raw:?} is not a user id: try /user/1"),
+        )
+    })?;
     Ok(Json(get_user_details(user_id).await))
 }
 
 async fn forget_user(Path(user_id): Path<u64>) -> Result<String, (StatusCode, String)> {
-    get_user_details::invalidate(user_id).await.map_err(unavailable)?;
+    get_user_details::invalidate(user_id)
+        .await
+        .map_err(unavailable)?;
     Ok(format!("User {user_id} forgotten"))
 }
 
@@ -111,7 +116,10 @@ async fn set_cache(
 }
 
 /// The tutorial's `get_cache(key)`.
-async fn get_cache(State(cache): State<Cache>, Path(key): Path<String>) -> Result<String, (StatusCode, String)> {
+async fn get_cache(
+    State(cache): State<Cache>,
+    Path(key): Path<String>,
+) -> Result<String, (StatusCode, String)> {
     match cache.get::<String>(&key).await.map_err(unavailable)? {
         Some(value) => Ok(value),
         None => Err((StatusCode::NOT_FOUND, format!("{key} is not cached"))),
@@ -119,9 +127,15 @@ async fn get_cache(State(cache): State<Cache>, Path(key): Path<String>) -> Resul
 }
 
 /// Manual invalidation: `cache.delete("user_123")`.
-async fn delete_cache(State(cache): State<Cache>, Path(key): Path<String>) -> Result<String, (StatusCode, String)> {
+async fn delete_cache(
+    State(cache): State<Cache>,
+    Path(key): Path<String>,
+) -> Result<String, (StatusCode, String)> {
     let existed = cache.delete(&key).await.map_err(unavailable)?;
-    Ok(format!("{key} {}", if existed { "deleted" } else { "was not cached" }))
+    Ok(format!(
+        "{key} {}",
+        if existed { "deleted" } else { "was not cached" }
+    ))
 }
 
 async fn stats(State(cache): State<Cache>) -> Json<HashMap<&'static str, u64>> {
@@ -137,19 +151,31 @@ async fn stats(State(cache): State<Cache>) -> Json<HashMap<&'static str, u64>> {
 }
 
 fn unavailable(error: cache_core::Error) -> (StatusCode, String) {
-    (StatusCode::SERVICE_UNAVAILABLE, format!("the cache is unavailable: {error}"))
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the cache is unavailable: {error}"),
+    )
 }
 
 /// The app: `/expensive`, `/user/{id}`, `/user/{id}/forget`, `/dashboard`,
 /// `/cache/{key}` (`?value=..&timeout=..` sets, else gets), `/cache/{key}/delete`, `/stats`.
 pub fn router(cache: Cache) -> Router {
     Router::new()
-        .route("/expensive", get(|| async { Json(expensive_operation().await) }))
+        .route(
+            "/expensive",
+            get(|| async { Json(expensive_operation().await) }),
+        )
         .route("/user/{id}", get(user_profile))
         .route("/user/{id}/forget", get(forget_user))
         .route("/dashboard", get(dashboard))
-        .route("/cache/{key}", get(get_cache).post(set_cache).put(set_cache))
-        .route("/cache/{key}/delete", get(delete_cache).delete(delete_cache))
+        .route(
+            "/cache/{key}",
+            get(get_cache).post(set_cache).put(set_cache),
+        )
+        .route(
+            "/cache/{key}/delete",
+            get(delete_cache).delete(delete_cache),
+        )
         .route("/stats", get(stats))
         .with_state(cache)
 }

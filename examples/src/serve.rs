@@ -10,7 +10,10 @@ use cache_core::config::{CacheType, Config, redact_url};
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 /// Builds the cache from the Flask-Caching variables, installs it as the process default,
@@ -40,7 +43,10 @@ fn describe(config: &Config, cache: &Cache) {
                 });
             tracing::info!("cache: Redis at {url} (namespace {:?})", cache.namespace());
             tracing::info!("see the keys:   redis-cli -u {url} --scan --pattern '{pattern}'");
-            tracing::info!("see a TTL:      redis-cli -u {url} TTL '{}homepage'", cache.namespace());
+            tracing::info!(
+                "see a TTL:      redis-cli -u {url} TTL '{}homepage'",
+                cache.namespace()
+            );
         }
         CacheType::Null => tracing::info!("cache: disabled (NullCache)"),
         _ => tracing::info!(
@@ -61,7 +67,9 @@ pub async fn serve(app: Router) -> Result<(), String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
-            format!("port {port} is already in use: stop the other server or set PORT to a free port")
+            format!(
+                "port {port} is already in use: stop the other server or set PORT to a free port"
+            )
         } else {
             format!("cannot listen on {addr}: {e}")
         }

@@ -28,7 +28,9 @@ fn square_delay() -> Duration {
 #[cached(key_prefix = "homepage", timeout = 30)]
 pub async fn home() -> String {
     HOME_RUNS.fetch_add(1, Ordering::Relaxed);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     format!("Home generated at {:.6}", now.as_secs_f64())
 }
 
@@ -43,8 +45,17 @@ pub async fn square(num: i64) -> String {
 
 async fn square_route(Path(raw): Path<String>) -> Result<String, (StatusCode, String)> {
     let num: i64 = raw.parse().map_err(|_| {
-        let problem = if !raw.is_empty() && raw.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()) {
-            format!("{raw} is too large: use a whole number between {} and {}", i64::MIN, i64::MAX)
+        let problem = if !raw.is_empty()
+            && raw
+                .trim_start_matches('-')
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        {
+            format!(
+                "{raw} is too large: use a whole number between {} and {}",
+                i64::MIN,
+                i64::MAX
+            )
         } else {
             format!("{raw:?} is not a whole number: try /square/5")
         };
@@ -58,13 +69,18 @@ async fn clear_cache(State(cache): State<Cache>) -> Result<&'static str, (Status
     Ok("All cache cleared!")
 }
 
-async fn delete_homepage_cache(State(cache): State<Cache>) -> Result<&'static str, (StatusCode, String)> {
+async fn delete_homepage_cache(
+    State(cache): State<Cache>,
+) -> Result<&'static str, (StatusCode, String)> {
     cache.delete("homepage").await.map_err(unavailable)?;
     Ok("Homepage cache deleted!")
 }
 
 fn unavailable(error: cache_core::Error) -> (StatusCode, String) {
-    (StatusCode::SERVICE_UNAVAILABLE, format!("the cache is unavailable: {error}"))
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the cache is unavailable: {error}"),
+    )
 }
 
 /// What `/stats` shows: how often the bodies ran, and the cache's counters.

@@ -1,0 +1,101 @@
+//! The advanced-techniques app as real processes sharing a throwaway redis-server.
+
+mod support;
+
+use support::App;
+use tests::RedisServer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_advanced");
+
+fn pair(server: &RedisServer) -> (App, App) {
+    let url = server.url();
+    (
+        App::start(BIN, &[("CACHE_REDIS_URL", &url)]),
+        App::start(BIN, &[("CACHE_REDIS_URL", &url)]),
+    )
+}
+
+#[test]
+fn view_level_caching_runs_the_view_once() {
+    let server = RedisServer::start();
+    let app = App::start(BIN, &[("CACHE_REDIS_URL", &server.url())]);
+    let expected = (200, r#"{"message":"Heavy computation result"}"#.to_owned());
+    assert_eq!(app.get("/expensive"), expected);
+    assert_eq!(app.get("/expensive"), expected);
+    assert_eq!(app.stat("expensive_runs"), 1);
+}
+
+#[test]
+fn function_level_caching_is_shared_and_invalidated_across_instances() {
+    let server = RedisServer::start();
+    let (first, second) = pair(&server);
+    let user = (200, r#"{"user_id":7,"name":"User 7"}"#.to_owned());
+    assert_eq!(first.get("/user/7"), user);
+    assert_eq!(second.get("/user/7"), user);
+    assert_eq!(
+        first.stat("database_fetches") + second.stat("database_fetches"),
+        1
+    );
+    assert_eq!(second.get("/user/7/forget").0, 200);
+    first.get("/user/7");
+    assert_eq!(
+        first.stat("database_fetches"),
+        2,
+        "the other instance's invalidation is seen"
+    );
+    assert_eq!(first.get("/user/x").0, 400);
+}
+
+#[test]
+fn the_fragment_is_cached_while_the_page_renders_fresh() {
+    let server = RedisServer::start();
+    let app = App::start(BIN, &[("CACHE_REDIS_URL", &server.url())]);
+    let (_, one) = app.get("/dashboard");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let (_, two) = app.get("/dashboard");
+    let fragment = |page: &str| {
+        page.lines()
+            .find(|l| l.contains("Dynamic Data"))
+            .unwrap()
+            .to_owned()
+    };
+    let rendered = |page: &str| {
+        page.lines()
+            .find(|l| l.contains("Rendered at"))
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(fragment(&one), fragment(&two));
+    assert_ne!(rendered(&one), rendered(&two));
+    assert_eq!(app.stat("fragment_renders"), 1);
+    let mut redis = server.connection();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("cache:dashboard_data")
+        .query(&mut redis)
+        .unwrap();
+    assert!((1..=120).contains(&ttl));
+}
+
+#[test]
+fn direct_set_and_get_are_shared_and_manual_invalidation_is_seen() {
+    let server = RedisServer::start();
+    let (first, second) = pair(&server);
+    assert_eq!(
+        first
+            .request("POST", "/cache/user_123?value=Ada&timeout=300")
+            .0,
+        200
+    );
+    assert_eq!(second.get("/cache/user_123"), (200, "Ada".to_owned()));
+    let mut redis = server.connection();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("cache:user_123")
+        .query(&mut redis)
+        .unwrap();
+    assert!((290..=300).contains(&ttl), "time-based expiry: {ttl}");
+    assert_eq!(
+        second.get("/cache/user_123/delete"),
+        (200, "user_123 deleted".to_owned())
+    );
+    assert_eq!(first.get("/cache/user_123").0, 404);
+}
