@@ -99,3 +99,43 @@ fn direct_set_and_get_are_shared_and_manual_invalidation_is_seen() {
     );
     assert_eq!(first.get("/cache/user_123").0, 404);
 }
+
+#[test]
+fn lru_eviction_keeps_a_small_redis_within_maxmemory() {
+    let server = RedisServer::builder()
+        .maxmemory("2mb", "allkeys-lru")
+        .start();
+    let app = App::start(BIN, &[("CACHE_REDIS_URL", &server.url())]);
+    let value = "x".repeat(20_000);
+    for i in 0..300 {
+        let (status, body) =
+            app.request("POST", &format!("/cache/item_{i}?value={value}&timeout=0"));
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(
+        server.dbsize() < 300,
+        "older entries were evicted: {} left",
+        server.dbsize()
+    );
+    assert_eq!(
+        app.get("/cache/item_299").1.len(),
+        value.len(),
+        "the newest entry is kept"
+    );
+    assert_eq!(app.stat("cache_errors"), 0);
+}
+
+#[test]
+fn flask_style_host_and_port_settings_work() {
+    let server = RedisServer::start();
+    let port = server.port().to_string();
+    let env = [
+        ("CACHE_TYPE", "RedisCache"),
+        ("CACHE_REDIS_HOST", "127.0.0.1"),
+        ("CACHE_REDIS_PORT", port.as_str()),
+        ("CACHE_REDIS_DB", "0"),
+    ];
+    let app = App::start(BIN, &env);
+    app.get("/user/1");
+    assert_eq!(server.dbsize(), 1);
+}
