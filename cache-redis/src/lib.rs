@@ -35,7 +35,7 @@
 //!
 //! | Name | Description | Default? |
 //! |---|---|---|
-//! | `tls` | `rediss://` URLs with rustls; public roots, or a private CA through [`RedisBackendBuilder::tls_root_cert`] | no |
+//! | `tls` | `rediss://` URLs with rustls; public roots, or a private CA through `RedisBackendBuilder::tls_root_cert` | no |
 //!
 //! MSRV: Rust 1.88.
 
