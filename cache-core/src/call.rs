@@ -510,7 +510,7 @@ fn lease_blocking<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T> {
         return Leased::Open;
     };
     let (key, token) = (lease_key(&plan.key), lease_token());
-    let deadline = Instant::now() + time;
+    let deadline = Instant::now() + wait_limit(time);
     for attempt in 0.. {
         let taken = plan.blocking_store().add(&key, token.clone(), Some(time));
         if let Some(leased) = plan.lease_attempt(taken, &token) {
@@ -534,7 +534,7 @@ async fn lease_async<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T
     };
     let store = plan.cache.inner.store.as_ref();
     let (key, token) = (lease_key(&plan.key), lease_token());
-    let deadline = Instant::now() + time;
+    let deadline = Instant::now() + wait_limit(time);
     for attempt in 0.. {
         let taken = Backend::add(store, &key, token.clone(), Some(time)).await;
         if let Some(leased) = plan.lease_attempt(taken, &token) {
@@ -549,6 +549,12 @@ async fn lease_async<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T
         }
     }
     Leased::Open
+}
+
+/// How long a caller waits on someone else's lease before computing itself: twice the
+/// lease, so a holder that died is replaced (its lease expires) before waiters give up.
+fn wait_limit(lease: Duration) -> Duration {
+    lease * 2
 }
 
 /// A value another caller stored while this one waited on the lease.

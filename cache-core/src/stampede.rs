@@ -5,7 +5,8 @@
 //!   (with back-off) instead of computing; the holder releases the lease with a
 //!   compare-and-delete, so a slow holder never deletes a lease someone else took since.
 //!   If the holder dies, its lease expires and one waiter takes over; a waiter that waits
-//!   longer than the lease computes itself. A plain hit still costs one GET.
+//!   twice the lease without a value computes itself (a lease never becomes an outage). A
+//!   plain hit still costs one GET.
 //! - **Early refresh** (`beta`): the envelope records how long the value took to compute
 //!   (`delta`) and when it expires; on each hit a caller recomputes early when
 //!   `now - delta * beta * ln(rand()) >= expiry` (Vattani, Chierichetti and Lowenstein,

@@ -1,0 +1,64 @@
+//! Cross-process single flight: several worker processes share one redis-server, and a lease
+//! makes exactly one caller among all of them compute.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tests::RedisServer;
+
+const WORKER: &str = env!("CARGO_BIN_EXE_stampede_worker");
+
+fn worker(server: &RedisServer, callers: usize, body_ms: u64, lease_ms: u64) -> Child {
+    Command::new(WORKER)
+        .args([
+            server.url(),
+            callers.to_string(),
+            body_ms.to_string(),
+            lease_ms.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the worker starts")
+}
+
+/// How many times the worker's body ran, from its `done N` line.
+fn runs(child: Child) -> usize {
+    let output = child.wait_with_output().expect("the worker ends");
+    assert!(output.status.success(), "worker failed: {output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let done = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("done "))
+        .expect("a done line");
+    done.parse().unwrap()
+}
+
+#[test]
+fn four_processes_of_25_callers_run_a_cold_body_once() {
+    let server = RedisServer::start();
+    let workers: Vec<_> = (0..4).map(|_| worker(&server, 25, 200, 5_000)).collect();
+    let total: usize = workers.into_iter().map(runs).sum();
+    assert_eq!(total, 1, "one computation for 100 callers in 4 processes");
+}
+
+#[test]
+fn when_the_holder_dies_the_body_runs_again_once() {
+    let server = RedisServer::start();
+    // The holder: one caller whose body takes far longer than the lease.
+    let mut holder = worker(&server, 1, 30_000, 1_000);
+    let mut lines = BufReader::new(holder.stdout.take().unwrap()).lines();
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "computing",
+        "the holder took the lease"
+    );
+    let others: Vec<_> = (0..3).map(|_| worker(&server, 33, 200, 1_000)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    holder.kill().unwrap();
+    let _ = holder.wait();
+    let started = Instant::now();
+    let total: usize = others.into_iter().map(runs).sum();
+    assert_eq!(total, 1, "after the lease expired, one waiter took over");
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
