@@ -68,6 +68,7 @@ pub struct RedisServerBuilder {
     requirepass: Option<String>,
     users: Vec<AclUser>,
     tls: bool,
+    unix_socket: bool,
     maxmemory: Option<(String, String)>,
     args: Vec<String>,
 }
@@ -95,6 +96,13 @@ impl RedisServerBuilder {
     /// [`RedisServer::connection`] for inspection.
     pub fn tls(mut self) -> Self {
         self.tls = true;
+        self
+    }
+
+    /// Also listens on a Unix socket in the server's directory; see
+    /// [`RedisServer::unix_url`].
+    pub fn unix_socket(mut self) -> Self {
+        self.unix_socket = true;
         self
     }
 
@@ -359,6 +367,18 @@ impl RedisServer {
         format!("{scheme}://{credentials}127.0.0.1:{}/0", self.ports.main)
     }
 
+    /// The `unix://` URL of database 0, for a server started with
+    /// [`RedisServerBuilder::unix_socket`].
+    pub fn unix_url(&self) -> Option<String> {
+        self.options.unix_socket.then(|| {
+            let socket = self.dir.path().join("redis.sock");
+            match &self.options.requirepass {
+                Some(password) => format!("unix://{}?db=0&pass={password}", socket.display()),
+                None => format!("unix://{}?db=0", socket.display()),
+            }
+        })
+    }
+
     /// The PEM certificate of the CA that signed a TLS server's certificate.
     pub fn tls_ca_cert(&self) -> Option<Vec<u8>> {
         let files = self.tls.as_ref()?;
@@ -532,6 +552,15 @@ impl RedisServer {
                 ]);
             }
             _ => args.extend(["--port".into(), self.ports.main.to_string()]),
+        }
+        if self.options.unix_socket {
+            let socket = self.dir.path().join("redis.sock");
+            args.extend([
+                "--unixsocket".into(),
+                socket.to_string_lossy().into_owned(),
+                "--unixsocketperm".into(),
+                "700".into(),
+            ]);
         }
         if let Some(password) = &self.options.requirepass {
             args.extend(["--requirepass".into(), password.clone()]);

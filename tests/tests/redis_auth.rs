@@ -154,3 +154,17 @@ fn building_never_connects_so_a_service_starts_while_redis_is_down() {
     server.restart();
     assert_eq!(BlockingBackend::get(&backend, "k").unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_unix_socket_url_works_with_a_password() {
+    let server = RedisServer::builder()
+        .unix_socket()
+        .requirepass(PASSWORD)
+        .start();
+    let url = server.unix_url().unwrap();
+    let backend = RedisBackend::open(&url).unwrap();
+    assert!(!format!("{backend:?}").contains(PASSWORD));
+    Backend::set(&backend, "k", "v".into(), None).await.unwrap();
+    BlockingBackend::set(&backend, "b", "v".into(), None).unwrap();
+    assert_eq!(server.dbsize(), 2);
+}
