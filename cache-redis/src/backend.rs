@@ -71,8 +71,8 @@ pub const DEFAULT_POOL_SIZE: usize = 8;
 /// # Runtime
 ///
 /// The async half needs a Tokio runtime with time enabled (`#[tokio::main]` enables it). Its
-/// connection is driven by the runtime that made the first async call; if that runtime shuts
-/// down, the next call on another runtime reconnects.
+/// connection is driven by the runtime that opened it; if that runtime shuts down, at most
+/// one call fails with a connection error and the next one reconnects on its own runtime.
 ///
 /// ```no_run
 /// use std::time::Duration;

@@ -90,3 +90,31 @@ fn many_threads_share_a_small_pool() {
     let connections = server.connections_received();
     assert!(connections < 100, "{connections} connections for 800 calls");
 }
+
+#[test]
+fn one_backend_outlives_the_runtime_that_first_used_it() {
+    let server = RedisServer::start();
+    let cache = cache(&server, "rt:");
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    first.block_on(cache.set("k", &1u8)).unwrap();
+    drop(first); // the task driving the async connection is gone
+
+    let second = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let value = second.block_on(async {
+        // The first call may fail on the dead connection; the next one reconnects.
+        for _ in 0..3 {
+            if let Ok(value) = cache.get::<u8>("k").await {
+                return value;
+            }
+        }
+        None
+    });
+    assert_eq!(value, Some(1));
+}
