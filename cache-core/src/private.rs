@@ -166,8 +166,24 @@ fn plan<'a>(prepared: Prepared<'a>, site: &'a Site, options: Options) -> Option<
     }
 }
 
+/// `P` stores results of type `R`: [`Policy`] under a name that makes a clean error.
+///
+/// The expansion's calls are bounded by this trait, spanned on the user's return type, so a
+/// return type that cannot be stored gets one error naming it there, instead of one per
+/// missing serde trait.
+#[diagnostic::on_unimplemented(
+    message = "the return type `{R}` cannot be cached",
+    label = "a cached value must implement `Serialize` and `DeserializeOwned`",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for the stored type (for \
+            `Result<T, E>` and `Option<T>`, that is `T`)"
+)]
+pub trait Stores<R>: Policy<R> {}
+
+#[diagnostic::do_not_recommend]
+impl<R, P: Policy<R>> Stores<R> for P {}
+
 /// Runs a sync function through the cache.
-pub fn call_blocking<R, P: Policy<R>, C: Codec>(
+pub fn call_blocking<R, P: Stores<R>, C: Codec>(
     prepared: Prepared<'_>,
     site: &Site,
     options: Options,
@@ -181,7 +197,7 @@ pub fn call_blocking<R, P: Policy<R>, C: Codec>(
 }
 
 /// Runs an async function through the cache.
-pub async fn call_async<R, P: Policy<R>, C: Codec>(
+pub async fn call_async<R, P: Stores<R>, C: Codec>(
     prepared: Prepared<'_>,
     site: &Site,
     options: Options,

@@ -16,8 +16,8 @@ pub(crate) struct Param {
 /// The receiver of a method: `self` in any of its non-`mut`-borrowing forms.
 #[derive(Debug, Clone)]
 pub(crate) struct Receiver {
-    /// The whole receiver as written (`&self`, `self: Arc<Self>`), for spans.
-    pub(crate) tokens: TokenStream,
+    /// The span of its `self` token.
+    pub(crate) self_span: proc_macro2::Span,
 }
 
 /// What the expansion needs to know about the function.
@@ -33,7 +33,8 @@ pub(crate) struct Function {
     pub(crate) generic_args: Vec<Ident>,
     /// Type parameters, whose names enter the key.
     pub(crate) type_params: Vec<Ident>,
-    /// The signature mentions `self` or `Self`, so the function is an associated item.
+    /// The function has a receiver or its signature mentions `Self`, so it is an associated
+    /// item.
     pub(crate) mentions_self: bool,
 }
 
@@ -187,7 +188,7 @@ fn check_receiver(recv: &syn::Receiver) -> syn::Result<Receiver> {
         ));
     }
     Ok(Receiver {
-        tokens: recv.to_token_stream(),
+        self_span: recv.self_token.span,
     })
 }
 
@@ -230,7 +231,7 @@ fn contains_impl_trait(tokens: TokenStream) -> bool {
 
 fn mentions_self(tokens: TokenStream) -> bool {
     tokens.into_iter().any(|tt| match tt {
-        TokenTree::Ident(ident) => ident == "Self" || ident == "self",
+        TokenTree::Ident(ident) => ident == "Self",
         TokenTree::Group(group) => mentions_self(group.stream()),
         _ => false,
     })

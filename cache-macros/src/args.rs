@@ -76,12 +76,10 @@ pub(crate) struct Args {
 }
 
 impl Args {
-    /// The options, or every error found while reading them.
-    pub(crate) fn into_result(mut self) -> syn::Result<Self> {
-        match self.errors.take() {
-            Some(error) => Err(error),
-            None => Ok(self),
-        }
+    /// Every error found while reading the options, taken out; the options read correctly
+    /// stay, so later checks can still use them.
+    pub(crate) fn take_errors(&mut self) -> Option<syn::Error> {
+        self.errors.take()
     }
 
     fn error(&mut self, error: syn::Error) {
@@ -312,7 +310,8 @@ mod tests {
     use quote::quote;
 
     fn parse(tokens: proc_macro2::TokenStream) -> syn::Result<Args> {
-        syn::parse2::<Args>(tokens)?.into_result()
+        let mut args = syn::parse2::<Args>(tokens)?;
+        args.take_errors().map_or(Ok(args), Err)
     }
 
     fn messages(tokens: proc_macro2::TokenStream) -> Vec<String> {

@@ -23,22 +23,41 @@ pub(crate) fn attribute(
     args: TokenStream,
     item: TokenStream,
 ) -> syn::Result<TokenStream> {
-    let item: ItemFn = syn::parse2(item)?;
+    let item = parse_fn(kind, item)?;
+    let mut args = syn::parse2::<Args>(args)?;
     let mut errors = Errors::default();
-    let args = syn::parse2::<Args>(args).and_then(Args::into_result);
+    if let Some(error) = args.take_errors() {
+        errors.push(error);
+    }
     let function = analyze::analyze(item);
-    let (args, function) = match (args, function) {
-        (Ok(args), Ok(function)) => (args, function),
-        (args, function) => {
-            for error in [args.err(), function.err()].into_iter().flatten() {
-                errors.push(error);
-            }
-            errors.finish()?;
-            unreachable!("at least one error was pushed");
-        }
+    let ignored = match &function {
+        Ok(f) => ignored(&args, f, &mut errors),
+        Err(_) => Vec::new(),
     };
-    let ctx = Ctx::new(kind, &args, &function)?;
-    Ok(ctx.expand())
+    if let (Kind::Cached, Ok(f)) = (kind, &function) {
+        check_cached(&args, f, &mut errors);
+    }
+    let function = function.inspect_err(|error| errors.push(error.clone()));
+    errors.finish()?;
+    let function = function?;
+    Ok(Ctx::new(kind, &args, &function, &ignored).expand())
+}
+
+/// The item as a function, or an error that says the attribute goes on functions.
+fn parse_fn(kind: Kind, item: TokenStream) -> syn::Result<ItemFn> {
+    syn::parse2(item.clone()).map_err(|error| {
+        let has_fn = item
+            .into_iter()
+            .any(|tt| matches!(&tt, proc_macro2::TokenTree::Ident(ident) if ident == "fn"));
+        if has_fn {
+            error
+        } else {
+            syn::Error::new(
+                error.span(),
+                format!("{} caches functions: put it on a `fn`", kind.attr()),
+            )
+        }
+    })
 }
 
 /// Where a piece of generated code sits, which decides how it names the site and key
@@ -66,20 +85,14 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(kind: Kind, args: &'a Args, f: &'a Function) -> syn::Result<Self> {
-        let mut errors = Errors::default();
-        let ignored = ignored(args, f, &mut errors);
-        if kind == Kind::Cached {
-            check_cached(args, f, &mut errors);
-        }
-        errors.finish()?;
+    fn new(kind: Kind, args: &'a Args, f: &'a Function, ignored: &[Ident]) -> Self {
         let is_ignored = |ident: &Ident| ignored.iter().any(|i| i == ident);
         let keyed = kind == Kind::Memoize;
         let krate = match &args.krate {
             Some(path) => quote!(#path),
             None => quote!(::cache_core),
         };
-        Ok(Self {
+        Self {
             kind,
             args,
             f,
@@ -89,11 +102,9 @@ impl<'a> Ctx<'a> {
             } else {
                 Vec::new()
             },
-            self_in_key: keyed
-                && f.receiver.as_ref().is_some()
-                && !ignored.iter().any(|i| i == "self"),
+            self_in_key: keyed && f.receiver.is_some() && !ignored.iter().any(|i| i == "self"),
             associated: f.mentions_self || args.associated.is_some(),
-        })
+        }
     }
 
     fn expand(&self) -> TokenStream {
@@ -250,12 +261,13 @@ impl<'a> Ctx<'a> {
             pushes.push(quote!(__cache_key.type_param(::core::any::type_name::<#ty>());));
         }
         if let Some(receiver) = receiver {
-            let span = receiver.tokens.span();
+            let span = receiver.self_span;
             pushes.push(quote_spanned!(span=> __cache_key.arg(__cache_self)?;));
         }
         for param in &self.key_params {
             let ident = &param.ident;
-            pushes.push(quote_spanned!(param.ty.span()=> __cache_key.arg(#ident)?;));
+            // Spanned on the parameter: a type that is not `Serialize` is reported there.
+            pushes.push(quote_spanned!(ident.span()=> __cache_key.arg(#ident)?;));
         }
         let mutable = (!pushes.is_empty()).then(|| quote!(mut));
         let cfgs = self.cfgs();
@@ -320,7 +332,12 @@ impl<'a> Ctx<'a> {
             Some(Timeout::Seconds(secs)) => {
                 quote!(#krate::__private::Some(#krate::__private::seconds(#secs)))
             }
-            Some(Timeout::Duration(expr)) => quote!(#krate::__private::Some(#expr)),
+            Some(Timeout::Duration(expr)) => {
+                let timeout = quote_spanned! {expr.span()=>
+                    let __cache_timeout: ::core::time::Duration = #expr;
+                };
+                quote!({ #timeout #krate::__private::Some(__cache_timeout) })
+            }
             None => quote!(#krate::__private::None),
         };
         let unless = self
@@ -337,7 +354,7 @@ impl<'a> Ctx<'a> {
                 unless: #unless,
                 forced_update: #forced,
                 cache_none: #cache_none,
-                stampede: #krate::__private::Stampede::DEFAULT,
+                ..#krate::__private::Options::default()
             }
         }
     }
@@ -356,10 +373,29 @@ impl<'a> Ctx<'a> {
         let options = self.options();
         let site = self.site(Place::Function);
         // Spanned on the return type, so a type that cannot be stored is reported there.
+        // Pins the async block's output to the declared type before the body, so a body of
+        // the wrong type is reported on the body against the user's signature.
+        let anchor = quote_spanned! {ret.span()=>
+            #[allow(
+                unreachable_code,
+                clippy::diverging_sub_expression,
+                clippy::empty_loop,
+                clippy::let_unit_value,
+                clippy::needless_return,
+                clippy::unreachable
+            )]
+            if false {
+                let __cache_fake_return: #ret = loop {};
+                return __cache_fake_return;
+            }
+        };
         let call = if self.f.is_async {
             quote_spanned! {ret.span()=>
                 #krate::__private::call_async::<#ret, _, #codec>(
-                    __cache_prepared, #site, __cache_options, __cache_policy, async move #block,
+                    __cache_prepared, #site, __cache_options, __cache_policy, async move {
+                        #anchor
+                        #block
+                    },
                 )
                 .await
             }
@@ -371,7 +407,7 @@ impl<'a> Ctx<'a> {
             }
         };
         let policy = quote_spanned! {ret.span()=>
-            #[allow(unused_imports)]
+            #[allow(unused_imports, clippy::needless_borrow)]
             use #krate::__private::{ProbeOption as _, ProbePlain as _, ProbeResult as _};
             (&&&#krate::__private::Probe::<#ret>::new()).policy()
         };

@@ -1,0 +1,8 @@
+use cache_core::memoize;
+
+#[memoize]
+fn log(line: String) {
+    println!("{line}");
+}
+
+fn main() {}

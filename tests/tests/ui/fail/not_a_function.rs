@@ -1,0 +1,6 @@
+use cache_core::memoize;
+
+#[memoize]
+struct Square(u64);
+
+fn main() {}
