@@ -43,11 +43,6 @@ impl Function {
     pub(crate) fn name(&self) -> &Ident {
         &self.item.sig.ident
     }
-
-    /// True if the function has no parameters at all, receiver included.
-    pub(crate) fn takes_nothing(&self) -> bool {
-        self.item.sig.inputs.is_empty()
-    }
 }
 
 /// Describes `item`, or reports every unsupported part of its shape.
@@ -256,7 +251,7 @@ mod tests {
     }
 
     fn messages(tokens: TokenStream) -> Vec<String> {
-        let error = analyzed(tokens).err().expect("an error");
+        let error = analyzed(tokens).expect_err("an error");
         error.into_iter().map(|e| e.to_string()).collect()
     }
 

@@ -288,6 +288,12 @@ fn flag(name: &Ident, input: ParseStream<'_>) -> syn::Result<()> {
 }
 
 fn ignore_list(name: &Ident, input: ParseStream<'_>) -> syn::Result<Vec<Ident>> {
+    if input.peek(syn::token::Paren) {
+        return Err(syn::Error::new(
+            input.span(),
+            "write the ignored parameters in brackets: `ignore = [db, self]`",
+        ));
+    }
     eq(name, input, "a list of parameters")?;
     if !input.peek(syn::token::Bracket) {
         return Err(syn::Error::new(
@@ -315,7 +321,7 @@ mod tests {
     }
 
     fn messages(tokens: proc_macro2::TokenStream) -> Vec<String> {
-        let error = parse(tokens).err().expect("an error");
+        let error = parse(tokens).expect_err("an error");
         error.into_iter().map(|e| e.to_string()).collect()
     }
 
@@ -357,15 +363,16 @@ mod tests {
     fn every_error_is_reported_at_once() {
         let messages = messages(quote! {
             timout = 5, timeout = "soon", key_prefix = users, timeout = 1, timeout = 2,
-            cache_none = true, ignore = db,
+            cache_none = true, ignore = db, ignore(db),
         });
-        assert_eq!(messages.len(), 6, "{messages:#?}");
+        assert_eq!(messages.len(), 7, "{messages:#?}");
         assert!(messages[0].starts_with("unknown option `timout`; the options are `timeout`"));
         assert!(messages[1].contains("integer of seconds"));
         assert!(messages[2].contains("string literal"));
         assert_eq!(messages[3], "duplicate option `timeout`");
         assert!(messages[4].contains("is a flag"));
         assert!(messages[5].contains("in brackets"));
+        assert!(messages[6].contains("`ignore = [db, self]`"));
     }
 
     #[test]

@@ -29,14 +29,14 @@ pub(crate) fn attribute(
     if let Some(error) = args.take_errors() {
         errors.push(error);
     }
+    if kind == Kind::Cached {
+        check_cached(&args, &item, &mut errors);
+    }
     let function = analyze::analyze(item);
     let ignored = match &function {
         Ok(f) => ignored(&args, f, &mut errors),
         Err(_) => Vec::new(),
     };
-    if let (Kind::Cached, Ok(f)) = (kind, &function) {
-        check_cached(&args, f, &mut errors);
-    }
     let function = function.inspect_err(|error| errors.push(error.clone()));
     errors.finish()?;
     let function = function?;
@@ -590,15 +590,7 @@ fn ignored(args: &Args, f: &Function, errors: &mut Errors) -> Vec<Ident> {
 
 /// `#[cached]` keeps one entry whatever the arguments: with parameters, it needs a
 /// `key_prefix` (so the single entry is named on purpose), and `ignore` means nothing.
-fn check_cached(args: &Args, f: &Function, errors: &mut Errors) {
-    if args.key_prefix.is_none() && !f.takes_nothing() {
-        errors.push(syn::Error::new(
-            analyze::params_span(&f.item),
-            "#[cached] keeps ONE entry whatever the arguments, so on a function with \
-             parameters it needs `key_prefix = \"...\"` to say so; to cache one entry per \
-             argument list, use #[memoize]",
-        ));
-    }
+fn check_cached(args: &Args, item: &ItemFn, errors: &mut Errors) {
     if let Some((span, _)) = &args.ignore {
         errors.push(syn::Error::new(
             *span,
@@ -607,6 +599,14 @@ fn check_cached(args: &Args, f: &Function, errors: &mut Errors) {
                  it, or use #[memoize]",
                 Kind::Cached.attr()
             ),
+        ));
+    }
+    if args.key_prefix.is_none() && !item.sig.inputs.is_empty() {
+        errors.push(syn::Error::new(
+            analyze::params_span(item),
+            "#[cached] keeps ONE entry whatever the arguments, so on a function with \
+             parameters it needs `key_prefix = \"...\"` to say so; to cache one entry per \
+             argument list, use #[memoize]",
         ));
     }
 }
@@ -628,5 +628,233 @@ impl VisitMut for OneLevelDeeper {
             }
         }
         syn::visit_mut::visit_path_mut(self, path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> String {
+        attribute(kind, args, item).unwrap().to_string()
+    }
+
+    fn errors(kind: Kind, args: TokenStream, item: TokenStream) -> Vec<String> {
+        let error = attribute(kind, args, item).expect_err("an error");
+        error.into_iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn a_free_function_gets_a_companion_module() {
+        let out = expand(
+            Kind::Memoize,
+            quote!(timeout = 60),
+            quote!(
+                pub fn square(num: u64) -> String {
+                    num.to_string()
+                }
+            ),
+        );
+        assert!(out.contains("pub fn square (num : u64) -> String"), "{out}");
+        assert!(out.contains("pub mod square"), "{out}");
+        for companion in ["fn invalidate", "fn invalidate_all", "fn key", "fn stats"] {
+            assert!(out.contains(companion), "{companion} in {out}");
+        }
+        assert!(
+            out.contains(":: cache_core :: __private :: call_blocking"),
+            "{out}"
+        );
+        assert!(out.contains("seconds (60)"), "{out}");
+        assert!(out.contains("__cache_key . arg (num) ?"), "{out}");
+    }
+
+    #[test]
+    fn a_method_gets_associated_companions() {
+        let out = expand(
+            Kind::Memoize,
+            quote!(),
+            quote!(
+                async fn load(&self, id: u32) -> Option<String> {
+                    None
+                }
+            ),
+        );
+        assert!(!out.contains(" mod "), "{out}");
+        for companion in [
+            "async fn load_invalidate (& self , id : u32)",
+            "async fn load_invalidate_all ()",
+            "fn load_key (& self , id : u32)",
+            "fn load_stats ()",
+            "fn __cache_site_load ()",
+            "fn __cache_key_load",
+        ] {
+            assert!(out.contains(companion), "{companion} in {out}");
+        }
+        assert!(out.contains("call_async"), "{out}");
+        assert!(out.contains("type_name :: < Self >"), "{out}");
+    }
+
+    #[test]
+    fn ignoring_self_leaves_the_receiver_out_of_the_companions() {
+        let out = expand(
+            Kind::Memoize,
+            quote!(ignore = [self]),
+            quote!(
+                fn load(&self, id: u32) -> u32 {
+                    id
+                }
+            ),
+        );
+        assert!(out.contains("fn load_key (id : u32)"), "{out}");
+        assert!(!out.contains("__cache_self"), "{out}");
+    }
+
+    #[test]
+    fn generic_parameters_enter_the_key_and_the_turbofish() {
+        let out = expand(
+            Kind::Memoize,
+            quote!(),
+            quote!(
+                fn first<'a, T: Clone, const N: usize>(items: &'a [T; N]) -> T {
+                    items[0].clone()
+                }
+            ),
+        );
+        assert!(out.contains("type_name :: < T > ()"), "{out}");
+        assert!(out.contains("__cache_key :: < T , N >"), "{out}");
+    }
+
+    #[test]
+    fn cached_keys_hold_no_argument() {
+        let out = expand(
+            Kind::Cached,
+            quote!(key_prefix = "page"),
+            quote!(
+                fn page(user: u32) -> String {
+                    user.to_string()
+                }
+            ),
+        );
+        assert!(!out.contains(". arg ("), "{out}");
+        assert!(out.contains("pub fn invalidate () ->"), "{out}");
+        assert!(out.contains("Some (\"page\")"), "{out}");
+    }
+
+    #[test]
+    fn the_crate_path_is_used_everywhere() {
+        let out = expand(
+            Kind::Memoize,
+            quote!(crate = "my_cache"),
+            quote!(
+                fn square(num: u64) -> u64 {
+                    num
+                }
+            ),
+        );
+        assert!(!out.contains("cache_core"), "{out}");
+        assert!(out.contains("my_cache :: __private :: Site"), "{out}");
+    }
+
+    #[test]
+    fn relative_paths_move_one_level_down_in_the_companion_module() {
+        let out = expand(
+            Kind::Memoize,
+            quote!(cache = self::CACHE),
+            quote!(
+                fn f(a: &super::A, b: self::B) -> u8 {
+                    0
+                }
+            ),
+        );
+        let module = &out[out.find("mod f").unwrap()..];
+        assert!(module.contains("a : & super :: super :: A"), "{module}");
+        assert!(module.contains("b : super :: B"), "{module}");
+        assert!(module.contains("& super :: CACHE"), "{module}");
+    }
+
+    #[test]
+    fn generated_locals_start_with_cache() {
+        let out = expand(
+            Kind::Memoize,
+            quote!(),
+            quote!(
+                async fn f(a: u8) -> u8 {
+                    a
+                }
+            ),
+        );
+        for word in out.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+            if word.starts_with("__") {
+                assert!(
+                    word.starts_with("__cache_")
+                        || word.starts_with("__CACHE_")
+                        || word == "__private",
+                    "{word}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn argument_and_shape_errors_are_reported_together() {
+        let messages = errors(
+            Kind::Cached,
+            quote!(timout = 1, ignore = [x]),
+            quote!(
+                const fn page(user: u32) -> String {
+                    String::new()
+                }
+            ),
+        );
+        assert_eq!(messages.len(), 4, "{messages:#?}");
+        assert!(messages[0].starts_with("unknown option `timout`"));
+        assert!(messages[1].contains("`ignore` has no effect with #[cached]"));
+        assert!(messages[2].contains("needs `key_prefix"));
+        assert!(messages[3].contains("`const`"));
+    }
+
+    #[test]
+    fn cached_with_parameters_suggests_memoize() {
+        let messages = errors(
+            Kind::Cached,
+            quote!(),
+            quote!(
+                fn page(user: u32) -> String {
+                    String::new()
+                }
+            ),
+        );
+        assert_eq!(messages.len(), 1);
+        assert!(messages[0].contains("use #[memoize]"));
+    }
+
+    #[test]
+    fn a_missing_ignored_parameter_lists_the_real_ones() {
+        let messages = errors(
+            Kind::Memoize,
+            quote!(ignore = [db]),
+            quote!(
+                fn load(&self, id: u32) -> u32 {
+                    id
+                }
+            ),
+        );
+        assert_eq!(
+            messages,
+            ["`ignore` names `db`, which is not a parameter; the parameters are `self`, `id`"]
+        );
+    }
+
+    #[test]
+    fn a_non_function_is_refused_by_name() {
+        let messages = errors(
+            Kind::Memoize,
+            quote!(),
+            quote!(
+                struct S;
+            ),
+        );
+        assert_eq!(messages, ["#[memoize] caches functions: put it on a `fn`"]);
     }
 }
