@@ -78,6 +78,44 @@ impl Repo {
     }
 }
 
+#[memoize(cache = CACHE)]
+fn early(text: &str) -> Result<u32, std::num::ParseIntError> {
+    if text.is_empty() {
+        return Ok(0);
+    }
+    let n: u32 = text.parse()?;
+    Ok(n + 1)
+}
+
+#[memoize(cache = CACHE)]
+async fn early_async(text: String) -> Result<u32, std::num::ParseIntError> {
+    if text.is_empty() {
+        return Ok(0);
+    }
+    let n: u32 = text.parse()?;
+    Ok(n + 1)
+}
+
+#[cached(cache = CACHE)]
+fn config() -> Vec<String> {
+    vec!["a".to_owned()]
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct Token(u32);
+
+impl Token {
+    #[memoize(cache = CACHE)]
+    fn by_value(self, extra: u32) -> u32 {
+        self.0 + extra
+    }
+
+    #[memoize(cache = CACHE)]
+    fn by_arc(self: std::sync::Arc<Self>) -> u32 {
+        self.0
+    }
+}
+
 mod inner {
     use super::*;
 
@@ -116,6 +154,19 @@ async fn every_shape_caches() {
     );
     assert!(Repo::make(1).is_none());
     assert_eq!(Repo::plain(1), 2);
+    assert_eq!(early(""), Ok(0));
+    assert_eq!(early("4"), Ok(5));
+    assert!(early("x").is_err());
+    assert_eq!(early_async(String::new()).await, Ok(0));
+    assert!(early_async("x".into()).await.is_err());
+    assert_eq!(config(), ["a"]);
+    assert_eq!(config::key().unwrap(), "cached:macros_shapes.config");
+    assert_eq!(Token(1).by_value(2), 3);
+    assert_eq!(
+        Token(1).by_value_key(2).unwrap(),
+        "memoize:macros_shapes.by_value:<macros_shapes.Token>:1:2"
+    );
+    assert_eq!(std::sync::Arc::new(Token(7)).by_arc(), 7);
     assert_eq!(inner::cube(2), 8);
     assert_eq!(
         inner::cube::key(2).unwrap(),
