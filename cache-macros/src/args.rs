@@ -21,11 +21,16 @@ mod kw {
     syn::custom_keyword!(ignore);
     syn::custom_keyword!(codec);
     syn::custom_keyword!(associated);
+    syn::custom_keyword!(lease);
+    syn::custom_keyword!(early_refresh);
+    syn::custom_keyword!(serve_stale);
+    syn::custom_keyword!(jitter);
 }
 
 /// Every option, as listed in the "unknown option" error.
 pub(crate) const OPTIONS: &str = "`timeout`, `key_prefix`, `cache`, `unless`, `forced_update`, \
-                                  `cache_none`, `ignore`, `codec`, `crate`, `associated`";
+                                  `cache_none`, `ignore`, `codec`, `crate`, `associated`, \
+                                  `lease`, `early_refresh`, `serve_stale`, `jitter`";
 
 /// Which attribute is being expanded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +50,7 @@ impl Kind {
     }
 }
 
-/// How long an entry lives.
+/// A length of time: how long an entry lives, a lease, a grace period.
 #[derive(Debug, Clone)]
 pub(crate) enum Timeout {
     /// `timeout = 60`: whole seconds.
@@ -71,6 +76,14 @@ pub(crate) struct Args {
     /// Forces associated-item companions for an associated fn that mentions neither `self`
     /// nor `Self`.
     pub(crate) associated: Option<Span>,
+    /// `lease = 5`: take a cross-process lease on a miss.
+    pub(crate) lease: Option<Timeout>,
+    /// `early_refresh = 1.0`: the beta of probabilistic early refresh.
+    pub(crate) early_refresh: Option<Expr>,
+    /// `serve_stale = 30`: the grace period during which a stale value is served.
+    pub(crate) serve_stale: Option<Timeout>,
+    /// `jitter = 0.1`: the largest fraction of the timeout removed at random.
+    pub(crate) jitter: Option<Expr>,
     /// Every problem found, combined; returned by [`Args::into_result`].
     errors: Option<syn::Error>,
 }
@@ -124,7 +137,23 @@ impl Args {
         match name.to_string().as_str() {
             "timeout" => {
                 let value = value(name, input, "an integer of seconds or a `Duration`")?;
-                self.once(name, timeout(value)?, |a| &mut a.timeout);
+                self.once(name, timeout(name, value)?, |a| &mut a.timeout);
+            }
+            "lease" => {
+                let value = value(name, input, "an integer of seconds or a `Duration`")?;
+                self.once(name, timeout(name, value)?, |a| &mut a.lease);
+            }
+            "serve_stale" => {
+                let value = value(name, input, "an integer of seconds or a `Duration`")?;
+                self.once(name, timeout(name, value)?, |a| &mut a.serve_stale);
+            }
+            "early_refresh" => {
+                let expr = value(name, input, "an `f64` beta, e.g. `1.0`")?;
+                self.once(name, expr, |a| &mut a.early_refresh);
+            }
+            "jitter" => {
+                let expr = value(name, input, "an `f64` fraction, e.g. `0.1`")?;
+                self.once(name, expr, |a| &mut a.jitter);
             }
             "key_prefix" => {
                 let prefix = string(name, input, "key_prefix = \"users\"")?;
@@ -224,27 +253,32 @@ fn value(name: &Ident, input: ParseStream<'_>, expected: &str) -> syn::Result<Ex
     })
 }
 
-fn timeout(value: Expr) -> syn::Result<Timeout> {
+fn timeout(name: &Ident, value: Expr) -> syn::Result<Timeout> {
     match value {
         Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Int(int),
             ..
         }) => {
             int.base10_parse::<u64>().map_err(|_| {
-                syn::Error::new_spanned(&int, "`timeout` in seconds must be a `u64` integer")
+                syn::Error::new_spanned(
+                    &int,
+                    format!("`{name}` in seconds must be a `u64` integer"),
+                )
             })?;
             if !int.suffix().is_empty() {
                 return Err(syn::Error::new_spanned(
                     &int,
-                    "write the number of seconds without a suffix, e.g. `timeout = 60`",
+                    format!("write the number of seconds without a suffix, e.g. `{name} = 60`"),
                 ));
             }
             Ok(Timeout::Seconds(int))
         }
         Expr::Lit(syn::ExprLit { lit, .. }) => Err(syn::Error::new_spanned(
             lit,
-            "`timeout` takes an integer of seconds (`timeout = 60`) or an expression giving a \
-             `Duration` (`timeout = Duration::from_millis(500)`)",
+            format!(
+                "`{name}` takes an integer of seconds (`{name} = 60`) or an expression giving a \
+                 `Duration` (`{name} = Duration::from_millis(500)`)"
+            ),
         )),
         other => Ok(Timeout::Duration(other)),
     }

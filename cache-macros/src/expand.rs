@@ -329,14 +329,9 @@ impl<'a> Ctx<'a> {
     fn options(&self) -> TokenStream {
         let krate = &self.krate;
         let timeout = match &self.args.timeout {
-            Some(Timeout::Seconds(secs)) => {
-                quote!(#krate::__private::Some(#krate::__private::seconds(#secs)))
-            }
-            Some(Timeout::Duration(expr)) => {
-                let timeout = quote_spanned! {expr.span()=>
-                    let __cache_timeout: ::core::time::Duration = #expr;
-                };
-                quote!({ #timeout #krate::__private::Some(__cache_timeout) })
+            Some(timeout) => {
+                let duration = self.duration(timeout);
+                quote!(#krate::__private::Some(#duration))
             }
             None => quote!(#krate::__private::None),
         };
@@ -348,15 +343,56 @@ impl<'a> Ctx<'a> {
         let forced = self.args.forced_update.as_ref();
         let forced = forced.map_or_else(|| quote!(false), |e| quote!(#e));
         let cache_none = self.args.cache_none.is_some();
+        let stampede = self.stampede();
         quote! {
             #krate::__private::Options {
                 timeout: #timeout,
                 unless: #unless,
                 forced_update: #forced,
                 cache_none: #cache_none,
+                stampede: #stampede,
                 ..#krate::__private::Options::default()
             }
         }
+    }
+
+    /// A `Duration` from `timeout = 60` (seconds) or `timeout = <Duration expression>`,
+    /// anchored so a wrong type is reported on the user's expression.
+    fn duration(&self, timeout: &Timeout) -> TokenStream {
+        let krate = &self.krate;
+        match timeout {
+            Timeout::Seconds(secs) => quote!(#krate::__private::seconds(#secs)),
+            Timeout::Duration(expr) => {
+                let anchored = quote_spanned! {expr.span()=>
+                    let __cache_duration: ::core::time::Duration = #expr;
+                };
+                quote!({ #anchored __cache_duration })
+            }
+        }
+    }
+
+    /// The stampede settings: leases, early refresh, serve-stale and jitter.
+    fn stampede(&self) -> TokenStream {
+        let krate = &self.krate;
+        let mut settings = quote!(#krate::__private::Stampede::DEFAULT);
+        if let Some(lease) = &self.args.lease {
+            let lease = self.duration(lease);
+            settings = quote!(#settings.lease(#lease));
+        }
+        if let Some(grace) = &self.args.serve_stale {
+            let grace = self.duration(grace);
+            settings = quote!(#settings.serve_stale(#grace));
+        }
+        if let Some(beta) = &self.args.early_refresh {
+            let beta =
+                quote_spanned! {beta.span()=> { let __cache_beta: f64 = #beta; __cache_beta }};
+            settings = quote!(#settings.early_refresh(#beta));
+        }
+        if let Some(jitter) = &self.args.jitter {
+            let jitter = quote_spanned! {jitter.span()=> { let __cache_jitter: f64 = #jitter; __cache_jitter }};
+            settings = quote!(#settings.jitter(#jitter));
+        }
+        settings
     }
 
     /// The new body: prepare the key, decide the options, then run the old body through

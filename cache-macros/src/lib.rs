@@ -99,8 +99,30 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `codec = path::To::Codec` | a type implementing `cache_core::codec::Codec` |
 /// | `crate = "path"` | where `cache_core` is, when it was renamed (default `::cache_core`) |
 /// | `associated` | generate associated-function companions (see below) |
+/// | `lease = 5` | seconds or a `Duration`: a miss takes a lease in the backend so one caller across every process computes; the others wait for its value |
+/// | `early_refresh = 1.0` | an `f64` beta: recompute probabilistically before expiry (XFetch) |
+/// | `serve_stale = 30` | seconds or a `Duration` of grace: past `timeout`, serve the stale value while one caller refreshes it |
+/// | `jitter = 0.1` | an `f64` fraction: shorten each entry's timeout at random by up to 10 % |
 ///
-/// Without `timeout`, the cache's default timeout applies (300 s unless configured).
+/// Without `timeout`, the cache's default timeout applies (300 s unless configured). The
+/// last four options are described in `cache_core::stampede`; a plain hit stays one read.
+///
+/// ```
+/// use cache_core::{memoize, Cache};
+///
+/// #[memoize(timeout = 60, lease = 5, serve_stale = 30, early_refresh = 1.0, jitter = 0.1)]
+/// fn leaderboard(page: u32) -> Vec<String> {
+///     vec![format!("page {page}")]
+/// }
+///
+/// fn main() -> cache_core::Result<()> {
+///     cache_core::install(Cache::memory())?;
+///     assert_eq!(leaderboard(1), ["page 1"]);
+///     assert_eq!(leaderboard(1), ["page 1"]);
+///     assert_eq!(leaderboard::stats().hits, 1);
+///     Ok(())
+/// }
+/// ```
 ///
 /// ```
 /// use std::sync::LazyLock;

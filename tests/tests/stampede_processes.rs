@@ -10,12 +10,23 @@ use tests::RedisServer;
 const WORKER: &str = env!("CARGO_BIN_EXE_stampede_worker");
 
 fn worker(server: &RedisServer, callers: usize, body_ms: u64, lease_ms: u64) -> Child {
+    worker_in(server, callers, body_ms, lease_ms, "api")
+}
+
+fn worker_in(
+    server: &RedisServer,
+    callers: usize,
+    body_ms: u64,
+    lease_ms: u64,
+    mode: &str,
+) -> Child {
     Command::new(WORKER)
         .args([
             server.url(),
             callers.to_string(),
             body_ms.to_string(),
             lease_ms.to_string(),
+            mode.to_owned(),
         ])
         .stdout(Stdio::piped())
         .spawn()
@@ -40,6 +51,25 @@ fn four_processes_of_25_callers_run_a_cold_body_once() {
     let workers: Vec<_> = (0..4).map(|_| worker(&server, 25, 200, 5_000)).collect();
     let total: usize = workers.into_iter().map(runs).sum();
     assert_eq!(total, 1, "one computation for 100 callers in 4 processes");
+}
+
+#[test]
+fn the_memoize_lease_option_does_the_same() {
+    let server = RedisServer::start();
+    let workers: Vec<_> = (0..4)
+        .map(|_| worker_in(&server, 25, 200, 5_000, "memoize"))
+        .collect();
+    let total: usize = workers.into_iter().map(runs).sum();
+    assert_eq!(total, 1, "one computation for 100 callers in 4 processes");
+    server.reset_stats();
+    let hit = worker_in(&server, 1, 200, 5_000, "memoize");
+    assert_eq!(runs(hit), 0);
+    assert_eq!(
+        server.command_count("get"),
+        1,
+        "a plain hit is still one GET"
+    );
+    assert_eq!(server.command_count("set"), 0);
 }
 
 #[test]

@@ -1,18 +1,34 @@
 //! One "process" of the cross-process stampede tests: `callers` concurrent calls of one
 //! cached computation, with a lease, against the Redis at `url`.
 //!
-//! Usage: `stampede_worker <url> <callers> <body-ms> <lease-ms> <api|memoize>`
+//! Usage: `stampede_worker <url> <callers> <body-ms> <lease-ms> <api|memoize>`: the
+//! computation goes through `Cache::get_or_set_with_options` or a `#[memoize(lease = ..)]`
+//! function.
 //!
 //! Prints `computing` (flushed) each time the body starts, and `done <runs>` at the end.
 
 use std::io::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{LazyLock, OnceLock};
 use std::time::Duration;
 
 use cache_core::stampede::Stampede;
-use cache_core::{Cache, CallOptions};
+use cache_core::{Cache, CallOptions, memoize};
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
+static BODY_MS: AtomicU64 = AtomicU64::new(0);
+static LEASE_MS: AtomicU64 = AtomicU64::new(0);
+static URL: OnceLock<String> = OnceLock::new();
+static CACHE: LazyLock<Cache> = LazyLock::new(|| {
+    let backend = cache_redis::RedisBackend::open(URL.get().expect("a URL")).expect("a valid URL");
+    Cache::builder().backend(backend).build().expect("a cache")
+});
+
+/// The same computation through the attribute.
+#[memoize(cache = CACHE, timeout = 60, lease = Duration::from_millis(LEASE_MS.load(Ordering::Relaxed)))]
+async fn cold() -> u64 {
+    body(BODY_MS.load(Ordering::Relaxed)).await
+}
 
 async fn body(body_ms: u64) -> u64 {
     RUNS.fetch_add(1, Ordering::SeqCst);
@@ -28,25 +44,30 @@ async fn body(body_ms: u64) -> u64 {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, url, callers, body_ms, lease_ms] = &args[..] else {
-        eprintln!("usage: stampede_worker <url> <callers> <body-ms> <lease-ms>");
+    let [_, url, callers, body_ms, lease_ms, mode] = &args[..] else {
+        eprintln!("usage: stampede_worker <url> <callers> <body-ms> <lease-ms> <api|memoize>");
         std::process::exit(2);
     };
     let callers: usize = callers.parse().expect("callers");
     let body_ms: u64 = body_ms.parse().expect("body-ms");
     let lease = Duration::from_millis(lease_ms.parse().expect("lease-ms"));
-    let backend = cache_redis::RedisBackend::open(url).expect("a valid URL");
-    let cache = Cache::builder().backend(backend).build().expect("a cache");
+    URL.set(url.clone()).expect("set once");
+    BODY_MS.store(body_ms, Ordering::Relaxed);
+    LEASE_MS.store(lease.as_millis() as u64, Ordering::Relaxed);
+    let through_attribute = mode == "memoize";
     let mut options = CallOptions::timeout(Duration::from_secs(60));
     options.stampede = Stampede::default().lease(lease);
 
     let mut tasks = Vec::new();
     for _ in 0..callers {
-        let cache = cache.clone();
         tasks.push(tokio::spawn(async move {
-            cache
-                .get_or_set_with_options("cold", options, || body(body_ms))
-                .await
+            if through_attribute {
+                cold().await
+            } else {
+                CACHE
+                    .get_or_set_with_options("cold", options, || body(body_ms))
+                    .await
+            }
         }));
     }
     for task in tasks {
