@@ -241,6 +241,24 @@ pub fn forget_all_blocking(cache: Option<&Cache>, site: &Site) -> crate::Result<
     Ok(exact + blocking.delete_prefix(&format!("{}:", site.head()))?)
 }
 
+/// The options of one call, in the order the expansion writes them (a function, so adding
+/// an option never makes older expansions' struct literals incomplete or redundant).
+pub fn options(
+    timeout: Option<Duration>,
+    unless: bool,
+    forced_update: bool,
+    cache_none: bool,
+    stampede: Stampede,
+) -> Options {
+    Options {
+        timeout,
+        unless,
+        forced_update,
+        cache_none,
+        stampede,
+    }
+}
+
 /// A timeout of whole seconds.
 pub const fn seconds(secs: u64) -> Duration {
     Duration::from_secs(secs)

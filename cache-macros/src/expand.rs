@@ -345,14 +345,7 @@ impl<'a> Ctx<'a> {
         let cache_none = self.args.cache_none.is_some();
         let stampede = self.stampede();
         quote! {
-            #krate::__private::Options {
-                timeout: #timeout,
-                unless: #unless,
-                forced_update: #forced,
-                cache_none: #cache_none,
-                stampede: #stampede,
-                ..#krate::__private::Options::default()
-            }
+            #krate::__private::options(#timeout, #unless, #forced, #cache_none, #stampede)
         }
     }
 

@@ -115,7 +115,7 @@ async fn stats(State(cache): State<Cache>) -> Json<Stats> {
 /// The app: `/`, `/square/{num}`, `/clear-cache`, `/delete-homepage-cache`, and `/stats`.
 pub fn router(cache: Cache) -> Router {
     Router::new()
-        .route("/", get(|| home()))
+        .route("/", get(home))
         .route("/square/{num}", get(square_route))
         .route("/clear-cache", get(clear_cache))
         .route("/delete-homepage-cache", get(delete_homepage_cache))
