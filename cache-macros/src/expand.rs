@@ -335,13 +335,8 @@ impl<'a> Ctx<'a> {
             }
             None => quote!(#krate::__private::None),
         };
-        let unless = self
-            .args
-            .unless
-            .as_ref()
-            .map_or_else(|| quote!(false), |e| quote!(#e));
-        let forced = self.args.forced_update.as_ref();
-        let forced = forced.map_or_else(|| quote!(false), |e| quote!(#e));
+        let unless = flag_expr(self.args.unless.as_ref());
+        let forced = flag_expr(self.args.forced_update.as_ref());
         let cache_none = self.args.cache_none.is_some();
         let stampede = self.stampede();
         quote! {
@@ -657,6 +652,16 @@ impl VisitMut for OneLevelDeeper {
             }
         }
         syn::visit_mut::visit_path_mut(self, path);
+    }
+}
+
+/// A `bool` option's expression, anchored so a wrong type is reported on it alone.
+fn flag_expr(expr: Option<&syn::Expr>) -> TokenStream {
+    match expr {
+        Some(expr) => {
+            quote_spanned! {expr.span()=> { let __cache_flag: bool = #expr; __cache_flag }}
+        }
+        None => quote!(false),
     }
 }
 
