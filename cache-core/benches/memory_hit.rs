@@ -2,7 +2,8 @@
 //!
 //! An in-memory `#[memoize]` hit of `fn(u64) -> String` (a 100-byte value), against the same
 //! work written by hand (build the key, get the bytes from the same store, decode) and
-//! against the `cached` crate's in-memory `#[cached]` hit.
+//! against the `cached` crate's in-memory `#[cached]` hit and a plain typed `moka` get (no
+//! key building, no decoding: the floor of an in-process cache).
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -15,6 +16,8 @@ use cache_core::{Cache, envelope, memoize};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 static STORE: LazyLock<Arc<MemoryBackend>> = LazyLock::new(|| Arc::new(MemoryBackend::new()));
+static MOKA: LazyLock<moka::sync::Cache<u64, String>> =
+    LazyLock::new(|| moka::sync::Cache::builder().max_capacity(10_000).build());
 static CACHE: LazyLock<Cache> = LazyLock::new(|| {
     Cache::builder()
         .shared_backend(STORE.clone())
@@ -63,6 +66,8 @@ fn memory_hit(c: &mut Criterion) {
     group.bench_function("cached_crate", |b| {
         b.iter(|| hundred_cached_crate(black_box(7)))
     });
+    MOKA.insert(7, value(7));
+    group.bench_function("moka_typed_get", |b| b.iter(|| MOKA.get(&black_box(7))));
     group.finish();
 }
 

@@ -15,9 +15,10 @@
 //!   sync callers never need an async runtime.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Cmd, Connection, Pipeline, RedisResult, Value};
 
@@ -71,13 +72,15 @@ impl Topology {
 
 /// The live async connection and its generation, so a failed call replaces only the
 /// connection it used and never a newer one.
-type Live = Option<(u64, MultiplexedConnection)>;
+type Live = (u64, MultiplexedConnection);
 
 /// One server: a lazily opened multiplexed connection and a blocking pool.
 pub(crate) struct Server {
     client: Client,
     timeouts: Timeouts,
-    multiplexed: RwLock<Live>,
+    /// Read on every call: an `ArcSwap` load takes no lock and writes no shared cache line,
+    /// which matters when every worker thread reads it at once.
+    multiplexed: ArcSwapOption<Live>,
     /// Serialises reconnection, so concurrent callers wait for one attempt.
     connecting: tokio::sync::Mutex<()>,
     generation: AtomicU64,
@@ -108,7 +111,7 @@ impl Server {
         Self {
             client,
             timeouts,
-            multiplexed: RwLock::new(None),
+            multiplexed: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             pool: Mutex::new(Vec::with_capacity(pool_size)),
@@ -133,12 +136,8 @@ impl Server {
     /// The shared connection, opened on first use or after a failure.
     #[inline]
     async fn multiplexed(&self) -> RedisResult<(u64, MultiplexedConnection)> {
-        if let Some((generation, conn)) = &*self
-            .multiplexed
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-        {
-            return Ok((*generation, conn.clone()));
+        if let Some(live) = &*self.multiplexed.load() {
+            return Ok((live.0, live.1.clone()));
         }
         self.connect().await
     }
@@ -147,12 +146,8 @@ impl Server {
     async fn connect(&self) -> RedisResult<(u64, MultiplexedConnection)> {
         let attempt = async {
             let _one_at_a_time = self.connecting.lock().await;
-            if let Some((generation, conn)) = &*self
-                .multiplexed
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-            {
-                return Ok((*generation, conn.clone()));
+            if let Some(live) = &*self.multiplexed.load() {
+                return Ok((live.0, live.1.clone()));
             }
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(self.timeouts.connect))
@@ -162,10 +157,8 @@ impl Server {
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?;
             let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-            *self
-                .multiplexed
-                .write()
-                .unwrap_or_else(PoisonError::into_inner) = Some((generation, conn.clone()));
+            self.multiplexed
+                .store(Some(Arc::new((generation, conn.clone()))));
             tracing::debug!(target: "cache_redis", generation, "async connection to Redis opened");
             Ok((generation, conn))
         };
@@ -179,12 +172,11 @@ impl Server {
     /// Drops the shared connection if it is still the one of `generation`.
     #[cold]
     fn forget(&self, generation: u64) {
-        let mut live = self
-            .multiplexed
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if matches!(&*live, Some((current, _)) if *current == generation) {
-            *live = None;
+        let previous = self.multiplexed.rcu(|live| match live {
+            Some(live) if live.0 == generation => None,
+            other => other.clone(),
+        });
+        if matches!(&previous, Some(live) if live.0 == generation) {
             tracing::debug!(target: "cache_redis", generation, "async connection to Redis dropped; the next call reconnects");
         }
     }

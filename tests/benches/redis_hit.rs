@@ -3,7 +3,8 @@
 //! A `#[memoize]` hit on Redis against a raw `redis` GET of the same key on the same kind of
 //! connection, on a throwaway local redis-server:
 //! - `seq_multi_thread` / `seq_current_thread`: one async call at a time, on each tokio
-//!   runtime flavour (the raw side is a `MultiplexedConnection`);
+//!   runtime flavour (the raw side is a `MultiplexedConnection`; `backend_get` is the
+//!   backend's own `get`, without the attribute, to split the overhead);
 //! - `concurrent_64`: 64 tasks at once on the multi-thread runtime (time per call);
 //! - `sync`: a sync `#[memoize] fn` against a raw `redis::Connection`.
 
@@ -16,11 +17,12 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use tests::RedisServer;
 
 static URL: OnceLock<String> = OnceLock::new();
+static BACKEND: LazyLock<cache_redis::RedisBackend> = LazyLock::new(|| {
+    cache_redis::RedisBackend::open(URL.get().expect("server started")).expect("valid URL")
+});
 static CACHE: LazyLock<Cache> = LazyLock::new(|| {
-    let backend =
-        cache_redis::RedisBackend::open(URL.get().expect("server started")).expect("valid URL");
     Cache::builder()
-        .backend(backend)
+        .backend(BACKEND.clone())
         .build()
         .expect("valid cache")
 });
@@ -74,6 +76,10 @@ fn sequential(c: &mut Criterion, multi: bool) {
     group.bench_function("memoize", |b| {
         b.to_async(&rt).iter(|| hundred(black_box(7)))
     });
+    group.bench_function("backend_get", |b| {
+        b.to_async(&rt)
+            .iter(|| cache_core::backend::Backend::get(&*BACKEND, black_box(full.as_str())))
+    });
     group.bench_function("raw_get", |b| {
         b.to_async(&rt).iter(|| {
             let mut raw = raw.clone();
@@ -120,6 +126,32 @@ fn concurrent(c: &mut Criterion) {
             start
                 .elapsed()
                 .mul_f64(iters as f64 / (per_task * TASKS) as f64)
+        })
+    });
+    group.bench_function("backend_get", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let full = full.clone();
+            async move {
+                let per_task = iters.div_ceil(TASKS);
+                let start = Instant::now();
+                let tasks: Vec<_> = (0..TASKS)
+                    .map(|_| {
+                        let full = full.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..per_task {
+                                let got = cache_core::backend::Backend::get(&*BACKEND, &full).await;
+                                black_box(got.unwrap());
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap();
+                }
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_task * TASKS) as f64)
+            }
         })
     });
     group.bench_function("raw_get", |b| {
