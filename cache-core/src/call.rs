@@ -181,6 +181,10 @@ impl<'a> Plan<'a> {
         let Some((value, meta)) = open_counted::<C, T>(self.counters, self.label, bytes) else {
             return Lookup::Miss;
         };
+        if meta.soft_expiry.is_none() {
+            // No clock read on the common path: only early refresh and serve-stale need it.
+            return Lookup::Fresh(value);
+        }
         match self.options.stampede.freshness(&meta, SystemTime::now()) {
             Freshness::Fresh => Lookup::Fresh(value),
             Freshness::Stale => Lookup::Stale(value),
