@@ -276,6 +276,18 @@ impl<'a> Plan<'a> {
     }
 }
 
+impl Plan<'_> {
+    /// True when a re-read shows that another caller refreshed the value after this one
+    /// read it stale (checked once this caller holds the refresh guards, so a refresh that
+    /// finished a moment ago is not repeated).
+    fn refreshed_meanwhile(&self, read: Result<Option<Bytes>>) -> bool {
+        let Ok(Some(bytes)) = read else { return false };
+        envelope::peek_meta(&bytes)
+            .and_then(|meta| meta.soft_expiry)
+            .is_some_and(|expiry| expiry > SystemTime::now())
+    }
+}
+
 /// How long one caller may refresh a stale value before another may try.
 const STALE_REFRESH_LEASE: Duration = Duration::from_secs(30);
 
@@ -500,10 +512,17 @@ fn refresher_blocking<'a>(plan: &Plan<'a>) -> Option<Guards<'a>> {
         }
         None => None,
     };
-    Some(Guards {
+    let guards = Guards {
         leader: Some(leader),
         lease,
-    })
+    };
+    if plan.refreshed_meanwhile(plan.blocking_store().get(&plan.key)) {
+        if let Some((key, token)) = guards.lease {
+            plan.released(plan.blocking_store().delete_if_equal(&key, &token));
+        }
+        return None;
+    }
+    Some(guards)
 }
 
 /// Async [`refresher_blocking`].
@@ -527,10 +546,18 @@ async fn refresher_async<'a>(plan: &Plan<'a>) -> Option<Guards<'a>> {
         }
         None => None,
     };
-    Some(Guards {
+    let guards = Guards {
         leader: Some(leader),
         lease,
-    })
+    };
+    if plan.refreshed_meanwhile(plan.cache.read(&plan.key).await) {
+        if let Some((key, token)) = guards.lease {
+            let store = plan.cache.inner.store.as_ref();
+            plan.released(Backend::delete_if_equal(store, &key, &token).await);
+        }
+        return None;
+    }
+    Some(guards)
 }
 
 /// Takes the cross-process lease for a miss, or waits for whoever holds it.

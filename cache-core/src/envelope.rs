@@ -77,6 +77,25 @@ fn seal_tagged<C: Codec, T: Serialize + ?Sized>(value: &T, meta: Meta, tag: u32)
     Ok(Bytes::from(out))
 }
 
+/// The metadata of an enveloped value, without decoding the value.
+pub fn peek_meta(bytes: &[u8]) -> Option<Meta> {
+    let header = bytes.get(..HEADER_LEN)?;
+    if header[0] != MAGIC_V1 || header[2] & FLAG_TIMING == 0 {
+        return (header[0] == MAGIC_V1).then(Meta::default);
+    }
+    let timing = bytes.get(HEADER_LEN..HEADER_LEN + TIMING_LEN)?;
+    Some(read_timing(timing))
+}
+
+fn read_timing(timing: &[u8]) -> Meta {
+    let compute_ms = u32::from_le_bytes(timing[..4].try_into().expect("4 bytes"));
+    let expiry_ms = u64::from_le_bytes(timing[4..].try_into().expect("8 bytes"));
+    Meta {
+        compute_time: Some(Duration::from_millis(compute_ms.into())),
+        soft_expiry: (expiry_ms != 0).then(|| UNIX_EPOCH + Duration::from_millis(expiry_ms)),
+    }
+}
+
 /// Decodes an enveloped value of type `T` written with codec `C`.
 pub fn open<C: Codec, T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, Meta)> {
     let header = bytes
@@ -107,10 +126,7 @@ pub fn open<C: Codec, T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, Meta)> {
         let timing = payload
             .get(..TIMING_LEN)
             .ok_or_else(|| decode_error("truncated timing block"))?;
-        let compute_ms = u32::from_le_bytes(timing[..4].try_into().expect("4 bytes"));
-        let expiry_ms = u64::from_le_bytes(timing[4..].try_into().expect("8 bytes"));
-        meta.compute_time = Some(Duration::from_millis(compute_ms.into()));
-        meta.soft_expiry = (expiry_ms != 0).then(|| UNIX_EPOCH + Duration::from_millis(expiry_ms));
+        meta = read_timing(timing);
         payload = &payload[TIMING_LEN..];
     }
     Ok((C::decode(payload)?, meta))

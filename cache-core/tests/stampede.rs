@@ -189,3 +189,62 @@ fn early_refresh_recomputes_before_expiry_and_only_near_it() {
         "refreshed before expiry"
     );
 }
+
+#[test]
+fn a_waiter_that_never_gets_the_lease_computes_itself() {
+    let cache = Cache::memory();
+    // A lease that never expires and a value that never comes: waiters must not hang.
+    cache
+        .blocking()
+        .set_with_timeout("stuck:~lease", &"gone", Duration::ZERO)
+        .unwrap();
+    let leased = options(Stampede::default().lease(Duration::from_millis(50)));
+    let value = cache
+        .blocking()
+        .get_or_set_with_options("stuck", leased, || 3u8);
+    assert_eq!(
+        value, 3,
+        "after twice the lease, the waiter computed (fail-open)"
+    );
+}
+
+#[test]
+fn a_hot_key_under_steady_load_recomputes_once_per_expiry_and_serves_stale_meanwhile() {
+    use std::sync::atomic::AtomicBool;
+    let cache = Cache::memory();
+    let stale = CallOptions {
+        timeout: Some(Duration::from_millis(100)),
+        stampede: Stampede::default().serve_stale(Duration::from_secs(30)),
+        ..CallOptions::default()
+    };
+    let recomputes = AtomicUsize::new(0);
+    let refreshing = AtomicBool::new(false);
+    let served_during_refresh = AtomicUsize::new(0);
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                while started.elapsed() < Duration::from_millis(700) {
+                    cache.blocking().get_or_set_with_options("hot", stale, || {
+                        refreshing.store(true, Ordering::SeqCst);
+                        recomputes.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(30));
+                        refreshing.store(false, Ordering::SeqCst);
+                        1u8
+                    });
+                    if refreshing.load(Ordering::SeqCst) {
+                        served_during_refresh.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    // 700 ms of load on a 100 ms timeout with 30 ms recomputes: one recompute per expiry
+    // at most (each expiry is at least 100 ms after the previous store).
+    let recomputes = recomputes.load(Ordering::SeqCst);
+    assert!((2..=7).contains(&recomputes), "{recomputes} recomputes");
+    assert!(
+        served_during_refresh.load(Ordering::SeqCst) > 0,
+        "other callers were answered while a refresh ran"
+    );
+}

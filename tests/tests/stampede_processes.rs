@@ -51,6 +51,12 @@ fn four_processes_of_25_callers_run_a_cold_body_once() {
     let workers: Vec<_> = (0..4).map(|_| worker(&server, 25, 200, 5_000)).collect();
     let total: usize = workers.into_iter().map(runs).sum();
     assert_eq!(total, 1, "one computation for 100 callers in 4 processes");
+    let mut redis = server.connection();
+    let lease: bool = redis::cmd("EXISTS")
+        .arg("cache:cold:~lease")
+        .query(&mut redis)
+        .unwrap();
+    assert!(!lease, "the holder released its lease (compare-and-delete)");
 }
 
 #[test]
