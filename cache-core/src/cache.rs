@@ -360,7 +360,13 @@ impl Cache {
         Fut: Future<Output = T>,
     {
         let plan = Plan::direct(self, self.full_key(key), options);
-        crate::call::run_async::<T, Plain, DefaultCodec, _>(plan, Plain, compute()).await
+        crate::call::run_async::<T, Plain, DefaultCodec, _>(
+            plan,
+            Plain,
+            compute(),
+            crate::call::Inline,
+        )
+        .await
     }
 
     pub(crate) async fn read(&self, full_key: &str) -> Result<Option<Bytes>> {

@@ -4,6 +4,7 @@
 //! [`run_blocking`] and [`run_async`].
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -17,7 +18,7 @@ use crate::codec::Codec;
 use crate::envelope::{self, Meta};
 use crate::flight::{Leader, Outcome, Role};
 use crate::stampede::{Freshness, Stampede, lease_key, lease_token, poll_delay};
-use crate::stats::Counters;
+use crate::stats::{Counters, Stats};
 
 /// Decides which results of a function are stored, and how a stored value becomes a result
 /// again. Chosen per return type by the expansion (see `__private::Probe`).
@@ -234,7 +235,7 @@ impl<'a> Plan<'a> {
         }
     }
 
-    fn after_wait<C: Codec, R, P: Policy<R>>(&self, policy: &P, outcome: Outcome) -> Joined<'_, R> {
+    fn after_wait<C: Codec, R, P: Policy<R>>(&self, policy: &P, outcome: Outcome) -> Joined<R> {
         match outcome {
             Outcome::Stored(bytes) => self
                 .followed::<C, R, P>(policy, &bytes)
@@ -331,9 +332,9 @@ fn outcome_of(sealed: &Option<(Bytes, Ttl)>) -> Outcome {
 }
 
 /// Where a caller that missed stands after joining the key's flight.
-enum Joined<'a, R> {
+enum Joined<R> {
     /// It leads: compute, store, then finish the flight.
-    Lead(Leader<'a>),
+    Lead(Leader),
     /// A leader's stored result, decoded.
     Done(R),
     /// Compute without leading (the leader's result was not stored).
@@ -343,8 +344,8 @@ enum Joined<'a, R> {
 }
 
 /// The guards a computing caller holds: the in-process flight and the cross-process lease.
-struct Guards<'a> {
-    leader: Option<Leader<'a>>,
+pub(crate) struct Guards {
+    leader: Option<Leader>,
     lease: Option<(String, Bytes)>,
 }
 
@@ -418,6 +419,7 @@ pub(crate) async fn run_async<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
     plan: Plan<'_>,
     policy: P,
     body: F,
+    detach: impl Detach<F>,
 ) -> R {
     let first = if plan.options.forced_update {
         Lookup::Miss
@@ -428,7 +430,7 @@ pub(crate) async fn run_async<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
         return policy.restore(value);
     }
     Box::pin(run_async_after_read::<R, P, C, F>(
-        plan, policy, body, first,
+        plan, policy, body, first, detach,
     ))
     .await
 }
@@ -439,16 +441,21 @@ async fn run_async_after_read<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
     policy: P,
     body: F,
     first: Lookup<P::Stored>,
+    detach: impl Detach<F>,
 ) -> R {
     let mut guards = Guards {
         leader: None,
         lease: None,
     };
+    let mut body = body;
     if !plan.options.forced_update {
         match first {
             Lookup::Fresh(value) => return policy.restore(value),
             Lookup::Stale(value) => match refresher_async(&plan).await {
-                Some(refresh) => guards = refresh,
+                Some(refresh) => match detach.detach(&plan, body, refresh) {
+                    Ok(()) => return policy.restore(value),
+                    Err((inline, refresh)) => (body, guards) = (inline, refresh),
+                },
                 None => return policy.restore(value),
             },
             Lookup::Miss => loop {
@@ -480,9 +487,20 @@ async fn run_async_after_read<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
             },
         }
     }
+    compute_async::<R, P, C, F>(&plan, &policy, body, guards).await
+}
+
+/// Runs the body, stores its result, and releases the guards: the end of every async miss
+/// and refresh, in the caller's task or a background one.
+async fn compute_async<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
+    plan: &Plan<'_>,
+    policy: &P,
+    body: F,
+    guards: Guards,
+) -> R {
     let started = Instant::now();
     let result = body.await;
-    let sealed = plan.seal::<C, R, P>(&policy, &result, started.elapsed());
+    let sealed = plan.seal::<C, R, P>(policy, &result, started.elapsed());
     let store = plan.cache.inner.store.as_ref();
     if let Some((bytes, ttl)) = &sealed {
         let write = plan.cache.write(&plan.key, bytes.clone(), *ttl).await;
@@ -497,8 +515,65 @@ async fn run_async_after_read<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
     result
 }
 
+/// Where the refresh of a stale value runs.
+pub(crate) trait Detach<F> {
+    /// Moves the refresh to the background, or hands `body` and `guards` back to run it in
+    /// line.
+    fn detach(self, plan: &Plan<'_>, body: F, guards: Guards) -> Result<(), (F, Guards)>;
+}
+
+/// Refreshes in the caller's task (the body may borrow from it).
+pub(crate) struct Inline;
+
+impl<F> Detach<F> for Inline {
+    fn detach(self, _plan: &Plan<'_>, body: F, guards: Guards) -> Result<(), (F, Guards)> {
+        Err((body, guards))
+    }
+}
+
+/// Refreshes in a task spawned on the current tokio runtime, so the caller that won the
+/// refresh is served the stale value at once like everyone else. Needs a body that owns
+/// its data; without a runtime it falls back to [`Inline`].
+pub(crate) struct Spawn<R, P, C> {
+    pub(crate) policy: P,
+    pub(crate) site: Option<&'static Stats>,
+    pub(crate) marker: PhantomData<fn() -> (R, C)>,
+}
+
+impl<R, P, C, F> Detach<F> for Spawn<R, P, C>
+where
+    R: Send + 'static,
+    P: Policy<R> + Send + Sync + 'static,
+    C: Codec,
+    F: Future<Output = R> + Send + 'static,
+{
+    fn detach(self, plan: &Plan<'_>, body: F, guards: Guards) -> Result<(), (F, Guards)> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err((body, guards));
+        };
+        let (cache, key, options) = (plan.cache.clone(), plan.key.clone(), plan.options);
+        let (site, label) = (self.site, plan.label.to_owned());
+        let policy = self.policy;
+        runtime.spawn(async move {
+            let counters = Counters {
+                cache: &cache.inner.stats,
+                site,
+            };
+            let plan = Plan {
+                cache: &cache,
+                key,
+                options,
+                counters,
+                label: &label,
+            };
+            drop(compute_async::<R, P, C, F>(&plan, &policy, body, guards).await);
+        });
+        Ok(())
+    }
+}
+
 /// The guards for refreshing a stale value, if this caller is the one to refresh it.
-fn refresher_blocking<'a>(plan: &Plan<'a>) -> Option<Guards<'a>> {
+fn refresher_blocking(plan: &Plan<'_>) -> Option<Guards> {
     let leader = plan.cache.inner.flights.try_lead(&plan.key)?;
     let lease = match plan.refresh_lease() {
         Some(time) => {
@@ -526,7 +601,7 @@ fn refresher_blocking<'a>(plan: &Plan<'a>) -> Option<Guards<'a>> {
 }
 
 /// Async [`refresher_blocking`].
-async fn refresher_async<'a>(plan: &Plan<'a>) -> Option<Guards<'a>> {
+async fn refresher_async(plan: &Plan<'_>) -> Option<Guards> {
     let leader = plan.cache.inner.flights.try_lead(&plan.key)?;
     let lease = match plan.refresh_lease() {
         Some(time) => {

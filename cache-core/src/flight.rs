@@ -25,10 +25,13 @@ struct Flight {
     done: Event,
 }
 
-/// The flights in progress, by key.
+type InProgress = Arc<Mutex<HashMap<Box<str>, Arc<Flight>>>>;
+
+/// The flights in progress, by key. Leaders hold the map by `Arc`, so a leader may outlive
+/// the call that started it (a refresh moved to a background task).
 #[derive(Default)]
 pub(crate) struct Flights {
-    in_progress: Mutex<HashMap<Box<str>, Arc<Flight>>>,
+    in_progress: InProgress,
 }
 
 impl std::fmt::Debug for Flights {
@@ -38,16 +41,16 @@ impl std::fmt::Debug for Flights {
 }
 
 /// What a caller that missed should do.
-pub(crate) enum Role<'a> {
+pub(crate) enum Role {
     /// Compute the value, then call [`Leader::finish`].
-    Leader(Leader<'a>),
+    Leader(Leader),
     /// Wait for the leader.
     Follower(Follower),
 }
 
 impl Flights {
     /// Joins the flight for `key`, starting one if none is in progress.
-    pub(crate) fn join<'a>(&'a self, key: &str) -> Role<'a> {
+    pub(crate) fn join(&self, key: &str) -> Role {
         let mut in_progress = self.in_progress.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(flight) = in_progress.get(key) {
             return Role::Follower(Follower(flight.clone()));
@@ -55,7 +58,7 @@ impl Flights {
         let flight = Arc::new(Flight::default());
         in_progress.insert(key.into(), flight.clone());
         Role::Leader(Leader {
-            flights: self,
+            in_progress: self.in_progress.clone(),
             key: key.into(),
             flight,
             finished: false,
@@ -65,7 +68,7 @@ impl Flights {
 
 impl Flights {
     /// Leads a new flight for `key`, or `None` if one is in progress (never waits).
-    pub(crate) fn try_lead<'a>(&'a self, key: &str) -> Option<Leader<'a>> {
+    pub(crate) fn try_lead(&self, key: &str) -> Option<Leader> {
         match self.join(key) {
             Role::Leader(leader) => Some(leader),
             Role::Follower(_) => None,
@@ -75,14 +78,14 @@ impl Flights {
 
 /// The caller computing the value. Dropping it unfinished (cancellation, panic) releases the
 /// followers with [`Outcome::Abandoned`].
-pub(crate) struct Leader<'a> {
-    flights: &'a Flights,
+pub(crate) struct Leader {
+    in_progress: InProgress,
     key: Box<str>,
     flight: Arc<Flight>,
     finished: bool,
 }
 
-impl Leader<'_> {
+impl Leader {
     /// Publishes the outcome to every follower and ends the flight.
     pub(crate) fn finish(mut self, outcome: Outcome) {
         self.end(outcome);
@@ -91,11 +94,7 @@ impl Leader<'_> {
     fn end(&mut self, outcome: Outcome) {
         self.finished = true;
         {
-            let mut in_progress = self
-                .flights
-                .in_progress
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut in_progress = self.in_progress.lock().unwrap_or_else(|e| e.into_inner());
             if in_progress
                 .get(&self.key)
                 .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
@@ -108,7 +107,7 @@ impl Leader<'_> {
     }
 }
 
-impl Drop for Leader<'_> {
+impl Drop for Leader {
     fn drop(&mut self) {
         if !self.finished {
             self.end(Outcome::Abandoned);

@@ -22,7 +22,7 @@ pub use crate::key::KeyBuilder;
 pub use crate::stampede::Stampede;
 
 use crate::Cache;
-use crate::call::{Plan, run_async, run_blocking};
+use crate::call::{Inline, Plan, Spawn, run_async, run_blocking};
 use crate::key::write_path;
 use crate::stats::{Counters, Stats, StatsSnapshot};
 
@@ -197,15 +197,42 @@ pub fn call_blocking<R, P: Stores<R>, C: Codec>(
 }
 
 /// Runs an async function through the cache.
-pub async fn call_async<R, P: Stores<R>, C: Codec>(
+pub async fn call_async<R, P: Stores<R>, C: Codec, F: Future<Output = R>>(
     prepared: Prepared<'_>,
     site: &Site,
     options: Options,
     policy: P,
-    body: impl Future<Output = R>,
+    body: F,
 ) -> R {
     match plan(prepared, site, options) {
-        Some(plan) => run_async::<R, P, C, _>(plan, policy, body).await,
+        Some(plan) => run_async::<R, P, C, _>(plan, policy, body, Inline).await,
+        None => body.await,
+    }
+}
+
+/// [`call_async`] for a function with `serve_stale` whose body owns its data: the refresh
+/// of a stale value runs in a background task, so every caller, the one that triggered
+/// the refresh included, is answered at once.
+pub async fn call_async_detached<R, P, C, F>(
+    prepared: Prepared<'_>,
+    site: &'static Site,
+    options: Options,
+    policy: P,
+    body: F,
+) -> R
+where
+    R: Send + 'static,
+    P: Stores<R> + Copy + Send + Sync + 'static,
+    C: Codec,
+    F: Future<Output = R> + Send + 'static,
+{
+    let spawn: Spawn<R, P, C> = Spawn {
+        policy,
+        site: Some(&site.stats),
+        marker: PhantomData,
+    };
+    match plan(prepared, site, options) {
+        Some(plan) => run_async::<R, P, C, _>(plan, policy, body, spawn).await,
         None => body.await,
     }
 }

@@ -28,7 +28,7 @@ async fn square(cache: &Cache, num: u64) -> String {
         timeout: Some(p::seconds(60)),
         ..p::Options::default()
     };
-    p::call_async::<String, _, p::DefaultCodec>(
+    p::call_async::<String, _, p::DefaultCodec, _>(
         prepared,
         &SQUARE_SITE,
         options,

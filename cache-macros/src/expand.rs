@@ -344,6 +344,17 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// With `serve_stale` on an async function whose arguments own their data (no receiver,
+    /// no generics, no borrowed or `impl`/`dyn` argument types), a stale value's refresh
+    /// runs in a background task; otherwise the caller that wins the refresh runs it.
+    fn refreshes_in_background(&self) -> bool {
+        self.args.serve_stale.is_some()
+            && self.f.is_async
+            && self.f.receiver.is_none()
+            && self.f.item.sig.generics.params.is_empty()
+            && self.f.params.iter().all(|param| owns_its_data(&param.ty))
+    }
+
     /// A `Duration` from `timeout = 60` (seconds) or `timeout = <Duration expression>`,
     /// anchored so a wrong type is reported on the user's expression.
     fn duration(&self, timeout: &Timeout) -> TokenStream {
@@ -414,8 +425,13 @@ impl<'a> Ctx<'a> {
             }
         };
         let call = if self.f.is_async {
+            let entry = if self.refreshes_in_background() {
+                quote!(call_async_detached)
+            } else {
+                quote!(call_async)
+            };
             quote_spanned! {ret.span()=>
-                #krate::__private::call_async::<#ret, _, #codec>(
+                #krate::__private::#entry::<#ret, _, #codec, _>(
                     __cache_prepared, #site, __cache_options, __cache_policy, async move {
                         #anchor
                         #block
@@ -655,6 +671,20 @@ impl VisitMut for OneLevelDeeper {
     }
 }
 
+/// True when `ty` has no reference, lifetime, `impl` or `dyn` in it (so, barring a
+/// non-`Send` type, a future owning a value of it can move to another task).
+fn owns_its_data(ty: &syn::Type) -> bool {
+    fn clean(tokens: TokenStream) -> bool {
+        tokens.into_iter().all(|token| match token {
+            proc_macro2::TokenTree::Punct(p) => p.as_char() != '&' && p.as_char() != '\'',
+            proc_macro2::TokenTree::Ident(i) => i != "impl" && i != "dyn" && i != "Self",
+            proc_macro2::TokenTree::Group(g) => clean(g.stream()),
+            proc_macro2::TokenTree::Literal(_) => true,
+        })
+    }
+    clean(quote!(#ty))
+}
+
 /// A `bool` option's expression, anchored so a wrong type is reported on it alone.
 fn flag_expr(expr: Option<&syn::Expr>) -> TokenStream {
     match expr {
@@ -668,6 +698,23 @@ fn flag_expr(expr: Option<&syn::Expr>) -> TokenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_owned_argument_types_refresh_in_the_background() {
+        let owned: [syn::Type; 3] = [
+            syn::parse_quote!(u64),
+            syn::parse_quote!(String),
+            syn::parse_quote!(Vec<(u8, Option<String>)>),
+        ];
+        let borrowed: [syn::Type; 4] = [
+            syn::parse_quote!(&str),
+            syn::parse_quote!(Cow<'a, str>),
+            syn::parse_quote!(Box<dyn Fn()>),
+            syn::parse_quote!(Vec<&'static str>),
+        ];
+        assert!(owned.iter().all(super::owns_its_data));
+        assert!(!borrowed.iter().any(super::owns_its_data));
+    }
     use quote::quote;
 
     fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> String {

@@ -101,7 +101,7 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `associated` | generate associated-function companions (see below) |
 /// | `lease = 5` | seconds or a `Duration`: a miss takes a lease in the backend so one caller across every process computes; the others wait for its value |
 /// | `early_refresh = 1.0` | an `f64` beta: recompute probabilistically before expiry (XFetch) |
-/// | `serve_stale = 30` | seconds or a `Duration` of grace: past `timeout`, serve the stale value while one caller refreshes it |
+/// | `serve_stale = 30` | seconds or a `Duration` of grace: past `timeout`, serve the stale value while one caller refreshes it (for an `async fn` whose arguments own their data, in a background task: its future must be `Send`) |
 /// | `jitter = 0.1` | an `f64` fraction: shorten each entry's timeout at random by up to 10 % |
 ///
 /// Without `timeout`, the cache's default timeout applies (300 s unless configured). The
