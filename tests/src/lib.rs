@@ -302,7 +302,7 @@ impl TlsFiles {
 /// A running `redis-server`; killed, and its directory removed, on drop.
 ///
 /// ```no_run
-/// let server = tests::RedisServer::start();
+/// let mut server = tests::RedisServer::start();
 /// let url = server.url(); // redis://127.0.0.1:<port>/0
 /// server.pause(); // SIGSTOP: connections hang
 /// server.resume();
