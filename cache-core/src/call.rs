@@ -289,6 +289,30 @@ impl Plan<'_> {
     }
 }
 
+impl Plan<'_> {
+    /// The guards of a leader once the lease is settled, or the value another process
+    /// stored while this caller waited for its lease.
+    fn lead<C: Codec, R, P: Policy<R>>(
+        &self,
+        policy: &P,
+        leader: Leader,
+        leased: Leased<P::Stored>,
+    ) -> Result<Guards, R> {
+        let lease = match leased {
+            Leased::Held(token) => Some((lease_key(&self.key), token)),
+            Leased::Filled(bytes, value) => {
+                leader.finish(Outcome::Stored(bytes));
+                return Err(policy.restore(value));
+            }
+            Leased::Open => None,
+        };
+        Ok(Guards {
+            leader: Some(leader),
+            lease,
+        })
+    }
+}
+
 /// How long one caller may refresh a stale value before another may try.
 const STALE_REFRESH_LEASE: Duration = Duration::from_secs(30);
 
@@ -375,17 +399,11 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
                 };
                 match joined {
                     Joined::Lead(leader) => {
-                        match lease_blocking::<C, P::Stored>(&plan) {
-                            Leased::Held(token) => {
-                                guards.lease = Some((lease_key(&plan.key), token))
-                            }
-                            Leased::Filled(bytes, value) => {
-                                leader.finish(Outcome::Stored(bytes));
-                                return policy.restore(value);
-                            }
-                            Leased::Open => {}
+                        let leased = lease_blocking::<C, P::Stored>(&plan);
+                        match plan.lead::<C, R, P>(&policy, leader, leased) {
+                            Ok(lead) => guards = lead,
+                            Err(result) => return result,
                         }
-                        guards.leader = Some(leader);
                     }
                     Joined::Done(result) => return result,
                     Joined::Alone => {}
@@ -467,17 +485,11 @@ async fn run_async_after_read<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
                 };
                 match joined {
                     Joined::Lead(leader) => {
-                        match lease_async::<C, P::Stored>(&plan).await {
-                            Leased::Held(token) => {
-                                guards.lease = Some((lease_key(&plan.key), token))
-                            }
-                            Leased::Filled(bytes, value) => {
-                                leader.finish(Outcome::Stored(bytes));
-                                return policy.restore(value);
-                            }
-                            Leased::Open => {}
+                        let leased = lease_async::<C, P::Stored>(&plan).await;
+                        match plan.lead::<C, R, P>(&policy, leader, leased) {
+                            Ok(lead) => guards = lead,
+                            Err(result) => return result,
                         }
-                        guards.leader = Some(leader);
                     }
                     Joined::Done(result) => return result,
                     Joined::Alone => {}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
-use event_listener::{Event, Listener};
+use event_listener::{Event, EventListener, Listener};
 
 /// How a flight ended, as its followers see it.
 #[derive(Debug, Clone)]
@@ -119,31 +119,36 @@ impl Drop for Leader {
 pub(crate) struct Follower(Arc<Flight>);
 
 impl Follower {
+    /// The outcome if the flight ended, or a listener registered before a second look (so
+    /// an end between the look and the registration is not missed).
+    fn outcome_or_listener(&self) -> Result<Outcome, EventListener> {
+        if let Some(outcome) = self.0.outcome.get() {
+            return Ok(outcome.clone());
+        }
+        let listener = self.0.done.listen();
+        match self.0.outcome.get() {
+            Some(outcome) => Ok(outcome.clone()),
+            None => Err(listener),
+        }
+    }
+
     /// Waits, blocking the thread, for the leader's outcome.
     pub(crate) fn wait_blocking(&self) -> Outcome {
         loop {
-            if let Some(outcome) = self.0.outcome.get() {
-                return outcome.clone();
+            match self.outcome_or_listener() {
+                Ok(outcome) => return outcome,
+                Err(listener) => listener.wait(),
             }
-            let listener = self.0.done.listen();
-            if let Some(outcome) = self.0.outcome.get() {
-                return outcome.clone();
-            }
-            listener.wait();
         }
     }
 
     /// Waits, yielding to the async runtime, for the leader's outcome.
     pub(crate) async fn wait(&self) -> Outcome {
         loop {
-            if let Some(outcome) = self.0.outcome.get() {
-                return outcome.clone();
+            match self.outcome_or_listener() {
+                Ok(outcome) => return outcome,
+                Err(listener) => listener.await,
             }
-            let listener = self.0.done.listen();
-            if let Some(outcome) = self.0.outcome.get() {
-                return outcome.clone();
-            }
-            listener.await;
         }
     }
 }
