@@ -292,7 +292,7 @@ impl Plan<'_> {
 impl Plan<'_> {
     /// The guards of a leader once the lease is settled, or the value another process
     /// stored while this caller waited for its lease.
-    fn lead<C: Codec, R, P: Policy<R>>(
+    fn lead<R, P: Policy<R>>(
         &self,
         policy: &P,
         leader: Leader,
@@ -400,7 +400,7 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
                 match joined {
                     Joined::Lead(leader) => {
                         let leased = lease_blocking::<C, P::Stored>(&plan);
-                        match plan.lead::<C, R, P>(&policy, leader, leased) {
+                        match plan.lead::<R, P>(&policy, leader, leased) {
                             Ok(lead) => guards = lead,
                             Err(result) => return result,
                         }
@@ -486,7 +486,7 @@ async fn run_async_after_read<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
                 match joined {
                     Joined::Lead(leader) => {
                         let leased = lease_async::<C, P::Stored>(&plan).await;
-                        match plan.lead::<C, R, P>(&policy, leader, leased) {
+                        match plan.lead::<R, P>(&policy, leader, leased) {
                             Ok(lead) => guards = lead,
                             Err(result) => return result,
                         }
