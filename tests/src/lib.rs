@@ -27,6 +27,11 @@
 //! `redis-server` must be on `PATH`; without it every start panics with install
 //! instructions, so a missing server never passes a test silently.
 
+/// The README's Rust snippets, compiled (and run where they can) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
