@@ -13,9 +13,6 @@ pub use core::result::Result::{self, Err, Ok};
 pub use core::time::Duration;
 pub use std::string::String;
 
-pub use serde::Serialize;
-pub use serde::de::DeserializeOwned;
-
 pub use crate::call::{OkOnly, Options, Plain, Policy, SomeOnly};
 pub use crate::codec::{Codec, DefaultCodec};
 pub use crate::key::KeyBuilder;
@@ -333,10 +330,6 @@ pub trait ProbeOption {
     }
 }
 impl<T> ProbeOption for &&Probe<core::option::Option<T>> {}
-
-/// Asserts at compile time that `T` can be stored; the expansion spans the call on the
-/// return type, so a missing bound is reported there.
-pub fn assert_storable<T: Serialize + DeserializeOwned>() {}
 
 #[cfg(test)]
 mod tests {
