@@ -11,9 +11,9 @@ use axum::{Json, Router};
 use cache_core::{Cache, StatsSnapshot, cached, memoize};
 use serde::Serialize;
 
-/// How many times the body of [`square`] and [`home`] ran in this process.
+/// How many times the body of [`square()`] ran in this process.
 pub static SQUARE_RUNS: AtomicU64 = AtomicU64::new(0);
-/// See [`SQUARE_RUNS`].
+/// How many times the body of [`home()`] ran in this process.
 pub static HOME_RUNS: AtomicU64 = AtomicU64::new(0);
 
 /// The simulated heavy work of `/square`: 2 s, or `SQUARE_DELAY_MS`.
