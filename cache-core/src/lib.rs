@@ -25,6 +25,8 @@ pub mod config;
 pub mod envelope;
 mod error;
 mod flight;
+#[cfg(feature = "minijinja")]
+pub mod fragment;
 mod global;
 pub mod key;
 pub mod stampede;
