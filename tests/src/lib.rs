@@ -27,6 +27,8 @@
 //! `redis-server` must be on `PATH`; without it every start panics with install
 //! instructions, so a missing server never passes a test silently.
 
+pub mod logs;
+
 /// The README's Rust snippets, compiled (and run where they can) as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

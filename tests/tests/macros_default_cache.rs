@@ -18,10 +18,33 @@ async fn home() -> String {
     "<h1>home</h1>".to_owned()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "current_thread")]
 async fn functions_run_uncached_until_a_default_cache_is_installed() {
+    let (logs, guard) = tests::logs::capture();
     assert_eq!(square(4), "Square of 4 is 16");
     assert_eq!(square(4), "Square of 4 is 16");
+    drop(guard);
+    let warnings: Vec<_> = logs
+        .text()
+        .lines()
+        .filter(|l| l.contains("WARN"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one warning, on the first call only: {warnings:?}"
+    );
+    assert!(
+        warnings[0].contains("macros_default_cache::square"),
+        "names the function: {}",
+        warnings[0]
+    );
+    assert!(
+        warnings[0].contains("no cache is installed"),
+        "{}",
+        warnings[0]
+    );
     assert_eq!(
         RUNS.load(Ordering::SeqCst),
         2,
