@@ -204,8 +204,18 @@ impl Backend for RedisBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        // The hit path: `send` and `guarded` written out in one future, one level of
+        // nesting less on every hit (fewer instructions, measured with callgrind).
+        let admission = self.inner.breaker.admit()?;
         let cmd = ops::get(key);
-        get_reply(self.send(Request::Cmd(&cmd)).await)
+        let result = self
+            .inner
+            .topology
+            .query(Request::Cmd(&cmd))
+            .await
+            .map_err(from_redis);
+        self.inner.breaker.record(admission, &result);
+        get_reply(result)
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
