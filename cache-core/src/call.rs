@@ -16,7 +16,7 @@ use crate::backend::{Backend, BlockingBackend, Ttl};
 use crate::cache::{Cache, ttl_of};
 use crate::codec::Codec;
 use crate::envelope::{self, Meta};
-use crate::flight::{Leader, Outcome, Role};
+use crate::flight::{Leader, Mark, Outcome, Role};
 use crate::stampede::{Freshness, Stampede, lease_key, lease_token, poll_delay};
 use crate::stats::{Counters, Stats};
 
@@ -235,6 +235,19 @@ impl<'a> Plan<'a> {
         }
     }
 
+    /// A second read, after a flight stored the key while this caller's first read ran:
+    /// the stored value, or a retry of the flight if it is gone again.
+    fn reread<C: Codec, R, P: Policy<R>>(
+        &self,
+        policy: &P,
+        read: Result<Option<Bytes>>,
+    ) -> Joined<R> {
+        match self.lookup::<C, P::Stored>(read) {
+            Lookup::Fresh(value) | Lookup::Stale(value) => Joined::Done(policy.restore(value)),
+            Lookup::Miss => Joined::Retry,
+        }
+    }
+
     fn after_wait<C: Codec, R, P: Policy<R>>(&self, policy: &P, outcome: Outcome) -> Joined<R> {
         match outcome {
             Outcome::Stored(bytes) => self
@@ -247,7 +260,7 @@ impl<'a> Plan<'a> {
 
     /// The lease to try for a stale value's refresh: the configured one, or 30 s on a
     /// shared backend (so one process refreshes), or none in process.
-    fn refresh_lease(&self) -> Option<Duration> {
+    fn refresh_lease_time(&self) -> Option<Duration> {
         self.lease_time().or_else(|| {
             self.cache
                 .inner
@@ -255,6 +268,22 @@ impl<'a> Plan<'a> {
                 .shared
                 .then_some(STALE_REFRESH_LEASE)
         })
+    }
+
+    /// For a refresh: `Some(lease)` to refresh (holding the lease if it was taken, or
+    /// without one if the backend failed), `None` when another caller holds it.
+    #[allow(clippy::option_option)]
+    fn refresh_lease(
+        &self,
+        taken: Result<bool>,
+        key: String,
+        token: Bytes,
+    ) -> Option<Option<(String, Bytes)>> {
+        match self.lease_attempt(taken, &token) {
+            Some(Leased::Held(token)) => Some(Some((key, token))),
+            Some(_) => Some(None),
+            None => None,
+        }
     }
 
     /// The outcome of one attempt to take the lease; `None` to keep waiting.
@@ -384,6 +413,7 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
         lease: None,
     };
     if !plan.options.forced_update {
+        let mut mark = plan.cache.inner.flights.mark();
         match plan.lookup::<C, P::Stored>(plan.blocking_store().get(&plan.key)) {
             Lookup::Fresh(value) => return policy.restore(value),
             Lookup::Stale(value) => match refresher_blocking(&plan) {
@@ -391,10 +421,15 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
                 None => return policy.restore(value),
             },
             Lookup::Miss => loop {
-                let joined = match plan.cache.inner.flights.join(&plan.key) {
+                let joined = match plan.cache.inner.flights.join(&plan.key, mark) {
                     Role::Leader(guard) => Joined::Lead(guard),
                     Role::Follower(follower) => {
                         plan.after_wait::<C, R, P>(&policy, follower.wait_blocking())
+                    }
+                    Role::Reread => {
+                        mark = plan.cache.inner.flights.mark();
+                        let read = plan.blocking_store().get(&plan.key);
+                        plan.reread::<C, R, P>(&policy, read)
                     }
                 };
                 match joined {
@@ -439,6 +474,7 @@ pub(crate) async fn run_async<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
     body: F,
     detach: impl Detach<F>,
 ) -> R {
+    let mark = plan.cache.inner.flights.mark();
     let first = if plan.options.forced_update {
         Lookup::Miss
     } else {
@@ -447,8 +483,9 @@ pub(crate) async fn run_async<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
     if let Lookup::Fresh(value) = first {
         return policy.restore(value);
     }
+    let read = (first, mark);
     Box::pin(run_async_after_read::<R, P, C, F>(
-        plan, policy, body, first, detach,
+        plan, policy, body, read, detach,
     ))
     .await
 }
@@ -458,7 +495,7 @@ async fn run_async_after_read<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
     plan: Plan<'_>,
     policy: P,
     body: F,
-    first: Lookup<P::Stored>,
+    (first, mut mark): (Lookup<P::Stored>, Mark),
     detach: impl Detach<F>,
 ) -> R {
     let mut guards = Guards {
@@ -477,10 +514,15 @@ async fn run_async_after_read<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
                 None => return policy.restore(value),
             },
             Lookup::Miss => loop {
-                let joined = match plan.cache.inner.flights.join(&plan.key) {
+                let joined = match plan.cache.inner.flights.join(&plan.key, mark) {
                     Role::Leader(guard) => Joined::Lead(guard),
                     Role::Follower(follower) => {
                         plan.after_wait::<C, R, P>(&policy, follower.wait().await)
+                    }
+                    Role::Reread => {
+                        mark = plan.cache.inner.flights.mark();
+                        let read = plan.cache.read(&plan.key).await;
+                        plan.reread::<C, R, P>(&policy, read)
                     }
                 };
                 match joined {
@@ -587,15 +629,11 @@ where
 /// The guards for refreshing a stale value, if this caller is the one to refresh it.
 fn refresher_blocking(plan: &Plan<'_>) -> Option<Guards> {
     let leader = plan.cache.inner.flights.try_lead(&plan.key)?;
-    let lease = match plan.refresh_lease() {
+    let lease = match plan.refresh_lease_time() {
         Some(time) => {
             let (key, token) = (lease_key(&plan.key), lease_token());
             let taken = plan.blocking_store().add(&key, token.clone(), Some(time));
-            match plan.lease_attempt(taken, &token) {
-                Some(Leased::Held(token)) => Some((key, token)),
-                Some(_) => None,
-                None => return None,
-            }
+            plan.refresh_lease(taken, key, token)?
         }
         None => None,
     };
@@ -615,7 +653,7 @@ fn refresher_blocking(plan: &Plan<'_>) -> Option<Guards> {
 /// Async [`refresher_blocking`].
 async fn refresher_async(plan: &Plan<'_>) -> Option<Guards> {
     let leader = plan.cache.inner.flights.try_lead(&plan.key)?;
-    let lease = match plan.refresh_lease() {
+    let lease = match plan.refresh_lease_time() {
         Some(time) => {
             let (key, token) = (lease_key(&plan.key), lease_token());
             let taken = Backend::add(
@@ -625,11 +663,7 @@ async fn refresher_async(plan: &Plan<'_>) -> Option<Guards> {
                 Some(time),
             )
             .await;
-            match plan.lease_attempt(taken, &token) {
-                Some(Leased::Held(token)) => Some((key, token)),
-                Some(_) => None,
-                None => return None,
-            }
+            plan.refresh_lease(taken, key, token)?
         }
         None => None,
     };

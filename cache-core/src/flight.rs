@@ -2,7 +2,9 @@
 //! the function and the others wait for its result.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use event_listener::{Event, EventListener, Listener};
@@ -25,13 +27,39 @@ struct Flight {
     done: Event,
 }
 
-type InProgress = Arc<Mutex<HashMap<Box<str>, Arc<Flight>>>>;
+/// How long a flight that stored its value is remembered: longer than any read can take
+/// (reads are bounded by the backend's time-outs), so a caller whose read began before the
+/// store never computes again.
+const REMEMBERED: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+struct State {
+    in_progress: HashMap<Box<str>, Arc<Flight>>,
+    /// The store number and time of recent flights that stored their value, by key;
+    /// purged every [`REMEMBERED`].
+    stored: HashMap<Box<str>, (u64, Instant)>,
+    last_purge: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Inner {
+    state: Mutex<State>,
+    /// Counts flights that stored their value: a caller notes it before its read, so a
+    /// later store is recognised without reading a clock on the hit path.
+    stores: AtomicU64,
+}
+
+type Shared = Arc<Inner>;
+
+/// The number of stores so far, noted by a caller before it reads (see [`Flights::join`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark(u64);
 
 /// The flights in progress, by key. Leaders hold the map by `Arc`, so a leader may outlive
 /// the call that started it (a refresh moved to a background task).
 #[derive(Default)]
 pub(crate) struct Flights {
-    in_progress: InProgress,
+    state: Shared,
 }
 
 impl std::fmt::Debug for Flights {
@@ -46,19 +74,44 @@ pub(crate) enum Role {
     Leader(Leader),
     /// Wait for the leader.
     Follower(Follower),
+    /// A flight stored the value after this caller's read began: read again.
+    Reread,
 }
 
 impl Flights {
-    /// Joins the flight for `key`, starting one if none is in progress.
-    pub(crate) fn join(&self, key: &str) -> Role {
-        let mut in_progress = self.in_progress.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(flight) = in_progress.get(key) {
+    /// Notes the stores so far; take it before reading a key.
+    pub(crate) fn mark(&self) -> Mark {
+        Mark(self.state.stores.load(Ordering::Acquire))
+    }
+
+    /// Joins the flight for `key`, starting one if none is in progress, for a caller that
+    /// took `mark` before its read of the key.
+    pub(crate) fn join(&self, key: &str, mark: Mark) -> Role {
+        self.enter(key, Some(mark))
+    }
+
+    /// Leads a new flight for `key`, or `None` if one is in progress (never waits).
+    pub(crate) fn try_lead(&self, key: &str) -> Option<Leader> {
+        match self.enter(key, None) {
+            Role::Leader(leader) => Some(leader),
+            Role::Follower(_) | Role::Reread => None,
+        }
+    }
+
+    fn enter(&self, key: &str, mark: Option<Mark>) -> Role {
+        let mut state = self.state.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(flight) = state.in_progress.get(key) {
             return Role::Follower(Follower(flight.clone()));
         }
+        if let (Some(Mark(before_read)), Some((store, _))) = (mark, state.stored.get(key))
+            && *store > before_read
+        {
+            return Role::Reread;
+        }
         let flight = Arc::new(Flight::default());
-        in_progress.insert(key.into(), flight.clone());
+        state.in_progress.insert(key.into(), flight.clone());
         Role::Leader(Leader {
-            in_progress: self.in_progress.clone(),
+            state: self.state.clone(),
             key: key.into(),
             flight,
             finished: false,
@@ -66,20 +119,10 @@ impl Flights {
     }
 }
 
-impl Flights {
-    /// Leads a new flight for `key`, or `None` if one is in progress (never waits).
-    pub(crate) fn try_lead(&self, key: &str) -> Option<Leader> {
-        match self.join(key) {
-            Role::Leader(leader) => Some(leader),
-            Role::Follower(_) => None,
-        }
-    }
-}
-
 /// The caller computing the value. Dropping it unfinished (cancellation, panic) releases the
 /// followers with [`Outcome::Abandoned`].
 pub(crate) struct Leader {
-    in_progress: InProgress,
+    state: Shared,
     key: Box<str>,
     flight: Arc<Flight>,
     finished: bool,
@@ -94,12 +137,17 @@ impl Leader {
     fn end(&mut self, outcome: Outcome) {
         self.finished = true;
         {
-            let mut in_progress = self.in_progress.lock().unwrap_or_else(|e| e.into_inner());
-            if in_progress
+            let mut state = self.state.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state
+                .in_progress
                 .get(&self.key)
                 .is_some_and(|f| Arc::ptr_eq(f, &self.flight))
             {
-                in_progress.remove(&self.key);
+                state.in_progress.remove(&self.key);
+            }
+            if matches!(outcome, Outcome::Stored(_)) {
+                let store = self.state.stores.fetch_add(1, Ordering::AcqRel) + 1;
+                state.remember_stored(&self.key, store);
             }
         }
         let _ = self.flight.outcome.set(outcome);
@@ -112,6 +160,21 @@ impl Drop for Leader {
         if !self.finished {
             self.end(Outcome::Abandoned);
         }
+    }
+}
+
+impl State {
+    fn remember_stored(&mut self, key: &str, store: u64) {
+        let now = Instant::now();
+        if self
+            .last_purge
+            .is_none_or(|at| now.duration_since(at) >= REMEMBERED)
+        {
+            self.stored
+                .retain(|_, (_, at)| now.duration_since(*at) < REMEMBERED);
+            self.last_purge = Some(now);
+        }
+        self.stored.insert(key.into(), (store, now));
     }
 }
 
@@ -160,10 +223,11 @@ mod tests {
     #[test]
     fn the_second_caller_follows_until_the_leader_finishes() {
         let flights = Flights::default();
-        let Role::Leader(leader) = flights.join("k") else {
+        let read_before_the_store = flights.mark();
+        let Role::Leader(leader) = flights.join("k", flights.mark()) else {
             panic!("first caller must lead")
         };
-        let Role::Follower(follower) = flights.join("k") else {
+        let Role::Follower(follower) = flights.join("k", flights.mark()) else {
             panic!("second caller must follow")
         };
         std::thread::scope(|s| {
@@ -172,7 +236,11 @@ mod tests {
             assert!(matches!(waiter.join().unwrap(), Outcome::Stored(v) if v == "v"));
         });
         assert!(
-            matches!(flights.join("k"), Role::Leader(_)),
+            matches!(flights.join("k", read_before_the_store), Role::Reread),
+            "a caller whose read began before the store reads again instead of computing"
+        );
+        assert!(
+            matches!(flights.join("k", flights.mark()), Role::Leader(_)),
             "a finished flight is gone"
         );
     }
@@ -180,8 +248,8 @@ mod tests {
     #[test]
     fn a_dropped_leader_abandons_its_flight() {
         let flights = Flights::default();
-        let leader = flights.join("k");
-        let Role::Follower(follower) = flights.join("k") else {
+        let leader = flights.join("k", flights.mark());
+        let Role::Follower(follower) = flights.join("k", flights.mark()) else {
             panic!("second caller must follow")
         };
         drop(leader);
