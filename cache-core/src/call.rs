@@ -691,6 +691,13 @@ fn lease_blocking<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T> {
     for attempt in 0.. {
         let taken = plan.blocking_store().add(&key, token.clone(), Some(time));
         if let Some(leased) = plan.lease_attempt(taken, &token) {
+            if matches!(leased, Leased::Held(_))
+                && let Some(filled) = filled::<C, T>(plan, plan.blocking_store().get(&plan.key))
+            {
+                // Stored by another process between this caller's read and its lease.
+                plan.released(plan.blocking_store().delete_if_equal(&key, &token));
+                return filled;
+            }
             return leased.retyped();
         }
         if Instant::now() >= deadline {
@@ -715,6 +722,13 @@ async fn lease_async<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T
     for attempt in 0.. {
         let taken = Backend::add(store, &key, token.clone(), Some(time)).await;
         if let Some(leased) = plan.lease_attempt(taken, &token) {
+            if matches!(leased, Leased::Held(_))
+                && let Some(filled) = filled::<C, T>(plan, plan.cache.read(&plan.key).await)
+            {
+                // Stored by another process between this caller's read and its lease.
+                plan.released(Backend::delete_if_equal(store, &key, &token).await);
+                return filled;
+            }
             return leased.retyped();
         }
         if Instant::now() >= deadline {

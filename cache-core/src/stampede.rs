@@ -2,7 +2,9 @@
 //!
 //! - **Lease**: a caller that misses takes `SET {key}:~lease {token} NX PX {lease}` before
 //!   computing. Callers in other processes that find the lease taken poll for the value
-//!   (with back-off) instead of computing; the holder releases the lease with a
+//!   (with back-off) instead of computing. Having taken the lease, a caller reads the key
+//!   once more (another process may have stored it since this caller's first read). The
+//!   holder releases the lease with a
 //!   compare-and-delete, so a slow holder never deletes a lease someone else took since.
 //!   If the holder dies, its lease expires and one waiter takes over; a waiter that waits
 //!   twice the lease without a value computes itself (a lease never becomes an outage). A
