@@ -132,6 +132,16 @@ enum Lookup<T> {
     Miss,
 }
 
+/// What one attempt to take a lease gave.
+enum Attempt {
+    /// Taken: this caller holds it.
+    Held,
+    /// Another caller holds it.
+    Busy,
+    /// The backend failed: go on without a lease.
+    Failed,
+}
+
 /// What waiting on another process's lease gave.
 enum Leased<T> {
     /// This caller holds the lease, with this token.
@@ -279,22 +289,22 @@ impl<'a> Plan<'a> {
         key: String,
         token: Bytes,
     ) -> Option<Option<(String, Bytes)>> {
-        match self.lease_attempt(taken, &token) {
-            Some(Leased::Held(token)) => Some(Some((key, token))),
-            Some(_) => Some(None),
-            None => None,
+        match self.lease_attempt(taken) {
+            Attempt::Held => Some(Some((key, token))),
+            Attempt::Failed => Some(None),
+            Attempt::Busy => None,
         }
     }
 
-    /// The outcome of one attempt to take the lease; `None` to keep waiting.
-    fn lease_attempt(&self, attempt: Result<bool>, token: &Bytes) -> Option<Leased<()>> {
-        match attempt {
-            Ok(true) => Some(Leased::Held(token.clone())),
-            Ok(false) => None,
+    /// What one `SET NX` on the lease key gave (a failure is logged and counted).
+    fn lease_attempt(&self, taken: Result<bool>) -> Attempt {
+        match taken {
+            Ok(true) => Attempt::Held,
+            Ok(false) => Attempt::Busy,
             Err(error) => {
                 tracing::warn!(function = self.label, %error, "cannot take the lease; computing without it");
                 self.counters.error();
-                Some(Leased::Open)
+                Attempt::Failed
             }
         }
     }
@@ -304,9 +314,7 @@ impl<'a> Plan<'a> {
             tracing::debug!(function = self.label, %error, "lease not released; it will expire");
         }
     }
-}
 
-impl Plan<'_> {
     /// True when a re-read shows that another caller refreshed the value after this one
     /// read it stale (checked once this caller holds the refresh guards, so a refresh that
     /// finished a moment ago is not repeated).
@@ -316,9 +324,7 @@ impl Plan<'_> {
             .and_then(|meta| meta.soft_expiry)
             .is_some_and(|expiry| expiry > SystemTime::now())
     }
-}
 
-impl Plan<'_> {
     /// The guards of a leader once the lease is settled, or the value another process
     /// stored while this caller waited for its lease.
     fn lead<R, P: Policy<R>>(
@@ -690,15 +696,17 @@ fn lease_blocking<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T> {
     let deadline = Instant::now() + wait_limit(time);
     for attempt in 0.. {
         let taken = plan.blocking_store().add(&key, token.clone(), Some(time));
-        if let Some(leased) = plan.lease_attempt(taken, &token) {
-            if matches!(leased, Leased::Held(_))
-                && let Some(filled) = filled::<C, T>(plan, plan.blocking_store().get(&plan.key))
-            {
-                // Stored by another process between this caller's read and its lease.
-                plan.released(plan.blocking_store().delete_if_equal(&key, &token));
-                return filled;
+        match plan.lease_attempt(taken) {
+            Attempt::Held => {
+                // Stored by another process between this caller's read and its lease?
+                if let Some(filled) = filled::<C, T>(plan, plan.blocking_store().get(&plan.key)) {
+                    plan.released(plan.blocking_store().delete_if_equal(&key, &token));
+                    return filled;
+                }
+                return Leased::Held(token);
             }
-            return leased.retyped();
+            Attempt::Failed => return Leased::Open,
+            Attempt::Busy => {}
         }
         if Instant::now() >= deadline {
             return Leased::Open;
@@ -721,15 +729,17 @@ async fn lease_async<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T
     let deadline = Instant::now() + wait_limit(time);
     for attempt in 0.. {
         let taken = Backend::add(store, &key, token.clone(), Some(time)).await;
-        if let Some(leased) = plan.lease_attempt(taken, &token) {
-            if matches!(leased, Leased::Held(_))
-                && let Some(filled) = filled::<C, T>(plan, plan.cache.read(&plan.key).await)
-            {
-                // Stored by another process between this caller's read and its lease.
-                plan.released(Backend::delete_if_equal(store, &key, &token).await);
-                return filled;
+        match plan.lease_attempt(taken) {
+            Attempt::Held => {
+                // Stored by another process between this caller's read and its lease?
+                if let Some(filled) = filled::<C, T>(plan, plan.cache.read(&plan.key).await) {
+                    plan.released(Backend::delete_if_equal(store, &key, &token).await);
+                    return filled;
+                }
+                return Leased::Held(token);
             }
-            return leased.retyped();
+            Attempt::Failed => return Leased::Open,
+            Attempt::Busy => {}
         }
         if Instant::now() >= deadline {
             return Leased::Open;
@@ -757,13 +767,4 @@ fn filled<C: Codec, T: DeserializeOwned>(
     let (value, _) = envelope::open::<C, T>(&bytes).ok()?;
     plan.counters.hit();
     Some(Leased::Filled(bytes, value))
-}
-
-impl Leased<()> {
-    fn retyped<T>(self) -> Leased<T> {
-        match self {
-            Leased::Held(token) => Leased::Held(token),
-            Leased::Filled(..) | Leased::Open => Leased::Open,
-        }
-    }
 }
