@@ -4,10 +4,13 @@
 //! `json`) stores text that other languages can read. Any other format plugs in by
 //! implementing [`Codec`] and naming it in `#[memoize(codec = MyCodec)]`.
 
+mod borrowing;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{Error, ErrorKind, Result};
+use borrowing::Seed;
 
 /// The most bytes a decoded value may claim; a corrupt length prefix above it is an error,
 /// not an allocation.
@@ -59,8 +62,12 @@ impl Codec for Bincode {
     }
 
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-        let (value, read) = bincode::serde::decode_from_slice(bytes, BINCODE_CONFIG)
-            .map_err(|e| Error::new(ErrorKind::Decode, format!("bincode: {e}")).with_source(e))?;
+        // Through `Borrowing`, strings are copied out of `bytes` instead of into a zeroed
+        // buffer first (see the `borrowing` module).
+        let (value, read) =
+            bincode::serde::seed_decode_from_slice(Seed::new(), bytes, BINCODE_CONFIG).map_err(
+                |e| Error::new(ErrorKind::Decode, format!("bincode: {e}")).with_source(e),
+            )?;
         if read != bytes.len() {
             return Err(Error::new(
                 ErrorKind::Decode,

@@ -21,20 +21,32 @@ use redis::{Cmd, Pipeline, Value};
 /// Keys examined per `SCAN` call.
 pub(crate) const SCAN_COUNT: usize = 500;
 
+/// Room for `PX <ms>`: two arguments, at most 22 bytes.
+const TTL_ARGS: (usize, usize) = (2, 22);
+
+/// A command named `name` with room for `args` more arguments of `data` bytes in all, so
+/// building it allocates each buffer once instead of growing it (growing was about 400
+/// instructions of a Redis hit, measured with callgrind).
+fn command(name: &'static str, args: usize, data: usize) -> Cmd {
+    let mut cmd = Cmd::with_capacity(1 + args, name.len() + data);
+    cmd.arg(name);
+    cmd
+}
+
 pub(crate) fn get(key: &str) -> Cmd {
-    let mut cmd = redis::cmd("GET");
+    let mut cmd = command("GET", 1, key.len());
     cmd.arg(key);
     cmd
 }
 
 pub(crate) fn get_many(keys: &[&str]) -> Cmd {
-    let mut cmd = redis::cmd("MGET");
+    let mut cmd = command("MGET", keys.len(), keys.iter().map(|key| key.len()).sum());
     cmd.arg(keys);
     cmd
 }
 
 pub(crate) fn set(key: &str, value: &[u8], ttl: Ttl) -> Cmd {
-    let mut cmd = redis::cmd("SET");
+    let mut cmd = command("SET", 2 + TTL_ARGS.0, key.len() + value.len() + TTL_ARGS.1);
     cmd.arg(key).arg(value);
     with_ttl(&mut cmd, ttl);
     cmd
@@ -49,7 +61,11 @@ pub(crate) fn set_many(entries: &[(&str, Bytes)], ttl: Ttl) -> Pipeline {
 }
 
 pub(crate) fn add(key: &str, value: &[u8], ttl: Ttl) -> Cmd {
-    let mut cmd = redis::cmd("SET");
+    let mut cmd = command(
+        "SET",
+        3 + TTL_ARGS.0,
+        key.len() + value.len() + 2 + TTL_ARGS.1,
+    );
     cmd.arg(key).arg(value).arg("NX");
     with_ttl(&mut cmd, ttl);
     cmd
@@ -62,7 +78,7 @@ pub(crate) fn unlink<K: redis::ToRedisArgs>(keys: &[K]) -> Cmd {
 }
 
 pub(crate) fn exists(key: &str) -> Cmd {
-    let mut cmd = redis::cmd("EXISTS");
+    let mut cmd = command("EXISTS", 1, key.len());
     cmd.arg(key);
     cmd
 }
