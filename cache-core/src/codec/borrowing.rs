@@ -362,15 +362,15 @@ mod tests {
     impl<'de> Deserialize<'de> for OwnedOnly {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             struct Only;
+            #[allow(
+                clippy::serde_api_misuse,
+                reason = "the point: a visitor that only takes owned strings"
+            )]
             impl serde::de::Visitor<'_> for Only {
                 type Value = OwnedOnly;
                 fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                     f.write_str("an owned string")
                 }
-                #[allow(
-                    clippy::serde_api_misuse,
-                    reason = "the point: a visitor that only takes owned strings"
-                )]
                 fn visit_string<E>(self, value: String) -> Result<OwnedOnly, E> {
                     Ok(OwnedOnly(value))
                 }
