@@ -122,7 +122,12 @@ impl Server {
     pub(crate) async fn query(&self, request: Request<'_>) -> RedisResult<Value> {
         let (generation, mut conn) = self.multiplexed().await?;
         let result = match request {
-            Request::Cmd(cmd) => cmd.query_async::<Value>(&mut conn).await,
+            // The connection's own method, not `Cmd::query_async`, which boxes this same
+            // future behind the `ConnectionLike` trait (one allocation per call).
+            Request::Cmd(cmd) => conn
+                .send_packed_command(cmd)
+                .await
+                .and_then(Value::extract_error),
             Request::Pipeline(pipe) => pipe.query_async::<Value>(&mut conn).await,
         };
         if let Err(error) = &result
