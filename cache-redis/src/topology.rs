@@ -47,10 +47,16 @@ pub(crate) enum Topology {
 
 impl Topology {
     /// Sends a request on the async connection for its keys.
+    ///
+    /// A plain function returning the server's future rather than an `async fn` around it:
+    /// every level of future nesting costs instructions on every call.
     #[inline]
-    pub(crate) async fn query(&self, request: Request<'_>) -> RedisResult<Value> {
+    pub(crate) fn query<'a>(
+        &'a self,
+        request: Request<'a>,
+    ) -> impl Future<Output = RedisResult<Value>> + 'a {
         match self {
-            Self::Single(server) => server.query(request).await,
+            Self::Single(server) => server.query(request),
         }
     }
 
@@ -120,7 +126,13 @@ impl Server {
     }
 
     pub(crate) async fn query(&self, request: Request<'_>) -> RedisResult<Value> {
-        let (generation, mut conn) = self.multiplexed().await?;
+        let (generation, mut conn) = match self.live() {
+            Some(live) => live,
+            // Boxed: connecting is rare, and its large future would otherwise be part of
+            // every query's future, copied on each call (measured with callgrind: see the
+            // README).
+            None => Box::pin(self.connect()).await?,
+        };
         let result = match request {
             // The connection's own method, not `Cmd::query_async`, which boxes this same
             // future behind the `ConnectionLike` trait (one allocation per call).
@@ -138,23 +150,19 @@ impl Server {
         result
     }
 
-    /// The shared connection, opened on first use or after a failure.
+    /// The shared connection, if one is open.
     #[inline]
-    async fn multiplexed(&self) -> RedisResult<(u64, MultiplexedConnection)> {
-        if let Some(live) = &*self.multiplexed.load() {
-            return Ok((live.0, live.1.clone()));
-        }
-        // Boxed: connecting is rare, and its large future would otherwise be part of every
-        // query's future, copied on each call (measured with callgrind: see the README).
-        Box::pin(self.connect()).await
+    fn live(&self) -> Option<(u64, MultiplexedConnection)> {
+        let live = self.multiplexed.load();
+        live.as_ref().map(|live| (live.0, live.1.clone()))
     }
 
     #[cold]
     async fn connect(&self) -> RedisResult<(u64, MultiplexedConnection)> {
         let attempt = async {
             let _one_at_a_time = self.connecting.lock().await;
-            if let Some(live) = &*self.multiplexed.load() {
-                return Ok((live.0, live.1.clone()));
+            if let Some(live) = self.live() {
+                return Ok(live);
             }
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(self.timeouts.connect))

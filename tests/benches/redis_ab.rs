@@ -1,0 +1,221 @@
+//! Run with: cargo bench -p tests --bench redis_ab
+//!
+//! The Redis hit goals as interleaved A/B rounds: each round runs a `#[memoize]` hit and a
+//! raw `redis` GET of the same key back to back (alternating which goes first), so a change
+//! in machine load during the run hits both sides alike. On a shared machine, where load moves
+//! wall-clock figures by 10 to 20 % within a minute, the median of the per-round ratios is
+//! steadier than two criterion groups measured a few seconds apart (see `redis_hit` for
+//! those, with confidence intervals).
+//!
+//! Scenarios, against a throwaway local redis-server:
+//! - `seq_multi_thread` / `seq_current_thread`: one async call at a time, on each tokio
+//!   runtime flavour, against a raw `MultiplexedConnection` (latency: goal at most 1.05x);
+//! - `concurrent_64`: 64 tasks at once on the multi-thread runtime, each raw task with its own
+//!   clone of one multiplexed connection (throughput: goal at least 0.95x);
+//! - `sync`: a sync `#[memoize] fn` against a raw `redis::Connection` (goal at most 1.10x).
+//!
+//! Prints, per scenario, the median time per call of each side and the median ratio
+//! memoize / raw of time per call (below 1.0 is faster than raw).
+
+use std::future::Future;
+use std::hint::black_box;
+use std::sync::{LazyLock, OnceLock};
+use std::time::{Duration, Instant};
+
+use cache_core::{Cache, memoize};
+use tests::RedisServer;
+
+/// Rounds per scenario; each reports one ratio.
+const ROUNDS: usize = 25;
+/// Calls per side per round, one at a time.
+const SEQUENTIAL_CALLS: u64 = 1_500;
+/// Tasks in the concurrent scenario, and calls per task per round.
+const TASKS: u64 = 64;
+const CALLS_PER_TASK: u64 = 200;
+
+static URL: OnceLock<String> = OnceLock::new();
+static CACHE: LazyLock<Cache> = LazyLock::new(|| {
+    let url = URL.get().expect("server started");
+    let backend = cache_redis::RedisBackend::open(url).expect("valid URL");
+    Cache::builder()
+        .backend(backend)
+        .build()
+        .expect("valid cache")
+});
+
+#[memoize(cache = CACHE, timeout = 0)]
+async fn hundred(n: u64) -> String {
+    format!("{n:0>100}")
+}
+
+#[memoize(cache = CACHE, timeout = 0)]
+fn hundred_sync(n: u64) -> String {
+    format!("{n:0>100}")
+}
+
+/// One side of a scenario: runs `calls` calls and returns how long they took.
+type Side<'a> = Box<dyn FnMut(u64) -> Duration + 'a>;
+
+/// A side that runs `task(calls)` as one future on `rt`.
+fn sequential<'a, F, Fut>(rt: &'a tokio::runtime::Runtime, task: F) -> Side<'a>
+where
+    F: Fn(u64) -> Fut + 'a,
+    Fut: Future<Output = ()>,
+{
+    Box::new(move |calls| {
+        let start = Instant::now();
+        rt.block_on(task(calls));
+        start.elapsed()
+    })
+}
+
+/// A side that spawns [`TASKS`] tasks of `task(calls / TASKS)` on `rt` and waits for all.
+fn concurrent<'a, F, Fut>(rt: &'a tokio::runtime::Runtime, task: F) -> Side<'a>
+where
+    F: Fn(u64) -> Fut + 'a,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Box::new(move |calls| {
+        let start = Instant::now();
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|_| tokio::spawn(task(calls / TASKS)))
+                .collect();
+            for task in tasks {
+                task.await.expect("task finished");
+            }
+        });
+        start.elapsed()
+    })
+}
+
+/// A `#[memoize]` task: `calls` hits, one after another.
+async fn memoize_task(calls: u64) {
+    for _ in 0..calls {
+        black_box(hundred(black_box(7)).await);
+    }
+}
+
+/// A raw task on its own clone of `conn`: `calls` GETs of `key`, one after another.
+fn raw_task(
+    conn: &redis::aio::MultiplexedConnection,
+    key: &str,
+) -> impl Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    let (conn, key) = (conn.clone(), key.to_owned());
+    move |calls| {
+        let (mut conn, key) = (conn.clone(), key.clone());
+        Box::pin(async move {
+            for _ in 0..calls {
+                let bytes: Vec<u8> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .expect("GET");
+                black_box(bytes);
+            }
+        })
+    }
+}
+
+/// Runs the scenario's rounds and prints its medians.
+fn scenario(name: &str, calls: u64, mut memoize: Side<'_>, mut raw: Side<'_>) {
+    // Warm-up: connections open, code and caches warm.
+    memoize(calls / 4);
+    raw(calls / 4);
+    let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let (a, b) = if round % 2 == 0 {
+            let a = memoize(calls);
+            (a, raw(calls))
+        } else {
+            let b = raw(calls);
+            (memoize(calls), b)
+        };
+        ours.push(a.as_secs_f64() / calls as f64);
+        theirs.push(b.as_secs_f64() / calls as f64);
+        ratios.push(a.as_secs_f64() / b.as_secs_f64());
+    }
+    println!(
+        "{name:<20} memoize {:>7.2} µs   raw {:>7.2} µs   ratio {:.3} (rounds {:.3} to {:.3})",
+        median(&mut ours) * 1e6,
+        median(&mut theirs) * 1e6,
+        median(&mut ratios),
+        ratios.first().expect("rounds"),
+        ratios.last().expect("rounds"),
+    );
+}
+
+fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().expect("runtime")
+}
+
+/// The median; sorts `values`.
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let server = RedisServer::start();
+    URL.set(server.url()).expect("set once");
+    let key = CACHE.full_key(&hundred::key(7).expect("a key"));
+    let sync_key = CACHE.full_key(&hundred_sync::key(7).expect("a key"));
+    let client = redis::Client::open(server.url()).expect("valid URL");
+    println!("{ROUNDS} interleaved rounds per scenario; medians of time per call");
+
+    // A runtime per scenario, as a service has one: the cache's connection is opened on it
+    // (the previous scenario's runtime is gone, so the warm-up reconnects) like the raw one.
+    for (name, multi_thread) in [("seq_multi_thread", true), ("seq_current_thread", false)] {
+        let rt = runtime(multi_thread);
+        let conn = rt
+            .block_on(client.get_multiplexed_async_connection())
+            .expect("connection");
+        scenario(
+            name,
+            SEQUENTIAL_CALLS,
+            sequential(&rt, memoize_task),
+            sequential(&rt, raw_task(&conn, &key)),
+        );
+    }
+
+    let rt = runtime(true);
+    let conn = rt
+        .block_on(client.get_multiplexed_async_connection())
+        .expect("connection");
+    scenario(
+        "concurrent_64",
+        TASKS * CALLS_PER_TASK,
+        concurrent(&rt, memoize_task),
+        concurrent(&rt, raw_task(&conn, &key)),
+    );
+    drop(rt);
+
+    let mut sync_conn = client.get_connection().expect("connection");
+    scenario(
+        "sync",
+        SEQUENTIAL_CALLS,
+        Box::new(|calls| {
+            let start = Instant::now();
+            for _ in 0..calls {
+                black_box(hundred_sync(black_box(7)));
+            }
+            start.elapsed()
+        }),
+        Box::new(|calls| {
+            let start = Instant::now();
+            for _ in 0..calls {
+                let bytes: Vec<u8> = redis::cmd("GET")
+                    .arg(&sync_key)
+                    .query(&mut sync_conn)
+                    .expect("GET");
+                black_box(bytes);
+            }
+            start.elapsed()
+        }),
+    );
+}
