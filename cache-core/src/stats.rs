@@ -1,15 +1,70 @@
 //! Live counters, kept per cache and per cached function.
+//!
+//! Every hit updates two counters (the cache's and the function's) from whichever thread
+//! runs it. One shared atomic per counter would make the worker threads of a busy service
+//! take turns owning its cache line on every call, so each counter is striped: a thread adds
+//! to one of [`STRIPES`] cache-line-sized stripes, chosen once per thread, and a snapshot
+//! sums them (as `LongAdder` does in Java).
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+/// Stripes per set of counters: threads beyond this share stripes, which stays correct and
+/// only brings some contention back.
+const STRIPES: usize = 8;
 
 /// Counters updated on every cache operation with relaxed atomics (no locks).
 #[derive(Debug, Default)]
 pub struct Stats {
+    stripes: [Stripe; STRIPES],
+}
+
+/// One thread group's counters, alone on its cache lines (128 bytes: the adjacent-line
+/// prefetcher of x86 CPUs pulls lines in pairs).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe {
     hits: AtomicU64,
     misses: AtomicU64,
     stores: AtomicU64,
     errors: AtomicU64,
     bypasses: AtomicU64,
+}
+
+impl Stripe {
+    fn counter(&self, event: Event) -> &AtomicU64 {
+        match event {
+            Event::Hit => &self.hits,
+            Event::Miss => &self.misses,
+            Event::Store => &self.stores,
+            Event::Error => &self.errors,
+            Event::Bypass => &self.bypasses,
+        }
+    }
+
+    const fn new() -> Self {
+        Self {
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            stores: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            bypasses: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The stripe of the current thread: threads take stripes in turn as they first count.
+fn stripe_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    INDEX.with(|index| {
+        if index.get() == usize::MAX {
+            index.set(NEXT.fetch_add(1, Relaxed) % STRIPES);
+        }
+        index.get()
+    })
 }
 
 /// A copy of the counters at one moment.
@@ -56,40 +111,50 @@ impl Stats {
     /// Zeroed counters, usable in a `static`.
     pub const fn new() -> Self {
         Self {
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            stores: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            bypasses: AtomicU64::new(0),
+            stripes: [const { Stripe::new() }; STRIPES],
         }
     }
 
-    /// Reads the counters.
+    /// Reads the counters (the sum of every stripe).
     pub fn snapshot(&self) -> StatsSnapshot {
+        let sum = |counter: fn(&Stripe) -> &AtomicU64| {
+            self.stripes
+                .iter()
+                .map(|stripe| counter(stripe).load(Relaxed))
+                .sum()
+        };
         StatsSnapshot {
-            hits: self.hits.load(Relaxed),
-            misses: self.misses.load(Relaxed),
-            stores: self.stores.load(Relaxed),
-            errors: self.errors.load(Relaxed),
-            bypasses: self.bypasses.load(Relaxed),
+            hits: sum(|s| &s.hits),
+            misses: sum(|s| &s.misses),
+            stores: sum(|s| &s.stores),
+            errors: sum(|s| &s.errors),
+            bypasses: sum(|s| &s.bypasses),
         }
     }
 
-    pub(crate) fn hit(&self) {
-        self.hits.fetch_add(1, Relaxed);
+    fn count(&self, stripe: usize, event: Event) {
+        self.stripes[stripe].counter(event).fetch_add(1, Relaxed);
     }
-    pub(crate) fn miss(&self) {
-        self.misses.fetch_add(1, Relaxed);
-    }
+
     pub(crate) fn store(&self) {
-        self.stores.fetch_add(1, Relaxed);
+        self.count(stripe_index(), Event::Store);
     }
     pub(crate) fn error(&self) {
-        self.errors.fetch_add(1, Relaxed);
+        self.count(stripe_index(), Event::Error);
     }
     pub(crate) fn bypass(&self) {
-        self.bypasses.fetch_add(1, Relaxed);
+        self.count(stripe_index(), Event::Bypass);
     }
+}
+
+/// What a counter counts.
+#[derive(Clone, Copy)]
+enum Event {
+    Hit,
+    Miss,
+    Store,
+    Error,
+    Bypass,
 }
 
 /// Counts one event in both the cache's counters and the function's.
@@ -100,25 +165,62 @@ pub(crate) struct Counters<'a> {
 }
 
 impl Counters<'_> {
-    fn both(&self, f: impl Fn(&Stats)) {
-        f(self.cache);
+    fn both(&self, event: Event) {
+        let stripe = stripe_index();
+        self.cache.count(stripe, event);
         if let Some(site) = self.site {
-            f(site);
+            site.count(stripe, event);
         }
     }
     pub(crate) fn hit(&self) {
-        self.both(Stats::hit);
+        self.both(Event::Hit);
     }
     pub(crate) fn miss(&self) {
-        self.both(Stats::miss);
+        self.both(Event::Miss);
     }
     pub(crate) fn store(&self) {
-        self.both(Stats::store);
+        self.both(Event::Store);
     }
     pub(crate) fn error(&self) {
-        self.both(Stats::error);
+        self.both(Event::Error);
     }
     pub(crate) fn bypass(&self) {
-        self.both(Stats::bypass);
+        self.both(Event::Bypass);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_from_more_threads_than_stripes_add_up() {
+        let stats = Stats::new();
+        let site = Stats::new();
+        let counters = Counters {
+            cache: &stats,
+            site: Some(&site),
+        };
+        std::thread::scope(|scope| {
+            for _ in 0..3 * STRIPES {
+                scope.spawn(|| {
+                    for _ in 0..1000 {
+                        counters.hit();
+                    }
+                    counters.miss();
+                    counters.store();
+                });
+            }
+        });
+        let threads = 3 * STRIPES as u64;
+        let expected = StatsSnapshot {
+            hits: 1000 * threads,
+            misses: threads,
+            stores: threads,
+            errors: 0,
+            bypasses: 0,
+        };
+        assert_eq!(stats.snapshot(), expected);
+        assert_eq!(site.snapshot(), expected);
     }
 }
