@@ -15,6 +15,7 @@ use crate::call::{Options as CallOptions, Plain, Plan};
 use crate::codec::DefaultCodec;
 use crate::envelope::{self, Meta};
 use crate::flight::Flights;
+use crate::io::Io;
 use crate::stats::{Counters, Stats, StatsSnapshot};
 use crate::{Error, ErrorKind, Result};
 
@@ -361,7 +362,7 @@ impl Cache {
     {
         let plan = Plan::direct(self, self.full_key(key), options);
         crate::call::run_async::<T, Plain, DefaultCodec, _>(
-            plan,
+            || Some(plan),
             Plain,
             compute(),
             crate::call::Inline,
@@ -369,19 +370,26 @@ impl Cache {
         .await
     }
 
-    pub(crate) async fn read(&self, full_key: &str) -> Result<Option<Bytes>> {
+    /// Reads `full_key`: in line for in-process backends, through the async half otherwise.
+    pub(crate) fn read<'a>(&'a self, full_key: &'a str) -> Io<'a, Option<Bytes>> {
         if self.inner.capabilities.in_process {
-            BlockingBackend::get(&*self.inner.store, full_key)
+            Io::Ready(Some(BlockingBackend::get(&*self.inner.store, full_key)))
         } else {
-            Backend::get(&*self.inner.store, full_key).await
+            Io::Pending(Backend::get(&*self.inner.store, full_key))
         }
     }
 
-    pub(crate) async fn write(&self, full_key: &str, value: Bytes, ttl: Ttl) -> Result<()> {
+    /// Writes `full_key`, like [`Cache::read`].
+    pub(crate) fn write<'a>(&'a self, full_key: &'a str, value: Bytes, ttl: Ttl) -> Io<'a, ()> {
         if self.inner.capabilities.in_process {
-            BlockingBackend::set(&*self.inner.store, full_key, value, ttl)
+            Io::Ready(Some(BlockingBackend::set(
+                &*self.inner.store,
+                full_key,
+                value,
+                ttl,
+            )))
         } else {
-            Backend::set(&*self.inner.store, full_key, value, ttl).await
+            Io::Pending(Backend::set(&*self.inner.store, full_key, value, ttl))
         }
     }
 

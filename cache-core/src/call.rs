@@ -469,17 +469,20 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
     result
 }
 
-/// Runs a cached call for an async function.
+/// Runs an async call through the cache, or without it when there is no plan.
 ///
 /// Only the read and a fresh hit happen here; everything else lives in a separate, boxed
 /// future, so the future of a hit stays small (large futures cost memory copies on every
 /// poll and spawn, which showed in the 64-task Redis benchmark).
-pub(crate) async fn run_async<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
-    plan: Plan<'_>,
+pub(crate) async fn run_async<'a, R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
+    plan: impl FnOnce() -> Option<Plan<'a>>,
     policy: P,
     body: F,
     detach: impl Detach<F>,
 ) -> R {
+    let Some(plan) = plan() else {
+        return body.await;
+    };
     let mark = plan.cache.inner.flights.mark();
     let first = if plan.options.forced_update {
         Lookup::Miss

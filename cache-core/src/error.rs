@@ -42,6 +42,11 @@ pub enum ErrorKind {
 /// assert!(err.to_string().contains("CACHE_DEFAULT_TIMEOUT"));
 /// ```
 pub struct Error {
+    /// Boxed, so `Result`s stay small on the hit path, where they move between futures.
+    inner: Box<Inner>,
+}
+
+struct Inner {
     kind: ErrorKind,
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
@@ -51,9 +56,11 @@ impl Error {
     /// An error of `kind` with a message (which must never contain a secret).
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
-            kind,
-            message: message.into(),
-            source: None,
+            inner: Box::new(Inner {
+                kind,
+                message: message.into(),
+                source: None,
+            }),
         }
     }
 
@@ -65,59 +72,59 @@ impl Error {
     /// Attaches the underlying cause, reported by [`std::error::Error::source`].
     #[must_use]
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.inner.source = Some(Box::new(source));
         self
     }
 
     /// What kind of error this is.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.inner.kind
     }
 
     /// True for an invalid configuration.
     pub fn is_config(&self) -> bool {
-        self.kind == ErrorKind::Config
+        self.inner.kind == ErrorKind::Config
     }
 
     /// True when the backend could not be reached.
     pub fn is_connection(&self) -> bool {
-        self.kind == ErrorKind::Connection
+        self.inner.kind == ErrorKind::Connection
     }
 
     /// True when the backend did not answer in time.
     pub fn is_timeout(&self) -> bool {
-        self.kind == ErrorKind::Timeout
+        self.inner.kind == ErrorKind::Timeout
     }
 
     /// True when stored bytes could not be decoded.
     pub fn is_decode(&self) -> bool {
-        self.kind == ErrorKind::Decode
+        self.inner.kind == ErrorKind::Decode
     }
 
     /// True when the operation was refused (for example `clear()` without a namespace).
     pub fn is_refused(&self) -> bool {
-        self.kind == ErrorKind::Refused
+        self.inner.kind == ErrorKind::Refused
     }
 }
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
-            .field("kind", &self.kind)
-            .field("message", &self.message)
-            .field("source", &self.source)
+            .field("kind", &self.inner.kind)
+            .field("message", &self.inner.message)
+            .field("source", &self.inner.source)
             .finish()
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.inner.message)
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as _)
+        self.inner.source.as_deref().map(|e| e as _)
     }
 }

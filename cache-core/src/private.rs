@@ -194,29 +194,35 @@ pub fn call_blocking<R, P: Stores<R>, C: Codec>(
 }
 
 /// Runs an async function through the cache.
-pub async fn call_async<R, P: Stores<R>, C: Codec, F: Future<Output = R>>(
-    prepared: Prepared<'_>,
-    site: &Site,
+///
+/// A plain function returning the call's future, not an `async fn` around it: the plan is
+/// made when the expansion calls this, just before awaiting, and the hit path has one level
+/// of future nesting less.
+pub fn call_async<'a, R, P: Stores<R>, C: Codec, F: Future<Output = R>>(
+    prepared: Prepared<'a>,
+    site: &'a Site,
     options: Options,
     policy: P,
     body: F,
-) -> R {
-    match plan(prepared, site, options) {
-        Some(plan) => run_async::<R, P, C, _>(plan, policy, body, Inline).await,
-        None => body.await,
-    }
+) -> impl Future<Output = R> + 'a
+where
+    R: 'a,
+    P: 'a,
+    F: 'a,
+{
+    run_async::<R, P, C, _>(move || plan(prepared, site, options), policy, body, Inline)
 }
 
 /// [`call_async`] for a function with `serve_stale` whose body owns its data: the refresh
 /// of a stale value runs in a background task, so every caller, the one that triggered
 /// the refresh included, is answered at once.
-pub async fn call_async_detached<R, P, C, F>(
-    prepared: Prepared<'_>,
+pub fn call_async_detached<'a, R, P, C, F>(
+    prepared: Prepared<'a>,
     site: &'static Site,
     options: Options,
     policy: P,
     body: F,
-) -> R
+) -> impl Future<Output = R> + 'a
 where
     R: Send + 'static,
     P: Stores<R> + Copy + Send + Sync + 'static,
@@ -228,10 +234,7 @@ where
         site: Some(&site.stats),
         marker: PhantomData,
     };
-    match plan(prepared, site, options) {
-        Some(plan) => run_async::<R, P, C, _>(plan, policy, body, spawn).await,
-        None => body.await,
-    }
+    run_async::<R, P, C, _>(move || plan(prepared, site, options), policy, body, spawn)
 }
 
 /// Forgets one entry by its logical key (as built with an empty namespace).
