@@ -371,6 +371,7 @@ impl Cache {
     }
 
     /// Reads `full_key`: in line for in-process backends, through the async half otherwise.
+    #[inline]
     pub(crate) fn read<'a>(&'a self, full_key: &'a str) -> Io<'a, Option<Bytes>> {
         if self.inner.capabilities.in_process {
             Io::Ready(Some(BlockingBackend::get(&*self.inner.store, full_key)))

@@ -80,6 +80,7 @@ pub(crate) enum Role {
 
 impl Flights {
     /// Notes the stores so far; take it before reading a key.
+    #[inline]
     pub(crate) fn mark(&self) -> Mark {
         Mark(self.state.stores.load(Ordering::Acquire))
     }

@@ -77,6 +77,7 @@ impl KeyBuilder {
     }
 
     /// Starts a key with `prefix` (a namespace) and `head` written as is, in one allocation.
+    #[inline]
     pub fn with_prefix(prefix: &str, head: &str) -> Self {
         let mut buf = String::with_capacity(prefix.len() + head.len() + 24);
         buf.push_str(prefix);
@@ -101,6 +102,7 @@ impl KeyBuilder {
     }
 
     /// The finished key, with a long argument part bounded by a hash.
+    #[inline]
     pub fn finish(mut self) -> String {
         let args_len = self.buf.len() - self.args_start;
         if args_len > MAX_ARGS_LEN {

@@ -63,6 +63,7 @@ impl Site {
 
     /// The key head: `key_prefix` for `#[cached]` with one, `cached:{path}` without, and
     /// `memoize:{key_prefix or path}` for `#[memoize]`, with `::` written as `.`.
+    #[inline]
     pub fn head(&self) -> &str {
         self.head.get_or_init(|| {
             let mut head = String::new();
@@ -86,6 +87,7 @@ impl Site {
     }
 
     /// A key builder that starts with `namespace` and this site's head.
+    #[inline]
     pub fn key(&self, namespace: &str) -> KeyBuilder {
         KeyBuilder::with_prefix(namespace, self.head())
     }
@@ -133,6 +135,7 @@ pub fn prepare<'a>(
 }
 
 /// Builds the plan for one call, or `None` to run the function without the cache.
+#[inline]
 fn plan<'a>(prepared: Prepared<'a>, site: &'a Site, options: Options) -> Option<Plan<'a>> {
     let Some((cache, key)) = prepared else {
         site.stats.bypass();

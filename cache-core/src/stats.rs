@@ -54,6 +54,7 @@ impl Stripe {
 }
 
 /// The stripe of the current thread: threads take stripes in turn as they first count.
+#[inline]
 fn stripe_index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
@@ -132,6 +133,7 @@ impl Stats {
         }
     }
 
+    #[inline]
     fn count(&self, stripe: usize, event: Event) {
         self.stripes[stripe].counter(event).fetch_add(1, Relaxed);
     }
@@ -165,6 +167,7 @@ pub(crate) struct Counters<'a> {
 }
 
 impl Counters<'_> {
+    #[inline]
     fn both(&self, event: Event) {
         let stripe = stripe_index();
         self.cache.count(stripe, event);
@@ -172,6 +175,7 @@ impl Counters<'_> {
             site.count(stripe, event);
         }
     }
+    #[inline]
     pub(crate) fn hit(&self) {
         self.both(Event::Hit);
     }
