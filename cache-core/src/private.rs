@@ -201,7 +201,7 @@ pub fn call_blocking<R, P: Stores<R>, C: Codec>(
 /// A plain function returning the call's future, not an `async fn` around it: the plan is
 /// made when the expansion calls this, just before awaiting, and the hit path has one level
 /// of future nesting less.
-pub fn call_async<'a, R, P: Stores<R>, C: Codec, F: Future<Output = R>>(
+pub fn call_async<'a, R, P, C, F>(
     prepared: Prepared<'a>,
     site: &'a Site,
     options: Options,
@@ -210,8 +210,9 @@ pub fn call_async<'a, R, P: Stores<R>, C: Codec, F: Future<Output = R>>(
 ) -> impl Future<Output = R> + 'a
 where
     R: 'a,
-    P: 'a,
-    F: 'a,
+    P: Stores<R> + 'a,
+    C: Codec,
+    F: Future<Output = R> + 'a,
 {
     run_async::<R, P, C, _>(move || plan(prepared, site, options), policy, body, Inline)
 }

@@ -22,7 +22,10 @@ use arc_swap::ArcSwapOption;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Cmd, Connection, Pipeline, RedisResult, Value};
 
-use crate::error::breaks_connection;
+use cache_core::Result;
+
+use crate::breaker::{Breaker, BreakerSettings};
+use crate::error::{breaks_connection, from_redis};
 
 /// The time-outs that bound every call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +49,8 @@ pub(crate) enum Topology {
 }
 
 impl Topology {
-    /// Sends a request on the async connection for its keys.
+    /// Sends a request on the async connection for its keys, through that server's circuit
+    /// breaker.
     ///
     /// A plain function returning the server's future rather than an `async fn` around it:
     /// every level of future nesting costs instructions on every call.
@@ -54,17 +58,25 @@ impl Topology {
     pub(crate) fn query<'a>(
         &'a self,
         request: Request<'a>,
-    ) -> impl Future<Output = RedisResult<Value>> + 'a {
+    ) -> impl Future<Output = Result<Value>> + 'a {
         match self {
             Self::Single(server) => server.query(request),
         }
     }
 
-    /// Sends a request on a blocking connection for its keys.
+    /// Sends a request on a blocking connection for its keys, through that server's circuit
+    /// breaker.
     #[inline]
-    pub(crate) fn query_blocking(&self, request: Request<'_>) -> RedisResult<Value> {
+    pub(crate) fn query_blocking(&self, request: Request<'_>) -> Result<Value> {
         match self {
             Self::Single(server) => server.query_blocking(request),
+        }
+    }
+
+    /// True while any server's circuit breaker fails calls fast.
+    pub(crate) fn is_circuit_open(&self) -> bool {
+        match self {
+            Self::Single(server) => server.breaker.is_open_now(),
         }
     }
 
@@ -80,9 +92,11 @@ impl Topology {
 /// connection it used and never a newer one.
 type Live = (u64, MultiplexedConnection);
 
-/// One server: a lazily opened multiplexed connection and a blocking pool.
+/// One server: a lazily opened multiplexed connection, a blocking pool, and the circuit
+/// breaker of both (a server that is down fails fast without holding back the others).
 pub(crate) struct Server {
     client: Client,
+    breaker: Breaker,
     timeouts: Timeouts,
     /// Read on every call: an `ArcSwap` load takes no lock and writes no shared cache line,
     /// which matters when every worker thread reads it at once.
@@ -108,14 +122,21 @@ impl std::fmt::Debug for Server {
             )
             .field("timeouts", &self.timeouts)
             .field("pool_size", &self.pool_size)
+            .field("circuit_open", &self.breaker.is_open_now())
             .finish_non_exhaustive()
     }
 }
 
 impl Server {
-    pub(crate) fn new(client: Client, timeouts: Timeouts, pool_size: usize) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        timeouts: Timeouts,
+        pool_size: usize,
+        breaker: BreakerSettings,
+    ) -> Self {
         Self {
             client,
+            breaker: Breaker::new(breaker),
             timeouts,
             multiplexed: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
@@ -125,28 +146,41 @@ impl Server {
         }
     }
 
-    pub(crate) async fn query(&self, request: Request<'_>) -> RedisResult<Value> {
-        let (generation, mut conn) = match self.live() {
-            Some(live) => live,
-            // Boxed: connecting is rare, and its large future would otherwise be part of
-            // every query's future, copied on each call (measured with callgrind: see the
-            // README).
-            None => Box::pin(self.connect()).await?,
-        };
-        let result = match request {
-            // The connection's own method, not `Cmd::query_async`, which boxes this same
-            // future behind the `ConnectionLike` trait (one allocation per call).
-            Request::Cmd(cmd) => conn
-                .send_packed_command(cmd)
-                .await
-                .and_then(Value::extract_error),
-            Request::Pipeline(pipe) => pipe.query_async::<Value>(&mut conn).await,
-        };
-        if let Err(error) = &result
-            && breaks_connection(error)
-        {
-            self.forget(generation);
+    /// Sends one request on the shared connection, through the circuit breaker.
+    ///
+    /// Written as one future (the exchange is a labelled block, not another `async fn`):
+    /// every level of future nesting costs instructions on every call.
+    pub(crate) async fn query(&self, request: Request<'_>) -> Result<Value> {
+        let admission = self.breaker.admit()?;
+        let result = 'exchange: {
+            let (generation, mut conn) = match self.live() {
+                Some(live) => live,
+                // Boxed: connecting is rare, and its large future would otherwise be part of
+                // every query's future, copied on each call (measured with callgrind: see
+                // the README).
+                None => match Box::pin(self.connect()).await {
+                    Ok(live) => live,
+                    Err(error) => break 'exchange Err(error),
+                },
+            };
+            let result = match request {
+                // The connection's own method, not `Cmd::query_async`, which boxes this same
+                // future behind the `ConnectionLike` trait (one allocation per call).
+                Request::Cmd(cmd) => conn
+                    .send_packed_command(cmd)
+                    .await
+                    .and_then(Value::extract_error),
+                Request::Pipeline(pipe) => pipe.query_async::<Value>(&mut conn).await,
+            };
+            if let Err(error) = &result
+                && breaks_connection(error)
+            {
+                self.forget(generation);
+            }
+            result
         }
+        .map_err(from_redis);
+        self.breaker.record(admission, &result);
         result
     }
 
@@ -196,7 +230,15 @@ impl Server {
         }
     }
 
-    pub(crate) fn query_blocking(&self, request: Request<'_>) -> RedisResult<Value> {
+    /// Sends one request on a pooled blocking connection, through the circuit breaker.
+    pub(crate) fn query_blocking(&self, request: Request<'_>) -> Result<Value> {
+        let admission = self.breaker.admit()?;
+        let result = self.exchange_blocking(request).map_err(from_redis);
+        self.breaker.record(admission, &result);
+        result
+    }
+
+    fn exchange_blocking(&self, request: Request<'_>) -> RedisResult<Value> {
         let mut conn = self.checkout()?;
         let result = match request {
             Request::Cmd(cmd) => cmd.query::<Value>(&mut conn),
