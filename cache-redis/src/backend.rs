@@ -165,6 +165,7 @@ impl RedisBackend {
 }
 
 /// A `GET` reply; a key of another type (`WRONGTYPE`) is a miss.
+#[inline]
 fn get_reply(result: Result<Value>) -> Result<Option<Bytes>> {
     match result {
         Ok(value) => Ok(ops::value_reply(value)),
