@@ -16,6 +16,9 @@
 //!
 //! Prints, per scenario, the median time per call of each side and the median ratio
 //! memoize / raw of time per call (below 1.0 is faster than raw).
+//!
+//! `cargo bench -p tests --bench redis_ab -- concurrent` runs only the scenarios whose name
+//! contains `concurrent`; `REDIS_AB_ROUNDS=75` runs 75 rounds instead of 25.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -25,7 +28,7 @@ use std::time::{Duration, Instant};
 use cache_core::{Cache, memoize};
 use tests::RedisServer;
 
-/// Rounds per scenario; each reports one ratio.
+/// Rounds per scenario unless `REDIS_AB_ROUNDS` says otherwise; each gives one ratio.
 const ROUNDS: usize = 25;
 /// Calls per side per round, one at a time.
 const SEQUENTIAL_CALLS: u64 = 1_500;
@@ -117,13 +120,40 @@ fn raw_task(
     }
 }
 
+/// What to run: the scenario name filter and the number of rounds.
+struct Run {
+    filter: Option<String>,
+    rounds: usize,
+}
+
+impl Run {
+    fn from_env() -> Self {
+        // `cargo bench` passes `--bench`; the first other argument filters scenarios.
+        let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
+        let rounds = std::env::var("REDIS_AB_ROUNDS")
+            .ok()
+            .map(|rounds| rounds.parse().expect("REDIS_AB_ROUNDS: a whole number"))
+            .unwrap_or(ROUNDS);
+        Self { filter, rounds }
+    }
+
+    fn wants(&self, name: &str) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|filter| name.contains(filter.as_str()))
+    }
+}
+
 /// Runs the scenario's rounds and prints its medians.
-fn scenario(name: &str, calls: u64, mut memoize: Side<'_>, mut raw: Side<'_>) {
+fn scenario(run: &Run, name: &str, calls: u64, mut memoize: Side<'_>, mut raw: Side<'_>) {
+    if !run.wants(name) {
+        return;
+    }
     // Warm-up: connections open, code and caches warm.
     memoize(calls / 4);
     raw(calls / 4);
     let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
+    for round in 0..run.rounds {
         let (a, b) = if round % 2 == 0 {
             let a = memoize(calls);
             (a, raw(calls))
@@ -166,7 +196,11 @@ fn main() {
     let key = CACHE.full_key(&hundred::key(7).expect("a key"));
     let sync_key = CACHE.full_key(&hundred_sync::key(7).expect("a key"));
     let client = redis::Client::open(server.url()).expect("valid URL");
-    println!("{ROUNDS} interleaved rounds per scenario; medians of time per call");
+    let run = Run::from_env();
+    println!(
+        "{} interleaved rounds per scenario; medians of time per call",
+        run.rounds
+    );
 
     // A runtime per scenario, as a service has one: the cache's connection is opened on it
     // (the previous scenario's runtime is gone, so the warm-up reconnects) like the raw one.
@@ -176,6 +210,7 @@ fn main() {
             .block_on(client.get_multiplexed_async_connection())
             .expect("connection");
         scenario(
+            &run,
             name,
             SEQUENTIAL_CALLS,
             sequential(&rt, memoize_task),
@@ -188,6 +223,7 @@ fn main() {
         .block_on(client.get_multiplexed_async_connection())
         .expect("connection");
     scenario(
+        &run,
         "concurrent_64",
         TASKS * CALLS_PER_TASK,
         concurrent(&rt, memoize_task),
@@ -197,6 +233,7 @@ fn main() {
 
     let mut sync_conn = client.get_connection().expect("connection");
     scenario(
+        &run,
         "sync",
         SEQUENTIAL_CALLS,
         Box::new(|calls| {
