@@ -7,6 +7,10 @@
 //!   backend's own `get`, without the attribute, to split the overhead);
 //! - `concurrent_64`: 64 tasks at once on the multi-thread runtime (time per call);
 //! - `sync`: a sync `#[memoize] fn` against a raw `redis::Connection`.
+//!
+//! Criterion measures each side for seconds, one after the other, so on a shared machine a
+//! change in load between them shows up as a difference; `redis_ab` runs the same scenarios
+//! in alternating rounds and is the one to read for the ratios.
 
 use std::hint::black_box;
 use std::sync::{LazyLock, OnceLock};
