@@ -3,7 +3,7 @@
 //! Every hit updates two counters (the cache's and the function's) from whichever thread
 //! runs it. One shared atomic per counter would make the worker threads of a busy service
 //! take turns owning its cache line on every call, so each counter is striped: a thread adds
-//! to one of [`STRIPES`] cache-line-sized stripes, chosen once per thread, and a snapshot
+//! to one of 8 cache-line-sized stripes, chosen once per thread, and a snapshot
 //! sums them (as `LongAdder` does in Java).
 
 use std::cell::Cell;
