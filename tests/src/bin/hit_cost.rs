@@ -4,7 +4,8 @@
 //! shared 2-core machine move by 10 to 20 %; instruction counts do not.
 //!
 //! Usage: `hit_cost <redis-url> <memoize|backend|raw> <sync|async> <n>` (`backend`: the
-//! backend's own async `get`, without the attribute)
+//! backend's own async `get`, without the attribute), or `hit_cost memory memoize <sync|async>
+//! <n>` for the in-memory backend.
 
 use std::hint::black_box;
 use std::sync::{LazyLock, OnceLock};
@@ -13,9 +14,16 @@ use cache_core::{Cache, memoize};
 
 static URL: OnceLock<String> = OnceLock::new();
 static CACHE: LazyLock<Cache> = LazyLock::new(|| {
-    let backend = cache_redis::RedisBackend::open(URL.get().expect("a URL")).expect("a valid URL");
+    let url = URL.get().expect("a URL");
+    if url == MEMORY {
+        return Cache::memory();
+    }
+    let backend = cache_redis::RedisBackend::open(url).expect("a valid URL");
     Cache::builder().backend(backend).build().expect("a cache")
 });
+
+/// Given instead of a Redis URL, runs the memoize modes on the in-memory backend.
+const MEMORY: &str = "memory";
 
 #[memoize(cache = CACHE, timeout = 0)]
 fn hundred_sync(n: u64) -> String {
@@ -35,7 +43,7 @@ fn main() {
     };
     URL.set(url.clone()).expect("set once");
     let n: u64 = n.parse().expect("n");
-    let client = redis::Client::open(url.as_str()).expect("a valid URL");
+    let client = || redis::Client::open(url.as_str()).expect("a valid URL");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -50,7 +58,7 @@ fn main() {
         ("raw", "sync") => {
             hundred_sync(7);
             let key = CACHE.full_key(&hundred_sync::key(7).expect("a key"));
-            let mut conn = client.get_connection().expect("a connection");
+            let mut conn = client().get_connection().expect("a connection");
             for _ in 0..n {
                 let bytes: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut conn).expect("GET");
                 black_box(bytes);
@@ -74,7 +82,7 @@ fn main() {
         ("raw", "async") => runtime.block_on(async {
             hundred(7).await;
             let key = CACHE.full_key(&hundred::key(7).expect("a key"));
-            let mut conn = client
+            let mut conn = client()
                 .get_multiplexed_async_connection()
                 .await
                 .expect("a connection");
