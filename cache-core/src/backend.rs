@@ -14,6 +14,9 @@ pub mod memory;
 pub mod null;
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -55,6 +58,66 @@ impl Capabilities {
     };
 }
 
+/// The bytes a [`GetFuture`] holds in place: enough for the Redis backend's read (checked by
+/// its tests), so a Redis hit allocates no future on the heap.
+pub const GET_FUTURE_SPACE: usize = 1536;
+
+pin_project_lite::pin_project! {
+    /// The future of [`Backend::get_inline`]: a read stored in the caller's own future, not on
+    /// the heap, when it fits in [`GET_FUTURE_SPACE`] bytes (boxed when it does not).
+    ///
+    /// A remote backend's read future is large (the `redis` crate's alone is over 1 KiB), and
+    /// allocating one on every hit, then freeing it on whichever worker thread finishes the
+    /// call, cost about 10 % of the throughput of 64 concurrent Redis hits on 2 cores. Storing
+    /// it in place makes every async function that reads through a cache larger by this space
+    /// instead.
+    ///
+    /// ```
+    /// use cache_core::backend::GetFuture;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let read = GetFuture::new(async { Ok(Some(bytes::Bytes::from_static(b"v"))) });
+    /// assert_eq!(read.await.unwrap().as_deref(), Some(&b"v"[..]));
+    /// # }
+    /// ```
+    pub struct GetFuture<'a> {
+        #[pin]
+        inner: stackfuture::StackFuture<'a, Result<Option<Bytes>>, GET_FUTURE_SPACE>,
+    }
+}
+
+impl<'a> GetFuture<'a> {
+    /// Wraps `read`: in place if it fits in [`GET_FUTURE_SPACE`] bytes, boxed otherwise.
+    pub fn new<F>(read: F) -> Self
+    where
+        F: Future<Output = Result<Option<Bytes>>> + Send + 'a,
+    {
+        Self {
+            inner: stackfuture::StackFuture::from_or_box(read),
+        }
+    }
+
+    /// True if `read` would be stored in place by [`GetFuture::new`] (for a backend's tests).
+    pub fn fits<F: Future>(read: &F) -> bool {
+        std::mem::size_of_val(read) <= GET_FUTURE_SPACE
+            && std::mem::align_of_val(read) <= std::mem::align_of::<Self>()
+    }
+}
+
+impl Future for GetFuture<'_> {
+    type Output = Result<Option<Bytes>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+impl fmt::Debug for GetFuture<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GetFuture")
+    }
+}
+
 /// A time-to-live: `None` means the entry never expires.
 pub type Ttl = Option<Duration>;
 
@@ -69,6 +132,15 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 
     /// The value stored under `key`, if any.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+
+    /// [`Backend::get`] for the hit path: the call path awaits this on every read, with the
+    /// future stored in the caller's own future (see [`GetFuture`]).
+    ///
+    /// The default wraps the boxed future of `get`. A backend that does I/O should return
+    /// its read future itself, so a hit allocates no future on the heap.
+    fn get_inline<'a>(&'a self, key: &'a str) -> GetFuture<'a> {
+        GetFuture::new(self.get(key))
+    }
 
     /// The values under `keys`, in the same order.
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>>;

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::Result;
 use crate::backend::{Backend, BlockingBackend, Ttl};
-use crate::cache::{Cache, ttl_of};
+use crate::cache::{Cache, read, ttl_of};
 use crate::codec::Codec;
 use crate::envelope::{self, Meta};
 use crate::flight::{Leader, Mark, Outcome, Role};
@@ -487,7 +487,7 @@ pub(crate) async fn run_async<'a, R, P: Policy<R>, C: Codec, F: Future<Output = 
     let first = if plan.options.forced_update {
         Lookup::Miss
     } else {
-        plan.lookup::<C, P::Stored>(plan.cache.read(&plan.key).await)
+        plan.lookup::<C, P::Stored>(read!(plan.cache, &plan.key))
     };
     if let Lookup::Fresh(value) = first {
         return policy.restore(value);
@@ -530,7 +530,7 @@ async fn run_async_after_read<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
                     }
                     Role::Reread => {
                         mark = plan.cache.inner.flights.mark();
-                        let read = plan.cache.read(&plan.key).await;
+                        let read = read!(plan.cache, &plan.key);
                         plan.reread::<C, R, P>(&policy, read)
                     }
                 };
@@ -680,7 +680,7 @@ async fn refresher_async(plan: &Plan<'_>) -> Option<Guards> {
         leader: Some(leader),
         lease,
     };
-    if plan.refreshed_meanwhile(plan.cache.read(&plan.key).await) {
+    if plan.refreshed_meanwhile(read!(plan.cache, &plan.key)) {
         if let Some((key, token)) = guards.lease {
             let store = plan.cache.inner.store.as_ref();
             plan.released(Backend::delete_if_equal(store, &key, &token).await);
@@ -735,7 +735,7 @@ async fn lease_async<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T
         match plan.lease_attempt(taken) {
             Attempt::Held => {
                 // Stored by another process between this caller's read and its lease?
-                if let Some(filled) = filled::<C, T>(plan, plan.cache.read(&plan.key).await) {
+                if let Some(filled) = filled::<C, T>(plan, read!(plan.cache, &plan.key)) {
                     plan.released(Backend::delete_if_equal(store, &key, &token).await);
                     return filled;
                 }
@@ -748,7 +748,7 @@ async fn lease_async<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T
             return Leased::Open;
         }
         tokio::time::sleep(poll_delay(attempt)).await;
-        if let Some(filled) = filled::<C, T>(plan, plan.cache.read(&plan.key).await) {
+        if let Some(filled) = filled::<C, T>(plan, read!(plan.cache, &plan.key)) {
             return filled;
         }
     }

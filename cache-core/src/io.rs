@@ -1,9 +1,10 @@
-//! [`Io`]: the future of one backend call made by [`Cache`](crate::Cache) and the call path.
+//! [`Io`]: the future of one backend write made by [`Cache`](crate::Cache) and the call path
+//! (reads go through the `read!` macro and [`Backend::get_inline`](crate::backend::Backend::get_inline)).
 //!
 //! An in-process backend answers at once, so its result is wrapped as is: no boxed future,
 //! no allocation. A remote backend's call is its own (boxed, `async-trait`) future. Either
 //! way the caller awaits an `Io` directly, without another `async fn` around the call: each
-//! level of future nesting costs instructions on every hit (about 150 per level on a Redis
+//! level of future nesting costs instructions on every call (about 150 per level on a Redis
 //! hit, measured with callgrind).
 
 use std::future::Future;

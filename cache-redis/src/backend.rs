@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cache_core::backend::{Backend, BlockingBackend, Capabilities, Ttl};
+use cache_core::backend::{Backend, BlockingBackend, Capabilities, GetFuture, Ttl};
 use cache_core::config::{Secret, redact_url};
 use cache_core::{Error, Result};
 use redis::{ConnectionInfo, IntoConnectionInfo, Value};
@@ -165,6 +165,12 @@ impl RedisBackend {
     fn send_blocking(&self, request: Request<'_>) -> Result<Value> {
         self.inner.topology.query_blocking(request)
     }
+
+    /// One `GET`: the future of both [`Backend::get`] and [`Backend::get_inline`].
+    async fn read(&self, key: &str) -> Result<Option<Bytes>> {
+        let cmd = ops::get(key);
+        get_reply(self.send(Request::Cmd(&cmd)).await)
+    }
 }
 
 /// A `GET` reply; a key of another type (`WRONGTYPE`) is a miss.
@@ -190,8 +196,11 @@ impl Backend for RedisBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        let cmd = ops::get(key);
-        get_reply(self.send(Request::Cmd(&cmd)).await)
+        self.read(key).await
+    }
+
+    fn get_inline<'a>(&'a self, key: &'a str) -> GetFuture<'a> {
+        GetFuture::new(self.read(key))
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
@@ -636,6 +645,20 @@ fn describe(info: &ConnectionInfo) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hit_future_fits_in_place() {
+        // If a `redis` upgrade makes the read future larger, hits fall back to a boxed
+        // future (correct, slower): raise `GET_FUTURE_SPACE` to match.
+        let backend = RedisBackend::open("redis://127.0.0.1:1/0").unwrap();
+        let read = backend.read("key");
+        assert!(
+            GetFuture::fits(&read),
+            "the read future takes {} bytes, more than GET_FUTURE_SPACE ({})",
+            std::mem::size_of_val(&read),
+            cache_core::backend::GET_FUTURE_SPACE
+        );
+    }
 
     #[test]
     fn urls_parse_with_db_user_and_password() {
