@@ -80,6 +80,7 @@ pin_project_lite::pin_project! {
     /// assert_eq!(read.await.unwrap().as_deref(), Some(&b"v"[..]));
     /// # }
     /// ```
+    #[must_use = "futures do nothing unless awaited"]
     pub struct GetFuture<'a> {
         #[pin]
         inner: stackfuture::StackFuture<'a, Result<Option<Bytes>>, GET_FUTURE_SPACE>,
