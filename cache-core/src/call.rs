@@ -472,8 +472,9 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
 /// Runs an async call through the cache, or without it when there is no plan.
 ///
 /// Only the read and a fresh hit happen here; everything else lives in a separate, boxed
-/// future, so the future of a hit stays small (large futures cost memory copies on every
-/// poll and spawn, which showed in the 64-task Redis benchmark).
+/// future, so the future of a hit holds little besides the read itself (kept in place, see
+/// [`GetFuture`](crate::backend::GetFuture)): the miss path's state would otherwise be
+/// copied on every spawn of every caller.
 pub(crate) async fn run_async<'a, R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
     plan: impl FnOnce() -> Option<Plan<'a>>,
     policy: P,
