@@ -1,6 +1,6 @@
 //! Value codecs: how a value becomes bytes.
 //!
-//! [`Bincode`] (bincode 2 in serde mode) is the default: compact and fast. [`Json`] (feature
+//! [`Bincode`] (bincode 2 in serde mode) is the default: compact and fast. `Json` (feature
 //! `json`) stores text that other languages can read. Any other format plugs in by
 //! implementing [`Codec`] and naming it in `#[memoize(codec = MyCodec)]`.
 
