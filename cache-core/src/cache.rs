@@ -15,7 +15,6 @@ use crate::call::{Options as CallOptions, Plain, Plan};
 use crate::codec::DefaultCodec;
 use crate::envelope::{self, Meta};
 use crate::flight::Flights;
-use crate::io::Io;
 
 /// Reads `$key` through `$cache`'s backend, as a `Result<Option<Bytes>>`: in line for an
 /// in-process backend, else by awaiting [`Backend::get_inline`] (inside `async` code only).
@@ -392,16 +391,11 @@ impl Cache {
 
     /// Writes `full_key`: in line for in-process backends, through the async half otherwise
     /// (see [`read!`] for reads).
-    pub(crate) fn write<'a>(&'a self, full_key: &'a str, value: Bytes, ttl: Ttl) -> Io<'a, ()> {
+    pub(crate) async fn write(&self, full_key: &str, value: Bytes, ttl: Ttl) -> Result<()> {
         if self.inner.capabilities.in_process {
-            Io::Ready(Some(BlockingBackend::set(
-                &*self.inner.store,
-                full_key,
-                value,
-                ttl,
-            )))
+            BlockingBackend::set(&*self.inner.store, full_key, value, ttl)
         } else {
-            Io::Pending(Backend::set(&*self.inner.store, full_key, value, ttl))
+            Backend::set(&*self.inner.store, full_key, value, ttl).await
         }
     }
 

@@ -28,7 +28,6 @@ mod flight;
 #[cfg(feature = "minijinja")]
 pub mod fragment;
 mod global;
-mod io;
 pub mod key;
 pub mod stampede;
 pub mod stats;

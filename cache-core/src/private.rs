@@ -198,9 +198,8 @@ pub fn call_blocking<R, P: Stores<R>, C: Codec>(
 
 /// Runs an async function through the cache.
 ///
-/// A plain function returning the call's future, not an `async fn` around it: the plan is
-/// made when the expansion calls this, just before awaiting, and the hit path has one level
-/// of future nesting less.
+/// A plain function returning the call's future, not an `async fn` around it, so the hit
+/// path has one level of future nesting less; the plan is made on the future's first poll.
 pub fn call_async<'a, R, P, C, F>(
     prepared: Prepared<'a>,
     site: &'a Site,
