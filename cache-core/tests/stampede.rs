@@ -27,6 +27,13 @@ fn options(stampede: Stampede) -> CallOptions {
     options
 }
 
+/// Entries fresh for 100 ms, then served stale for 30 s while one caller refreshes them.
+fn stale_after_100ms() -> CallOptions {
+    let mut options = options(Stampede::default().serve_stale(Duration::from_secs(30)));
+    options.timeout = Some(Duration::from_millis(100));
+    options
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lease_makes_one_caller_compute_across_processes() {
     let runs = Arc::new(AtomicUsize::new(0));
@@ -109,11 +116,7 @@ fn a_dead_holders_lease_expires_and_one_waiter_takes_over() {
 #[test]
 fn serve_stale_returns_the_old_value_while_one_caller_refreshes() {
     let cache = Cache::memory();
-    let stale = CallOptions {
-        timeout: Some(Duration::from_millis(100)),
-        stampede: Stampede::default().serve_stale(Duration::from_secs(30)),
-        ..CallOptions::default()
-    };
+    let stale = stale_after_100ms();
     let runs = AtomicUsize::new(0);
     let compute = || runs.fetch_add(1, Ordering::SeqCst) as u32;
     assert_eq!(
@@ -212,11 +215,7 @@ fn a_waiter_that_never_gets_the_lease_computes_itself() {
 fn a_hot_key_under_steady_load_recomputes_once_per_expiry_and_serves_stale_meanwhile() {
     use std::sync::atomic::AtomicBool;
     let cache = Cache::memory();
-    let stale = CallOptions {
-        timeout: Some(Duration::from_millis(100)),
-        stampede: Stampede::default().serve_stale(Duration::from_secs(30)),
-        ..CallOptions::default()
-    };
+    let stale = stale_after_100ms();
     let recomputes = AtomicUsize::new(0);
     let refreshing = AtomicBool::new(false);
     let served_during_refresh = AtomicUsize::new(0);
