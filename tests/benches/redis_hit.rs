@@ -12,6 +12,7 @@
 //! change in load between them shows up as a difference; `redis_ab` runs the same scenarios
 //! in alternating rounds and is the one to read for the ratios.
 
+use std::future::Future;
 use std::hint::black_box;
 use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant};
@@ -101,8 +102,27 @@ fn sequential(c: &mut Criterion, multi: bool) {
     group.finish();
 }
 
+/// Tasks in the `concurrent_64` group.
+const TASKS: u64 = 64;
+
+/// Time per call of [`TASKS`] tasks at once, each running `task(calls)`, one task's whole
+/// loop of calls; `iters` calls in all.
+async fn spawn_tasks<Fut>(iters: u64, task: impl Fn(u64) -> Fut) -> Duration
+where
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let per_task = iters.div_ceil(TASKS);
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..TASKS).map(|_| tokio::spawn(task(per_task))).collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    start
+        .elapsed()
+        .mul_f64(iters as f64 / (per_task * TASKS) as f64)
+}
+
 fn concurrent(c: &mut Criterion) {
-    const TASKS: u64 = 64;
     let rt = runtime(true);
     let full = CACHE.full_key(&hundred::key(7).unwrap());
     let client = redis::Client::open(URL.get().unwrap().as_str()).unwrap();
@@ -110,82 +130,45 @@ fn concurrent(c: &mut Criterion) {
         .block_on(client.get_multiplexed_async_connection())
         .unwrap();
     rt.block_on(hundred(7));
+    let (full, raw) = (&full, &raw);
     let mut group = c.benchmark_group("concurrent_64");
     group.bench_function("memoize", |b| {
-        b.to_async(&rt).iter_custom(|iters| async move {
-            let per_task = iters.div_ceil(TASKS);
-            let start = Instant::now();
-            let tasks: Vec<_> = (0..TASKS)
-                .map(|_| {
-                    tokio::spawn(async move {
-                        for _ in 0..per_task {
-                            black_box(hundred(7).await);
-                        }
-                    })
-                })
-                .collect();
-            for task in tasks {
-                task.await.unwrap();
-            }
-            start
-                .elapsed()
-                .mul_f64(iters as f64 / (per_task * TASKS) as f64)
+        b.to_async(&rt).iter_custom(|iters| {
+            spawn_tasks(iters, |calls| async move {
+                for _ in 0..calls {
+                    black_box(hundred(7).await);
+                }
+            })
         })
     });
     group.bench_function("backend_get", |b| {
         b.to_async(&rt).iter_custom(|iters| {
-            let full = full.clone();
-            async move {
-                let per_task = iters.div_ceil(TASKS);
-                let start = Instant::now();
-                let tasks: Vec<_> = (0..TASKS)
-                    .map(|_| {
-                        let full = full.clone();
-                        tokio::spawn(async move {
-                            for _ in 0..per_task {
-                                let got = cache_core::backend::Backend::get(&*BACKEND, &full).await;
-                                black_box(got.unwrap());
-                            }
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.unwrap();
+            spawn_tasks(iters, |calls| {
+                let full = full.clone();
+                async move {
+                    for _ in 0..calls {
+                        let got = cache_core::backend::Backend::get(&*BACKEND, &full).await;
+                        black_box(got.unwrap());
+                    }
                 }
-                start
-                    .elapsed()
-                    .mul_f64(iters as f64 / (per_task * TASKS) as f64)
-            }
+            })
         })
     });
     group.bench_function("raw_get", |b| {
         b.to_async(&rt).iter_custom(|iters| {
-            let (raw, full) = (raw.clone(), full.clone());
-            async move {
-                let per_task = iters.div_ceil(TASKS);
-                let start = Instant::now();
-                let tasks: Vec<_> = (0..TASKS)
-                    .map(|_| {
-                        let (mut raw, full) = (raw.clone(), full.clone());
-                        tokio::spawn(async move {
-                            for _ in 0..per_task {
-                                let bytes: Vec<u8> = redis::cmd("GET")
-                                    .arg(&full)
-                                    .query_async(&mut raw)
-                                    .await
-                                    .unwrap();
-                                black_box(bytes);
-                            }
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.unwrap();
+            spawn_tasks(iters, |calls| {
+                let (mut raw, full) = (raw.clone(), full.clone());
+                async move {
+                    for _ in 0..calls {
+                        let bytes: Vec<u8> = redis::cmd("GET")
+                            .arg(&full)
+                            .query_async(&mut raw)
+                            .await
+                            .unwrap();
+                        black_box(bytes);
+                    }
                 }
-                start
-                    .elapsed()
-                    .mul_f64(iters as f64 / (per_task * TASKS) as f64)
-            }
+            })
         })
     });
     group.finish();
