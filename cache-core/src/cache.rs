@@ -408,9 +408,9 @@ impl Cache {
         Backend::delete_prefix(&*self.inner.store, &full).await
     }
 
-    /// Removes the keys `full` (namespace included) as they are; returns how many existed.
-    pub(crate) async fn delete_built(&self, full: &[&str]) -> Result<u64> {
-        Backend::delete_many(&*self.inner.store, full).await
+    /// Removes the key `full` (namespace included) as it is; true if it existed.
+    pub(crate) async fn delete_built(&self, full: &str) -> Result<bool> {
+        Backend::delete(&*self.inner.store, full).await
     }
 
     /// Removes every key that starts with `full` (namespace included, never empty).
@@ -683,8 +683,8 @@ impl BlockingCache<'_> {
     }
 
     /// See [`Cache::delete_built`].
-    pub(crate) fn delete_built(&self, full: &[&str]) -> Result<u64> {
-        self.store().delete_many(full)
+    pub(crate) fn delete_built(&self, full: &str) -> Result<bool> {
+        self.store().delete(full)
     }
 
     /// See [`Cache::delete_built_prefix`].

@@ -224,7 +224,8 @@ fn escape_type_name(name: &str, out: &mut String) {
         }
         for c in part.chars() {
             escape_char_if(c, out, |c| {
-                is_plain(c) || matches!(c, '<' | '>' | '&' | ' ' | '[' | ']' | ';' | ',' | '(' | ')')
+                is_plain(c)
+                    || matches!(c, '<' | '>' | '&' | ' ' | '[' | ']' | ';' | ',' | '(' | ')')
             });
         }
     }
@@ -823,9 +824,12 @@ mod tests {
             prop_oneof![
                 proptest::option::of(inner.clone().prop_map(Box::new)).prop_map(Value::Maybe),
                 proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::List),
-                (inner.clone(), inner.clone()).prop_map(|(a, b)| Value::Pair(Box::new(a), Box::new(b))),
-                ("[a-b:(]{0,2}", inner.clone())
-                    .prop_map(|(name, v)| Value::Record { name, inner: Box::new(v) }),
+                (inner.clone(), inner.clone())
+                    .prop_map(|(a, b)| Value::Pair(Box::new(a), Box::new(b))),
+                ("[a-b:(]{0,2}", inner.clone()).prop_map(|(name, v)| Value::Record {
+                    name,
+                    inner: Box::new(v)
+                }),
                 proptest::collection::btree_map("[a-b=,]{0,2}", inner, 0..3).prop_map(Value::Map),
             ]
         })

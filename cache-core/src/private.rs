@@ -109,21 +109,19 @@ impl Site {
     /// `{ns}{head}:`. `#[cached]`: its key and the key's lease, and, when its keys carry
     /// `<Type>` tokens, everything under `{ns}{head}:<`. A key a user `set` by hand holds
     /// no `:` after the namespace, so it is never under one of these prefixes.
-    fn everything(&self, ns: &str) -> ([String; 2], Option<String>) {
+    fn everything(&self, ns: &str) -> (Vec<String>, Option<String>) {
         let mut key = String::with_capacity(ns.len() + self.head().len() + 8);
         key.push_str(ns);
         key.push_str(self.head());
         let mut under = key.clone();
         under.push(':');
         match self.kind {
-            Kind::Memoize => {
-                let lease = lease_key(&key);
-                ([key, lease], Some(under))
-            }
+            // The key's lease is under `under`.
+            Kind::Memoize => (vec![key], Some(under)),
             Kind::Cached => {
                 let lease = lease_key(&key);
                 under.push('<');
-                ([key, lease], self.typed.then_some(under))
+                (vec![key, lease], self.typed.then_some(under))
             }
         }
     }
@@ -279,7 +277,7 @@ where
 /// Forgets one entry by its logical key (as built with an empty namespace).
 pub async fn forget(cache: Option<&Cache>, key: crate::Result<String>) -> crate::Result<bool> {
     match cache {
-        Some(cache) => Ok(cache.delete_built(&[&cache.namespaced(&key?)]).await? > 0),
+        Some(cache) => cache.delete_built(&cache.namespaced(&key?)).await,
         None => Ok(false),
     }
 }
@@ -287,7 +285,7 @@ pub async fn forget(cache: Option<&Cache>, key: crate::Result<String>) -> crate:
 /// Blocking [`forget`].
 pub fn forget_blocking(cache: Option<&Cache>, key: crate::Result<String>) -> crate::Result<bool> {
     match cache {
-        Some(cache) => Ok(cache.blocking().delete_built(&[&cache.namespaced(&key?)])? > 0),
+        Some(cache) => cache.blocking().delete_built(&cache.namespaced(&key?)),
         None => Ok(false),
     }
 }
@@ -296,8 +294,12 @@ pub fn forget_blocking(cache: Option<&Cache>, key: crate::Result<String>) -> cra
 /// many keys were removed, leases in flight included.
 pub async fn forget_all(cache: Option<&Cache>, site: &Site) -> crate::Result<u64> {
     let Some(cache) = cache else { return Ok(0) };
-    let ([key, lease], under) = site.everything(cache.namespace());
-    let mut removed = cache.delete_built(&[&key, &lease]).await?;
+    let (exact, under) = site.everything(cache.namespace());
+    let mut removed = 0;
+    // One key at a time: a key and its lease lie in different Redis Cluster slots.
+    for key in &exact {
+        removed += u64::from(cache.delete_built(key).await?);
+    }
     if let Some(under) = under {
         removed += cache.delete_built_prefix(&under).await?;
     }
@@ -308,8 +310,11 @@ pub async fn forget_all(cache: Option<&Cache>, site: &Site) -> crate::Result<u64
 pub fn forget_all_blocking(cache: Option<&Cache>, site: &Site) -> crate::Result<u64> {
     let Some(cache) = cache else { return Ok(0) };
     let blocking = cache.blocking();
-    let ([key, lease], under) = site.everything(cache.namespace());
-    let mut removed = blocking.delete_built(&[&key, &lease])?;
+    let (exact, under) = site.everything(cache.namespace());
+    let mut removed = 0;
+    for key in &exact {
+        removed += u64::from(blocking.delete_built(key)?);
+    }
     if let Some(under) = under {
         removed += blocking.delete_built_prefix(&under)?;
     }
@@ -427,7 +432,7 @@ mod tests {
     fn forgetting_everything_names_exact_keys_and_own_prefixes() {
         let memo = Site::new(Kind::Memoize, "app::order", Some("order"));
         let (exact, under) = memo.everything("cache:");
-        assert_eq!(exact, ["cache:memoize:order", "cache:memoize:order:~lease"]);
+        assert_eq!(exact, ["cache:memoize:order"]);
         assert_eq!(under.as_deref(), Some("cache:memoize:order:"));
         let view = Site::new(Kind::Cached, "app::home", Some("homepage"));
         let (exact, under) = view.everything("cache:");
