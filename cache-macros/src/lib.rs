@@ -254,7 +254,7 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// |---|---|
 /// | `square::invalidate(args..)` | forgets one call's entry; `Result<bool>` (did it exist) |
 /// | `square::invalidate_all()` | forgets every entry of the function; `Result<u64>` |
-/// | `square::key(args..)` | the call's key without the namespace; `Result<String>` |
+/// | `square::key(args..)` | the call's key without the namespace (the backend holds the entry under `cache.namespace()` followed by it, as is); `Result<String>` |
 /// | `square::stats()` | the function's hits, misses, stores...: `StatsSnapshot` |
 ///
 /// They take the parameters that enter the key, with their declared types (ignored
