@@ -15,6 +15,7 @@ use crate::call::{Options as CallOptions, Plain, Plan};
 use crate::codec::DefaultCodec;
 use crate::envelope::{self, Meta};
 use crate::flight::Flights;
+use crate::key;
 
 /// Reads `$key` through `$cache`'s backend, as a `Result<Option<Bytes>>`: in line for an
 /// in-process backend, else by awaiting [`Backend::get_inline`] (inside `async` code only).
@@ -46,8 +47,12 @@ pub const DEFAULT_NAMESPACE: &str = "cache:";
 ///
 /// Cloning is cheap (an `Arc`), and every clone shares the same entries and counters. Every
 /// key given to a method is prefixed with the namespace before it reaches the backend, and
-/// the same happens to the keys of `#[cached]` and `#[memoize]` functions, so
-/// `cache.delete("homepage")` removes the entry of `#[cached(key_prefix = "homepage")]`.
+/// the same happens to the keys of `#[cached]` and `#[memoize]` functions. A key given to a
+/// method is escaped like a string argument ([`escape_str`](crate::key::escape_str): `:`
+/// becomes `%3A`, and so on), exactly as `#[cached]`'s `key_prefix` is, so
+/// `cache.delete("homepage")` removes the entry of `#[cached(key_prefix = "homepage")]`,
+/// while a key such as `"memoize:app.square:4"` can never equal or fall under the key of a
+/// `#[memoize]` function. The [`key`](crate::key) module writes the scheme out.
 ///
 /// Methods are async; [`Cache::blocking`] gives the same methods for sync code, with no
 /// runtime needed.
@@ -120,7 +125,14 @@ impl CacheBuilder {
         self
     }
 
-    /// The prefix put before every key (default `"cache:"`; `CACHE_KEY_PREFIX`).
+    /// The namespace put before every key (default `"cache:"`; `CACHE_KEY_PREFIX`).
+    ///
+    /// It is one key segment, normalised by [`key::namespace`](crate::key::namespace): one
+    /// trailing `:` is dropped, the rest escaped, and `:` put back, so `"myapp"` and
+    /// `"myapp:"` are the same namespace, and `"a"` and `"ab"` never share or cover each
+    /// other's keys. An empty namespace means none (then [`Cache::clear`] is refused on a
+    /// shared backend). `"memoize"` and `"cached"` are refused by [`CacheBuilder::build`]: with
+    /// them, the keys of a cache without a namespace could equal this cache's.
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
         self
@@ -132,15 +144,31 @@ impl CacheBuilder {
         self
     }
 
-    /// Builds the cache.
+    /// Builds the cache; an error of kind [`ErrorKind::Config`] for a reserved namespace.
+    ///
+    /// ```
+    /// let err = cache_core::Cache::builder().namespace("memoize:").build().unwrap_err();
+    /// assert!(err.is_config());
+    /// ```
     pub fn build(self) -> Result<Cache> {
+        let namespace = key::namespace(&self.namespace);
+        if RESERVED_NAMESPACES.contains(&namespace.as_str()) {
+            return Err(Error::config(
+                "namespace (CACHE_KEY_PREFIX)",
+                format!(
+                    "{:?} is reserved for the keys of annotated functions; use any other \
+                     name, such as \"app\"",
+                    self.namespace
+                ),
+            ));
+        }
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryBackend::new()));
         let capabilities = Backend::capabilities(&*store);
         Ok(Cache {
             inner: Arc::new(Inner {
                 store,
                 capabilities,
-                namespace: self.namespace.into(),
+                namespace: namespace.into(),
                 default_ttl: ttl_of(self.default_timeout),
                 stats: Stats::new(),
                 flights: Flights::default(),
@@ -148,6 +176,9 @@ impl CacheBuilder {
         })
     }
 }
+
+/// The normalised namespaces that would read as the start of a function's key.
+const RESERVED_NAMESPACES: [&str; 2] = ["memoize:", "cached:"];
 
 /// Converts a timeout to a time-to-live: zero means no expiry.
 pub(crate) fn ttl_of(timeout: Duration) -> Ttl {
@@ -184,7 +215,15 @@ impl Cache {
             .expect("the default cache configuration is valid")
     }
 
-    /// The namespace put before every key.
+    /// The namespace put before every key, normalised: `"myapp"` and `"myapp:"` both give
+    /// `"myapp:"`, `"a:b"` gives `"a%3Ab:"`, and the empty namespace stays empty.
+    ///
+    /// ```
+    /// let cache = cache_core::Cache::builder().namespace("myapp").build()?;
+    /// assert_eq!(cache.namespace(), "myapp:");
+    /// assert_eq!(cache_core::Cache::memory().namespace(), "cache:");
+    /// # Ok::<(), cache_core::Error>(())
+    /// ```
     pub fn namespace(&self) -> &str {
         &self.inner.namespace
     }
@@ -211,11 +250,33 @@ impl Cache {
         BlockingCache { cache: self }
     }
 
-    /// The key as the backend sees it: the namespace, then `key`.
+    /// The key as the backend sees it: the namespace, then `key` escaped with
+    /// [`escape_str`](crate::key::escape_str).
+    ///
+    /// ```
+    /// let cache = cache_core::Cache::memory();
+    /// assert_eq!(cache.full_key("user_123"), "cache:user_123");
+    /// assert_eq!(cache.full_key("user:1"), "cache:user%3A1");
+    /// ```
     pub fn full_key(&self, key: &str) -> String {
-        let mut full = String::with_capacity(self.inner.namespace.len() + key.len());
+        let mut full = String::with_capacity(self.inner.namespace.len() + key.len() + 2);
         full.push_str(&self.inner.namespace);
-        full.push_str(key);
+        key::escape_str(key, &mut full);
+        full
+    }
+
+    /// The namespace, then a key built by the key scheme (a function's key), as is.
+    pub(crate) fn namespaced(&self, built: &str) -> String {
+        let mut full = String::with_capacity(self.inner.namespace.len() + built.len());
+        full.push_str(&self.inner.namespace);
+        full.push_str(built);
+        full
+    }
+
+    /// The namespace, then `prefix` escaped with [`escape_prefix`](crate::key::escape_prefix).
+    fn full_prefix(&self, prefix: &str) -> String {
+        let mut full = self.inner.namespace.to_string();
+        key::escape_prefix(prefix, &mut full);
         full
     }
 
@@ -319,11 +380,42 @@ impl Cache {
         Backend::delete_prefix(&*self.inner.store, &self.inner.namespace).await
     }
 
-    /// Removes every key of this namespace that starts with `prefix`.
+    /// Removes every key of this namespace whose escaped form starts with `prefix` escaped
+    /// character by character ([`escape_prefix`](crate::key::escape_prefix)); returns how
+    /// many.
+    ///
+    /// That is every key given to [`Cache::set`] and its kin that starts with `prefix`, and
+    /// every `#[cached(key_prefix = ..)]` entry whose prefix does. A `prefix` with a `:` (say
+    /// `"user:"`) matches keys that hold that `:` (`"user:1"`), never a function's keys. A
+    /// prefix without one that begins `memoize` or `cached` (such as `"m"`) also matches the
+    /// keys of `#[memoize]` and `#[cached]` functions, which start with `memoize:` and
+    /// `cached:`; use their `invalidate_all()` to forget those. `delete_prefix("")` is
+    /// [`Cache::clear`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// cache.set("user:1", &1u8).await?;
+    /// cache.set("user:2", &2u8).await?;
+    /// cache.set("users", &3u8).await?;
+    /// assert_eq!(cache.delete_prefix("user:").await?, 2);
+    /// assert!(cache.has("users").await?);
+    /// # Ok(()) }
+    /// ```
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        let full = self.full_key(prefix);
+        let full = self.full_prefix(prefix);
         self.check_prefix(&full)?;
         Backend::delete_prefix(&*self.inner.store, &full).await
+    }
+
+    /// Removes the key `full` (namespace included) as it is; true if it existed.
+    pub(crate) async fn delete_built(&self, full: &str) -> Result<bool> {
+        Backend::delete(&*self.inner.store, full).await
+    }
+
+    /// Removes every key that starts with `full` (namespace included, never empty).
+    pub(crate) async fn delete_built_prefix(&self, full: &str) -> Result<u64> {
+        Backend::delete_prefix(&*self.inner.store, full).await
     }
 
     /// The value under `key`, or else the result of `compute`, stored for `timeout` (zero:
@@ -585,9 +677,19 @@ impl BlockingCache<'_> {
 
     /// See [`Cache::delete_prefix`].
     pub fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        let full = self.cache.full_key(prefix);
+        let full = self.cache.full_prefix(prefix);
         self.cache.check_prefix(&full)?;
         self.store().delete_prefix(&full)
+    }
+
+    /// See [`Cache::delete_built`].
+    pub(crate) fn delete_built(&self, full: &str) -> Result<bool> {
+        self.store().delete(full)
+    }
+
+    /// See [`Cache::delete_built_prefix`].
+    pub(crate) fn delete_built_prefix(&self, full: &str) -> Result<u64> {
+        self.store().delete_prefix(full)
     }
 
     /// See [`Cache::get_or_set_with`].

@@ -1,22 +1,38 @@
 //! The key scheme: how a function call becomes a cache key.
 //!
-//! Every key that reaches a backend is `{namespace}{key}`, where the namespace is the
-//! cache's (`CACHE_KEY_PREFIX`, `"cache:"` by default). The part after the namespace is:
+//! Every key that reaches a backend is `{namespace}{key}`. The namespace is the cache's
+//! (`CACHE_KEY_PREFIX`, [`Cache::builder().namespace(..)`](crate::CacheBuilder::namespace),
+//! `cache:` by default), normalised once by [`namespace`]: one trailing `:` is dropped, the
+//! rest is escaped like a string argument and a `:` is put back, so `"cache:"` and `"cache"`
+//! both give `cache:`, `"a"` gives `a:` and `"a:b"` gives `a%3Ab:`. The empty namespace
+//! stays empty. The part after the namespace is:
 //!
 //! | where it comes from | key |
 //! |---|---|
 //! | `cache.set("user_123", ..)` | `user_123` |
+//! | `cache.set("user:1", ..)` | `user%3A1` |
 //! | `#[cached(key_prefix = "homepage")]` | `homepage` |
+//! | `#[cached(key_prefix = "user:profile")]` | `user%3Aprofile` |
 //! | `#[cached]` on `fn home()` in module `app::views` | `cached:app.views.home` |
 //! | `#[memoize]` on `fn square(num: u64)` in crate `app`, called as `square(4)` | `memoize:app.square:4` |
 //! | the same with `key_prefix = "sq"` | `memoize:sq:4` |
+//! | the same with `key_prefix = "x.sq"` | `memoize:x%2Esq:4` |
 //! | `#[memoize]` on `fn greet(name: &str, loud: bool)`, `greet("a:b", true)` | `memoize:app.greet:a%3Ab:true` |
 //! | a generic `fn f<T>(x: T)` called as `f(1u8)` | `memoize:app.f:<u8>:1` |
+//! | a method `fn area(&self)` of `struct Square(u32)`, `Square(3).area()` | `memoize:app.Square.area:<app.Square>:3` |
 //!
-//! The function is named by its module path with `::` written as `.`, so two `fn load` in
-//! different modules never share entries and the name never contains the `:` separator.
-//! Each argument follows as one `:`-separated token, rendered from its
-//! [`Serialize`] implementation:
+//! Direct keys (the [`Cache`](crate::Cache) methods) and `#[cached]`'s `key_prefix` are
+//! escaped with [`escape_str`], so `cache.delete("homepage")` removes the entry of
+//! `#[cached(key_prefix = "homepage")]`, and a direct key never holds a `:`: it can never
+//! equal, or fall under, the key of a `#[memoize]` function or of a `#[cached]` function
+//! without `key_prefix`, whose keys start with `memoize:` and `cached:`.
+//!
+//! A `#[memoize]` function is named by its module path with `::` written as `.`, or by its
+//! `key_prefix` escaped with [`escape_name`], which also escapes `.`: a path always holds a
+//! `.` (the crate name comes first) and an escaped `key_prefix` never does, so
+//! `key_prefix = "x.order"` never names the same entries as `fn order` in crate `x`. Each
+//! argument follows as one `:`-separated token, rendered from its [`Serialize`]
+//! implementation:
 //!
 //! | value | token |
 //! |---|---|
@@ -26,14 +42,47 @@
 //! | `None` / `Some(x)` | `~` / the token of `x` (with a `!` in front when that token starts with `~` or `!`) |
 //! | `()`, unit structs | `()` |
 //! | sequences, tuples | `[a,b,c]` |
-//! | structs, maps | `{field=value,..}`; map entries sorted, so a `HashMap` gives the same key in every process |
-//! | enum variants | `Name`, `Name(x)`, `Name[a,b]`, `Name{f=x}` |
+//! | structs, maps | `(field=value,..)`; map entries sorted, so a `HashMap` gives the same key in every process |
+//! | enum variants | `Name`, `Name(x)`, `Name[a,b]`, `Name(f=x)` |
 //!
-//! Because every character with a meaning in the scheme (and every Redis glob character) is
-//! escaped inside strings, argument boundaries are unambiguous: `f("a:b", "c")` and
-//! `f("a", "b:c")` get different keys. The rendering depends only on the values, never on
-//! addresses, `Debug` output or a process-seeded hasher, so keys are the same across
-//! processes, builds and machines.
+//! # Why two calls never share a key
+//!
+//! Inside a token, every character with a meaning in the scheme (`: , = ( ) [ ] ~ ! # %`),
+//! every Redis glob character and the braces `{ }` are escaped, so the tokens of a key are
+//! exactly its `:`-separated parts, and the rendering is injective for each type of the
+//! serde data model: integers, floats and booleans print distinctly; strings are a
+//! prefix-free per-character code (`%XX` for reserved bytes, `""` for the empty string);
+//! `None` is `~` and a `Some` whose token could read as `None` or as another `Some` gets a
+//! `!`; a sequence, tuple or struct is delimited by brackets whose elements are tokens
+//! separated by `,`, which a token only holds inside nested brackets; field names and
+//! variant names are fixed by the type, and an enum's variants have distinct names, so
+//! `Name(x)` (newtype) and `Name(f=x)` (struct variant) never belong to two variants of one
+//! enum; map entries are unique keys, so sorting them loses nothing. Keys are then distinct
+//! across sources: the namespace ends at its first `:` (an escaped namespace holds none),
+//! direct keys hold no `:`, and function keys start with `memoize:` or `cached:` and a name
+//! that holds no `:`. (Two types whose `Serialize` output is the same, such as a newtype and
+//! its field, share tokens; a function has one type per parameter, so that never matters.)
+//!
+//! The namespaces `memoize` and `cached` are refused, so the keys of a cache with an empty
+//! namespace never equal or fall under those of a cache with a namespace.
+//!
+//! # No hash tags
+//!
+//! No key ever holds `{` or `}`: they are escaped in the namespace, in prefixes, in strings
+//! and in type tokens (a closure's type name holds `{{closure}}`), and structs and maps
+//! render with parentheses. So Redis Cluster never reads an accidental hash tag in a key,
+//! and the entries of one function spread over all slots.
+//!
+//! # Stability
+//!
+//! The rendering depends only on the values, never on addresses, `Debug` output or a
+//! process-seeded hasher. Keys of free functions that are not generic, of anything without
+//! a `<Type>` token, and every direct key are the same across processes, builds, machines
+//! and compiler versions. The `<Type>` token of methods (the `Self` type) and of generic
+//! functions (each type parameter) is [`std::any::type_name`], which the standard library
+//! allows to change between compiler versions: after a compiler upgrade such entries may
+//! simply become misses (never wrong answers, since the function and its arguments are the
+//! same).
 //!
 //! When the arguments render to more than [`MAX_ARGS_LEN`] bytes, the key keeps their first
 //! [`KEPT_ARGS_LEN`] bytes, then `#` and the 128-bit XXH3 hash of the whole rendering in hex.
@@ -118,6 +167,28 @@ impl KeyBuilder {
     }
 }
 
+/// The normalised form of a namespace: one trailing `:` dropped, the rest escaped with
+/// [`escape_prefix`], then `:`; empty when nothing is left.
+///
+/// ```
+/// use cache_core::key::namespace;
+///
+/// assert_eq!(namespace("cache:"), "cache:");
+/// assert_eq!(namespace("cache"), "cache:");
+/// assert_eq!(namespace("a:b"), "a%3Ab:");
+/// assert_eq!(namespace("{app}"), "%7Bapp%7D:");
+/// assert_eq!(namespace(""), "");
+/// ```
+pub fn namespace(raw: &str) -> String {
+    let body = raw.strip_suffix(':').unwrap_or(raw);
+    let mut out = String::with_capacity(body.len() + 1);
+    if !body.is_empty() {
+        escape_prefix(body, &mut out);
+        out.push(':');
+    }
+    out
+}
+
 /// Writes a Rust path (`my_crate::db::load`) as a key segment (`my_crate.db.load`).
 pub fn write_path(path: &str, out: &mut String) {
     for (i, part) in path.split("::").enumerate() {
@@ -128,16 +199,34 @@ pub fn write_path(path: &str, out: &mut String) {
     }
 }
 
+/// Writes a `#[memoize]` `key_prefix` as a key segment: [`escape_str`], with `.` escaped as
+/// well, so that it never equals a function path (which always holds a `.`).
+///
+/// ```
+/// let mut out = String::new();
+/// cache_core::key::escape_name("x.order:lines", &mut out);
+/// assert_eq!(out, "x%2Eorder%3Alines");
+/// ```
+pub fn escape_name(s: &str, out: &mut String) {
+    if s.is_empty() {
+        out.push_str("\"\"");
+        return;
+    }
+    for c in s.chars() {
+        escape_char_if(c, out, |c| c != '.' && is_plain(c));
+    }
+}
+
 fn escape_type_name(name: &str, out: &mut String) {
     for (i, part) in name.split("::").enumerate() {
         if i > 0 {
             out.push('.');
         }
         for c in part.chars() {
-            match c {
-                '<' | '>' | '&' | ' ' | '[' | ']' | ';' | ',' | '(' | ')' => out.push(c),
-                _ => escape_char(c, out),
-            }
+            escape_char_if(c, out, |c| {
+                is_plain(c)
+                    || matches!(c, '<' | '>' | '&' | ' ' | '[' | ']' | ';' | ',' | '(' | ')')
+            });
         }
     }
 }
@@ -146,15 +235,27 @@ fn is_plain(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '@' | '+') || !c.is_ascii()
 }
 
-fn escape_char(c: char, out: &mut String) {
-    if is_plain(c) {
+/// Writes `c`, or `%XX` unless `plain(c)`. Only ASCII is ever escaped, so `XX` is always
+/// two hex digits and the code is prefix-free.
+fn escape_char_if(c: char, out: &mut String, plain: impl Fn(char) -> bool) {
+    if plain(c) || !c.is_ascii() {
         out.push(c);
     } else {
         let _ = write!(out, "%{:02X}", c as u32);
     }
 }
 
-/// Writes `s` escaped so that it holds no separator, structural or glob character.
+/// Writes `s` escaped so that it holds no separator, structural, brace or glob character;
+/// the empty string is written `""`.
+///
+/// This is the escape of string arguments, of direct keys (`cache.set("user:1", ..)` is
+/// stored under `user%3A1`) and of `#[cached]`'s `key_prefix`.
+///
+/// ```
+/// let mut out = String::new();
+/// cache_core::key::escape_str("user:{1}*", &mut out);
+/// assert_eq!(out, "user%3A%7B1%7D%2A");
+/// ```
 pub fn escape_str(s: &str, out: &mut String) {
     if s.is_empty() {
         out.push_str("\"\"");
@@ -164,8 +265,22 @@ pub fn escape_str(s: &str, out: &mut String) {
         out.push_str(s);
         return;
     }
+    escape_prefix(s, out);
+}
+
+/// Writes `s` escaped character by character, as [`escape_str`] does but with nothing for
+/// the empty string, so that a key starts with `s` exactly when its escaped form starts with
+/// the escaped `s`. This is how [`Cache::delete_prefix`](crate::Cache::delete_prefix)
+/// matches keys.
+///
+/// ```
+/// let mut out = String::new();
+/// cache_core::key::escape_prefix("user:", &mut out);
+/// assert_eq!(out, "user%3A");
+/// ```
+pub fn escape_prefix(s: &str, out: &mut String) {
     for c in s.chars() {
-        escape_char(c, out);
+        escape_char_if(c, out, is_plain);
     }
 }
 
@@ -225,7 +340,7 @@ impl<'a> TokenWriter<'a> {
         Compound {
             out: self.out,
             first: true,
-            close: if bracket == '[' { ']' } else { '}' },
+            close: if bracket == '[' { ']' } else { ')' },
             sorted: None,
         }
     }
@@ -370,7 +485,7 @@ impl<'a> ser::Serializer for TokenWriter<'a> {
         Ok(self.open(Some(variant), '['))
     }
     fn serialize_map(self, _len: Option<usize>) -> std::result::Result<Compound<'a>, KeyError> {
-        let mut compound = self.open(None, '{');
+        let mut compound = self.open(None, '(');
         compound.sorted = Some(Vec::new());
         Ok(compound)
     }
@@ -379,7 +494,7 @@ impl<'a> ser::Serializer for TokenWriter<'a> {
         _name: &'static str,
         _len: usize,
     ) -> std::result::Result<Compound<'a>, KeyError> {
-        Ok(self.open(None, '{'))
+        Ok(self.open(None, '('))
     }
     fn serialize_struct_variant(
         self,
@@ -388,7 +503,7 @@ impl<'a> ser::Serializer for TokenWriter<'a> {
         variant: &'static str,
         _len: usize,
     ) -> std::result::Result<Compound<'a>, KeyError> {
-        Ok(self.open(Some(variant), '{'))
+        Ok(self.open(Some(variant), '('))
     }
 }
 
@@ -554,7 +669,7 @@ mod tests {
         }
         assert_eq!(token(&a), token(&b));
         let ordered: BTreeMap<_, _> = [("b", 1), ("a", 2)].into_iter().collect();
-        assert_eq!(token(&ordered), "{a=2,b=1}");
+        assert_eq!(token(&ordered), "(a=2,b=1)");
     }
 
     #[test]
@@ -569,13 +684,15 @@ mod tests {
             Dot,
             Circle(u32),
             Line(Point, Point),
+            Box { w: u32 },
         }
-        assert_eq!(token(&Point { x: 1, y: -2 }), "{x=1,y=-2}");
+        assert_eq!(token(&Point { x: 1, y: -2 }), "(x=1,y=-2)");
         assert_eq!(token(&Shape::Dot), "Dot");
         assert_eq!(token(&Shape::Circle(3)), "Circle(3)");
+        assert_eq!(token(&Shape::Box { w: 2 }), "Box(w=2)");
         assert_eq!(
             token(&Shape::Line(Point { x: 0, y: 0 }, Point { x: 1, y: 1 })),
-            "Line[{x=0,y=0},{x=1,y=1}]"
+            "Line[(x=0,y=0),(x=1,y=1)]"
         );
         assert_eq!(token(&(1u8, "a")), "[1,a]");
         assert_eq!(token(&vec!["a,b", "c"]), "[a%2Cb,c]");
@@ -602,6 +719,35 @@ mod tests {
         let mut key = KeyBuilder::new("memoize:app.f");
         key.type_param("alloc::string::String");
         assert_eq!(key.finish(), "memoize:app.f:<alloc.string.String>");
+        let mut key = KeyBuilder::new("memoize:app.f");
+        key.type_param("app::main::{{closure}}");
+        assert_eq!(key.finish(), "memoize:app.f:<app.main.%7B%7Bclosure%7D%7D>");
+    }
+
+    #[test]
+    fn namespaces_are_one_segment() {
+        assert_eq!(namespace("cache:"), "cache:");
+        assert_eq!(namespace("cache"), "cache:");
+        assert_eq!(namespace("a"), "a:");
+        assert_eq!(namespace("ab"), "ab:");
+        assert_eq!(namespace("a::"), "a%3A:");
+        assert_eq!(namespace("x*{y}"), "x%2A%7By%7D:");
+        assert_eq!(namespace(""), "");
+        assert_eq!(namespace(":"), "");
+    }
+
+    #[test]
+    fn prefix_escaping_preserves_prefixes() {
+        let escaped = |s: &str| {
+            let mut out = String::new();
+            escape_prefix(s, &mut out);
+            out
+        };
+        assert_eq!(escaped(""), "");
+        assert_eq!(escaped("user:"), "user%3A");
+        let mut full = String::new();
+        escape_str("user:1", &mut full);
+        assert!(full.starts_with(&escaped("user:")));
     }
 
     proptest! {
@@ -621,8 +767,71 @@ mod tests {
         #[test]
         fn rendered_strings_hold_no_glob_or_separator(s in ".{0,16}") {
             let t = token(s.as_str());
-            let forbidden = [':', '*', '?', '[', ']', '\\', ',', '=', '{', '}', '#'];
+            let forbidden = [':', '*', '?', '[', ']', '\\', ',', '=', '{', '}', '#', '(', ')', '~', '!'];
             prop_assert!(!t.contains(forbidden), "{} holds a reserved character", t);
         }
+
+        #[test]
+        fn structured_arguments_never_collide_nor_hold_braces(a in arbitrary_value(), b in arbitrary_value()) {
+            let (ta, tb) = (token(&a), token(&b));
+            prop_assert!(!ta.contains(['{', '}']), "{} holds a brace", ta);
+            if a != b {
+                prop_assert_ne!(ta, tb);
+            }
+        }
+
+        #[test]
+        fn escaped_prefixes_match_exactly_the_keys_they_start(p in "[a-c:.%]{0,3}", k in "[a-c:.%]{0,4}") {
+            let mut prefix = String::new();
+            escape_prefix(&p, &mut prefix);
+            let mut key = String::new();
+            escape_str(&k, &mut key);
+            prop_assert_eq!(key.starts_with(&prefix), k.starts_with(&p));
+        }
+
+        #[test]
+        fn namespaces_never_cover_each_other(a in "[ab:{}*]{0,4}", b in "[ab:{}*]{0,4}") {
+            let (na, nb) = (namespace(&a), namespace(&b));
+            prop_assert!(!na.contains(['{', '}', '*']), "{} holds a brace or glob", na);
+            if na != nb && !na.is_empty() {
+                prop_assert!(!nb.starts_with(&na), "{} covers {}", na, nb);
+            }
+        }
+    }
+
+    /// A value of one type covering every shape of the serde data model.
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    enum Value {
+        Unit,
+        Int(i64),
+        Flag(bool),
+        Text(String),
+        Maybe(Option<Box<Value>>),
+        List(Vec<Value>),
+        Pair(Box<Value>, Box<Value>),
+        Record { name: String, inner: Box<Value> },
+        Map(BTreeMap<String, Value>),
+    }
+
+    fn arbitrary_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Unit),
+            any::<i64>().prop_map(Value::Int),
+            any::<bool>().prop_map(Value::Flag),
+            "[a-b:,=(){}\\[\\]~!]{0,3}".prop_map(Value::Text),
+        ];
+        leaf.prop_recursive(3, 16, 3, |inner| {
+            prop_oneof![
+                proptest::option::of(inner.clone().prop_map(Box::new)).prop_map(Value::Maybe),
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::List),
+                (inner.clone(), inner.clone())
+                    .prop_map(|(a, b)| Value::Pair(Box::new(a), Box::new(b))),
+                ("[a-b:(]{0,2}", inner.clone()).prop_map(|(name, v)| Value::Record {
+                    name,
+                    inner: Box::new(v)
+                }),
+                proptest::collection::btree_map("[a-b=,]{0,2}", inner, 0..3).prop_map(Value::Map),
+            ]
+        })
     }
 }

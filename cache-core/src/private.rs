@@ -20,7 +20,8 @@ pub use crate::stampede::Stampede;
 
 use crate::Cache;
 use crate::call::{Inline, Plan, Spawn, run_async, run_blocking};
-use crate::key::write_path;
+use crate::key::{escape_name, escape_str, write_path};
+use crate::stampede::lease_key;
 use crate::stats::{Counters, Stats, StatsSnapshot};
 
 /// Whether a site caches one entry (`#[cached]`) or one per argument list (`#[memoize]`).
@@ -38,6 +39,7 @@ pub struct Site {
     kind: Kind,
     path: &'static str,
     key_prefix: Option<&'static str>,
+    typed: bool,
     head: OnceLock<Box<str>>,
     stats: Stats,
     warned: AtomicBool,
@@ -50,10 +52,18 @@ impl Site {
             kind,
             path,
             key_prefix,
+            typed: false,
             head: OnceLock::new(),
             stats: Stats::new(),
             warned: AtomicBool::new(false),
         }
+    }
+
+    /// The same site, for a function whose keys carry `<Type>` tokens after the head (a
+    /// method, or a generic function).
+    pub const fn typed(mut self) -> Self {
+        self.typed = true;
+        self
     }
 
     /// The function's path, as written in logs.
@@ -61,21 +71,23 @@ impl Site {
         self.path
     }
 
-    /// The key head: `key_prefix` for `#[cached]` with one, `cached:{path}` without, and
-    /// `memoize:{key_prefix or path}` for `#[memoize]`, with `::` written as `.`.
+    /// The key head: the escaped `key_prefix` for `#[cached]` with one (the key that
+    /// `cache.set(key_prefix, ..)` would write), `cached:{path}` without, and
+    /// `memoize:{key_prefix or path}` for `#[memoize]`, with `::` written as `.` and the
+    /// `key_prefix` escaped with `.` included (see [`crate::key`]).
     #[inline]
     pub fn head(&self) -> &str {
         self.head.get_or_init(|| {
             let mut head = String::new();
             match (self.kind, self.key_prefix) {
-                (Kind::Cached, Some(prefix)) => head.push_str(prefix),
+                (Kind::Cached, Some(prefix)) => escape_str(prefix, &mut head),
                 (Kind::Cached, None) => {
                     head.push_str("cached:");
                     write_path(self.path, &mut head);
                 }
                 (Kind::Memoize, Some(prefix)) => {
                     head.push_str("memoize:");
-                    head.push_str(prefix);
+                    escape_name(prefix, &mut head);
                 }
                 (Kind::Memoize, None) => {
                     head.push_str("memoize:");
@@ -90,6 +102,28 @@ impl Site {
     #[inline]
     pub fn key(&self, namespace: &str) -> KeyBuilder {
         KeyBuilder::with_prefix(namespace, self.head())
+    }
+
+    /// What forgetting every entry of this site in namespace `ns` deletes: exact keys, and
+    /// key prefixes. `#[memoize]`: its zero-argument key `{ns}{head}` and everything under
+    /// `{ns}{head}:`. `#[cached]`: its key and the key's lease, and, when its keys carry
+    /// `<Type>` tokens, everything under `{ns}{head}:<`. A key a user `set` by hand holds
+    /// no `:` after the namespace, so it is never under one of these prefixes.
+    fn everything(&self, ns: &str) -> (Vec<String>, Option<String>) {
+        let mut key = String::with_capacity(ns.len() + self.head().len() + 8);
+        key.push_str(ns);
+        key.push_str(self.head());
+        let mut under = key.clone();
+        under.push(':');
+        match self.kind {
+            // The key's lease is under `under`.
+            Kind::Memoize => (vec![key], Some(under)),
+            Kind::Cached => {
+                let lease = lease_key(&key);
+                under.push('<');
+                (vec![key, lease], self.typed.then_some(under))
+            }
+        }
     }
 
     /// This function's counters.
@@ -243,7 +277,7 @@ where
 /// Forgets one entry by its logical key (as built with an empty namespace).
 pub async fn forget(cache: Option<&Cache>, key: crate::Result<String>) -> crate::Result<bool> {
     match cache {
-        Some(cache) => cache.delete(&key?).await,
+        Some(cache) => cache.delete_built(&cache.namespaced(&key?)).await,
         None => Ok(false),
     }
 }
@@ -251,24 +285,40 @@ pub async fn forget(cache: Option<&Cache>, key: crate::Result<String>) -> crate:
 /// Blocking [`forget`].
 pub fn forget_blocking(cache: Option<&Cache>, key: crate::Result<String>) -> crate::Result<bool> {
     match cache {
-        Some(cache) => cache.blocking().delete(&key?),
+        Some(cache) => cache.blocking().delete_built(&cache.namespaced(&key?)),
         None => Ok(false),
     }
 }
 
-/// Forgets every entry of a `#[memoize]` site: its exact head and everything under `head:`.
+/// Forgets every entry of a site, and nothing else (see `Site::everything`); returns how
+/// many keys were removed, leases in flight included.
 pub async fn forget_all(cache: Option<&Cache>, site: &Site) -> crate::Result<u64> {
     let Some(cache) = cache else { return Ok(0) };
-    let exact = u64::from(cache.delete(site.head()).await?);
-    Ok(exact + cache.delete_prefix(&format!("{}:", site.head())).await?)
+    let (exact, under) = site.everything(cache.namespace());
+    let mut removed = 0;
+    // One key at a time: a key and its lease lie in different Redis Cluster slots.
+    for key in &exact {
+        removed += u64::from(cache.delete_built(key).await?);
+    }
+    if let Some(under) = under {
+        removed += cache.delete_built_prefix(&under).await?;
+    }
+    Ok(removed)
 }
 
 /// Blocking [`forget_all`].
 pub fn forget_all_blocking(cache: Option<&Cache>, site: &Site) -> crate::Result<u64> {
     let Some(cache) = cache else { return Ok(0) };
     let blocking = cache.blocking();
-    let exact = u64::from(blocking.delete(site.head())?);
-    Ok(exact + blocking.delete_prefix(&format!("{}:", site.head()))?)
+    let (exact, under) = site.everything(cache.namespace());
+    let mut removed = 0;
+    for key in &exact {
+        removed += u64::from(blocking.delete_built(key)?);
+    }
+    if let Some(under) = under {
+        removed += blocking.delete_built_prefix(&under)?;
+    }
+    Ok(removed)
 }
 
 /// The options of one call, in the order the expansion writes them (a function, so adding
@@ -366,9 +416,29 @@ mod tests {
         assert_eq!(memo.head(), "memoize:app.math.square");
         let grouped = Site::new(Kind::Memoize, "app::math::square", Some("sq"));
         assert_eq!(grouped.head(), "memoize:sq");
+        let dotted = Site::new(Kind::Memoize, "app::math::square", Some("app.math.square"));
+        assert_eq!(dotted.head(), "memoize:app%2Emath%2Esquare");
+        let nested = Site::new(Kind::Memoize, "app::order_lines", Some("order:lines"));
+        assert_eq!(nested.head(), "memoize:order%3Alines");
         let view = Site::new(Kind::Cached, "app::home", Some("homepage"));
         assert_eq!(view.head(), "homepage");
+        let profile = Site::new(Kind::Cached, "app::profile", Some("user:{profile}"));
+        assert_eq!(profile.head(), "user%3A%7Bprofile%7D");
         let plain = Site::new(Kind::Cached, "app::home", None);
         assert_eq!(plain.head(), "cached:app.home");
+    }
+
+    #[test]
+    fn forgetting_everything_names_exact_keys_and_own_prefixes() {
+        let memo = Site::new(Kind::Memoize, "app::order", Some("order"));
+        let (exact, under) = memo.everything("cache:");
+        assert_eq!(exact, ["cache:memoize:order"]);
+        assert_eq!(under.as_deref(), Some("cache:memoize:order:"));
+        let view = Site::new(Kind::Cached, "app::home", Some("homepage"));
+        let (exact, under) = view.everything("cache:");
+        assert_eq!(exact, ["cache:homepage", "cache:homepage:~lease"]);
+        assert_eq!(under, None);
+        let method = Site::new(Kind::Cached, "app::View::home", Some("homepage")).typed();
+        assert_eq!(method.everything("").1.as_deref(), Some("homepage:<"));
     }
 }

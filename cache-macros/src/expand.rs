@@ -163,7 +163,9 @@ impl<'a> Ctx<'a> {
         } else {
             quote!(::core::module_path!())
         };
-        quote!(#krate::__private::Site::new(#krate::__private::Kind::#kind, #path, #prefix))
+        // Keys carry `<Type>` tokens (see `key_fn`): `invalidate_all` then covers them all.
+        let typed = (self.associated || !self.f.type_params.is_empty()).then(|| quote!(.typed()));
+        quote!(#krate::__private::Site::new(#krate::__private::Kind::#kind, #path, #prefix)#typed)
     }
 
     /// The hidden function of an associated item that owns its site.

@@ -30,12 +30,18 @@ use args::Kind;
 /// # Ok::<(), cache_core::Error>(())
 /// ```
 ///
-/// The key is `key_prefix`, or `cached:{module path}.{name}` without one. Because the
+/// The key is `key_prefix`, escaped exactly as a key given to `cache.set(..)` is (`:`
+/// becomes `%3A`, so `key_prefix = "user:profile"` is `user%3Aprofile`), so
+/// `cache.delete("homepage")` forgets the entry above; without one it is
+/// `cached:{module path}.{name}`. `home::invalidate_all()` deletes exactly that key and its
+/// stampede lease (`homepage:~lease`), never a prefix: keys set by hand that start with
+/// `homepage` stay. Because the
 /// arguments never enter the key, a function with parameters needs an explicit
 /// `key_prefix` (otherwise it is a compile error suggesting [`macro@memoize`]): the caller
 /// says on purpose that `page(1)` and `page(2)` share one entry. In an `impl` block and for
 /// generic functions the key also gets one `<type>` token for `Self` and for each type
-/// parameter, so that entries of different types are never mixed.
+/// parameter, so that entries of different types are never mixed (see the stability note
+/// under [`macro@memoize`]).
 ///
 /// Everything else (options, return types, supported shapes, companions, the code without
 /// the macro) is as for [`macro@memoize`], except `ignore`, which has no meaning here.
@@ -63,11 +69,23 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// # Keys
 ///
-/// `memoize:{module path with . for ::}.{name}`, then a `<type>` token for `Self` (in an
-/// `impl` block) and for each type parameter, then one token per argument rendered from its
-/// `Serialize` implementation: `square(4)` in crate `app` is `memoize:app.square:4`. The
-/// cache's namespace (`cache:` by default) goes in front of every key that reaches the
-/// backend. See `cache_core::key` for the full scheme. Arguments must implement
+/// `memoize:{module path with . for ::}.{name}` (or `memoize:{key_prefix}`, escaped, `.`
+/// and `:` included, so no prefix ever equals another prefix's keys or a function path),
+/// then a `<type>` token for `Self` (in an `impl` block) and for each type parameter, then
+/// one token per argument rendered from its `Serialize` implementation: `square(4)` in
+/// crate `app` is `memoize:app.square:4`, a struct argument renders as `(field=value,..)`,
+/// and no key ever holds `{` or `}` (a Redis Cluster hash tag). The cache's namespace
+/// (`cache:` by default) goes in front of every key that reaches the backend.
+/// `square::invalidate_all()` deletes the keys under `{namespace}memoize:app.square:` and
+/// the zero-argument key `{namespace}memoize:app.square`, nothing else. See
+/// `cache_core::key` for the full scheme.
+///
+/// Stability: keys without a `<type>` token (free functions that are not generic, with or
+/// without `key_prefix`) are the same across builds and compiler versions. The `<type>`
+/// tokens of methods and generic functions come from `std::any::type_name`, which may
+/// change with a compiler upgrade; such entries then become misses.
+///
+/// Arguments must implement
 /// `serde::Serialize` (leave one out with `ignore`); the stored value must implement
 /// `Serialize` and `DeserializeOwned`, and a type that does not is one compile error on
 /// the return type.
@@ -200,7 +218,7 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// }
 ///
 /// impl Repo {
-///     #[memoize]                          // key: memoize:app.count:<app.Repo>:{table=users}:1
+///     #[memoize]                          // key: memoize:app.count:<app.Repo>:(table=users):1
 ///     fn count(&self, min: u32) -> u32 {
 ///         min + self.table.len() as u32
 ///     }
@@ -236,7 +254,7 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// |---|---|
 /// | `square::invalidate(args..)` | forgets one call's entry; `Result<bool>` (did it exist) |
 /// | `square::invalidate_all()` | forgets every entry of the function; `Result<u64>` |
-/// | `square::key(args..)` | the call's key without the namespace; `Result<String>` |
+/// | `square::key(args..)` | the call's key without the namespace (the backend holds the entry under `cache.namespace()` followed by it, as is); `Result<String>` |
 /// | `square::stats()` | the function's hits, misses, stores...: `StatsSnapshot` |
 ///
 /// They take the parameters that enter the key, with their declared types (ignored

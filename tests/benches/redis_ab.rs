@@ -193,8 +193,12 @@ fn median(values: &mut [f64]) -> f64 {
 fn main() {
     let server = RedisServer::start();
     URL.set(server.url()).expect("set once");
-    let key = CACHE.full_key(&hundred::key(7).expect("a key"));
-    let sync_key = CACHE.full_key(&hundred_sync::key(7).expect("a key"));
+    let key = format!("{}{}", CACHE.namespace(), hundred::key(7).expect("a key"));
+    let sync_key = format!(
+        "{}{}",
+        CACHE.namespace(),
+        hundred_sync::key(7).expect("a key")
+    );
     let client = redis::Client::open(server.url()).expect("valid URL");
     let run = Run::from_env();
     println!(

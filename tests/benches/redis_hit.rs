@@ -58,7 +58,7 @@ fn runtime(multi: bool) -> tokio::runtime::Runtime {
 fn sequential(c: &mut Criterion, multi: bool) {
     let rt = runtime(multi);
     let key = hundred::key(7).unwrap();
-    let full = CACHE.full_key(&key);
+    let full = format!("{}{key}", CACHE.namespace());
     let client = redis::Client::open(URL.get().unwrap().as_str()).unwrap();
     let mut raw = rt
         .block_on(client.get_multiplexed_async_connection())
@@ -124,7 +124,7 @@ where
 
 fn concurrent(c: &mut Criterion) {
     let rt = runtime(true);
-    let full = CACHE.full_key(&hundred::key(7).unwrap());
+    let full = format!("{}{}", CACHE.namespace(), hundred::key(7).unwrap());
     let client = redis::Client::open(URL.get().unwrap().as_str()).unwrap();
     let raw = rt
         .block_on(client.get_multiplexed_async_connection())
@@ -175,7 +175,7 @@ fn concurrent(c: &mut Criterion) {
 }
 
 fn sync(c: &mut Criterion) {
-    let full = CACHE.full_key(&hundred_sync::key(7).unwrap());
+    let full = format!("{}{}", CACHE.namespace(), hundred_sync::key(7).unwrap());
     let mut raw = redis::Client::open(URL.get().unwrap().as_str())
         .unwrap()
         .get_connection()

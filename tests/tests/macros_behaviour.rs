@@ -240,6 +240,12 @@ fn cached_keeps_one_entry_under_its_key_prefix() {
     assert_eq!(home::key().unwrap(), "homepage");
     assert!(home::invalidate().unwrap());
     assert_eq!(HOME.take(), ["delete cache:homepage"]);
+    // `invalidate_all` deletes exactly the key and its lease, never a prefix.
+    assert_eq!(home::invalidate_all().unwrap(), 0);
+    assert_eq!(
+        HOME.take(),
+        ["delete cache:homepage", "delete cache:homepage:~lease"]
+    );
 
     // One entry whatever the arguments.
     assert_eq!(sidebar("ada"), "hello ada");
@@ -404,11 +410,11 @@ fn keys_follow_the_scheme_and_leave_out_ignored_parameters() {
     };
     assert_eq!(
         search::key(&query, &["x", "y"]).unwrap(),
-        "memoize:macros_behaviour.search:{term=a%3Ab,page=2}:[x,y]"
+        "memoize:macros_behaviour.search:(term=a%3Ab,page=2):[x,y]"
     );
     search(&query, &["x"], 1);
     search(&query, &["x"], 2);
-    let key = "cache:memoize:macros_behaviour.search:{term=a%3Ab,page=2}:[x]";
+    let key = "cache:memoize:macros_behaviour.search:(term=a%3Ab,page=2):[x]";
     assert_eq!(
         KEYS.take(),
         [
@@ -522,7 +528,7 @@ async fn methods_key_on_self_unless_it_is_ignored() {
     let users = Repo {
         table: "users".into(),
     };
-    let key = "memoize:macros_behaviour.count:<macros_behaviour.Repo>:{table=users}:1";
+    let key = "memoize:macros_behaviour.count:<macros_behaviour.Repo>:(table=users):1";
     assert_eq!(users.count_key(1).unwrap(), key);
     assert_eq!(users.count(1), 6);
     assert_eq!(users.count(1), 6);

@@ -145,7 +145,7 @@ async fn every_shape_caches() {
     assert_eq!(repo.load(1), "r:1");
     assert_eq!(
         repo.load_key(1).unwrap(),
-        "memoize:macros_shapes.load:<macros_shapes.Repo>:{name=r}:1"
+        "memoize:macros_shapes.load:<macros_shapes.Repo>:(name=r):1"
     );
     assert_eq!(repo.load_async(2).await.unwrap(), "r:2");
     assert_eq!(

@@ -57,7 +57,11 @@ fn main() {
         }
         ("raw", "sync") => {
             hundred_sync(7);
-            let key = CACHE.full_key(&hundred_sync::key(7).expect("a key"));
+            let key = format!(
+                "{}{}",
+                CACHE.namespace(),
+                hundred_sync::key(7).expect("a key")
+            );
             let mut conn = client().get_connection().expect("a connection");
             for _ in 0..n {
                 let bytes: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut conn).expect("GET");
@@ -72,7 +76,7 @@ fn main() {
         }),
         ("backend", "async") => runtime.block_on(async {
             hundred(7).await;
-            let key = CACHE.full_key(&hundred::key(7).expect("a key"));
+            let key = format!("{}{}", CACHE.namespace(), hundred::key(7).expect("a key"));
             let backend = cache_redis::RedisBackend::open(url.as_str()).expect("a valid URL");
             for _ in 0..n {
                 let bytes = cache_core::backend::Backend::get(&backend, &key).await;
@@ -81,7 +85,7 @@ fn main() {
         }),
         ("raw", "async") => runtime.block_on(async {
             hundred(7).await;
-            let key = CACHE.full_key(&hundred::key(7).expect("a key"));
+            let key = format!("{}{}", CACHE.namespace(), hundred::key(7).expect("a key"));
             let mut conn = client()
                 .get_multiplexed_async_connection()
                 .await
