@@ -47,8 +47,8 @@ use crate::{RedisServer, StartError, host, probe};
 
 /// The message when `redis-cli` is missing.
 pub const CLI_NOT_FOUND: &str = "redis-cli not found: install it with \
-     `sudo apt-get install redis-server` (Debian/Ubuntu; its redis-tools dependency has \
-     redis-cli) or `brew install redis` (macOS)";
+     `sudo apt-get install redis-tools` (Debian/Ubuntu; redis-server depends on it) or \
+     `brew install redis` (macOS)";
 
 /// The number of hash slots of every Redis Cluster.
 pub const SLOTS: u16 = 16_384;

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tests::cluster::{RedisCluster, SLOTS};
 
@@ -51,7 +51,9 @@ fn a_cluster_forms_spreads_keys_fails_over_and_cleans_up() {
     let _one = ONE_CLUSTER_AT_A_TIME
         .lock()
         .unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
     let mut cluster = RedisCluster::start();
+    eprintln!("cluster formed: {:.2} s", started.elapsed().as_secs_f64());
 
     // 3 primaries with 1 replica each, serving every slot exactly once.
     assert_eq!(cluster.nodes().len(), 6);
@@ -134,6 +136,34 @@ fn a_cluster_forms_spreads_keys_fails_over_and_cleans_up() {
         .unwrap();
     assert_eq!(value.as_deref(), Some(*key));
     assert_eq!(cluster.shards().len(), 3);
+
+    // Restarted in its directory, the killed node rejoins as a replica of the new primary.
+    cluster.node_mut(killed).restart();
+    let rejoined = Instant::now();
+    let replica_of = |cluster: &RedisCluster| {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut cluster.node(killed).connection())
+            .unwrap();
+        info.lines().find_map(|line| {
+            line.trim()
+                .strip_prefix("master_port:")?
+                .parse::<u16>()
+                .ok()
+        })
+    };
+    while cluster.shard_of(key).replicas != [killed] || replica_of(&cluster) != Some(replica) {
+        assert!(
+            rejoined.elapsed() < Duration::from_secs(20),
+            "the restarted node did not rejoin: {:?}",
+            cluster.shards()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "cluster rejoin after restart: {:.2} s",
+        rejoined.elapsed().as_secs_f64()
+    );
 
     assert_cleaned_up_after_drop(cluster);
 }

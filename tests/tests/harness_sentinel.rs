@@ -7,7 +7,7 @@
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tests::sentinel::RedisSentinels;
 
@@ -39,7 +39,12 @@ fn a_sentinel_set_up_forms_fails_over_and_cleans_up() {
     let _one = ONE_SET_UP_AT_A_TIME
         .lock()
         .unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
     let mut set_up = RedisSentinels::start();
+    eprintln!(
+        "sentinel set-up formed: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
 
     assert_eq!(set_up.master_name(), "mymaster");
     assert_eq!(set_up.sentinels().len(), 3);
