@@ -26,6 +26,10 @@
 //!
 //! `redis-server` must be on `PATH`; without it every start panics with install
 //! instructions, so a missing server never passes a test silently.
+//!
+//! [`cluster::RedisCluster`] (primaries and replicas, formed with `redis-cli`) and
+//! [`sentinel::RedisSentinels`] (a master, a replica and 3 Sentinels) are made of such
+//! servers, for tests of the Cluster and Sentinel deployments.
 
 pub mod cluster;
 mod host;
