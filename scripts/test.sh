@@ -2,13 +2,15 @@
 # Runs the whole test suite: unit, doc, compile-fail (trybuild), behaviour, and integration
 # tests against throwaway redis-server processes that the tests start themselves.
 #
-# Installs redis-server (and openssl, for the TLS test's certificate) from apt when missing,
-# on Debian/Ubuntu. Elsewhere, install them yourself first (macOS: `brew install redis`).
+# Installs redis-server, redis-cli (which forms the test clusters; Debian's redis-tools) and
+# openssl (for the TLS test's certificate) from apt when missing, on Debian/Ubuntu.
+# Elsewhere, install them yourself first (macOS: `brew install redis`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then

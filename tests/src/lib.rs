@@ -26,8 +26,16 @@
 //!
 //! `redis-server` must be on `PATH`; without it every start panics with install
 //! instructions, so a missing server never passes a test silently.
+//!
+//! [`cluster::RedisCluster`] (primaries and replicas, formed with `redis-cli`) and
+//! [`sentinel::RedisSentinels`] (a master, a replica and 3 Sentinels) are made of such
+//! servers, for tests of the Cluster and Sentinel deployments.
 
+pub mod cluster;
+mod host;
 pub mod logs;
+mod probe;
+pub mod sentinel;
 
 /// The README's Rust snippets, compiled (and run where they can) as doctests.
 #[cfg(doctest)]
@@ -37,7 +45,7 @@ pub struct ReadmeDoctests;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -78,6 +86,8 @@ pub struct RedisServerBuilder {
     unix_socket: bool,
     maxmemory: Option<(String, String)>,
     args: Vec<String>,
+    cluster_bus: bool,
+    sentinel_config: Option<String>,
 }
 
 impl RedisServerBuilder {
@@ -126,6 +136,21 @@ impl RedisServerBuilder {
         self
     }
 
+    /// Picks the port below the ephemeral range, with its cluster bus port (port + 10000)
+    /// free too, for a node started with `--cluster-enabled yes`.
+    pub(crate) fn cluster_bus(mut self) -> Self {
+        self.cluster_bus = true;
+        self
+    }
+
+    /// Runs as a Sentinel (`redis-server sentinel.conf --sentinel`) on a `sentinel.conf`
+    /// holding `config` (the command-line options still apply). The file is written once,
+    /// so a restarted Sentinel keeps what it rewrote there (its id, the current master).
+    pub(crate) fn sentinel(mut self, config: impl Into<String>) -> Self {
+        self.sentinel_config = Some(config.into());
+        self
+    }
+
     /// Starts the server and waits until it accepts connections.
     ///
     /// # Panics
@@ -148,6 +173,11 @@ impl RedisServerBuilder {
         } else {
             None
         };
+        if let Some(config) = &self.sentinel_config {
+            let path = dir.path().join(SENTINEL_CONFIG);
+            fs::write(&path, config)
+                .map_err(|e| StartError::new(format!("cannot write {}: {e}", path.display())))?;
+        }
         let mut server = RedisServer {
             binary,
             options: self,
@@ -163,7 +193,11 @@ impl RedisServerBuilder {
         let mut last = None;
         for _ in 0..START_ATTEMPTS {
             server.ports = Ports {
-                main: free_port()?,
+                main: if server.options.cluster_bus {
+                    host::free_port_with_bus().map_err(port_error)?
+                } else {
+                    free_port()?
+                },
                 admin: if server.tls.is_some() {
                     Some(free_port()?)
                 } else {
@@ -526,7 +560,12 @@ impl RedisServer {
 
     fn command_line(&self) -> Vec<String> {
         let dir = self.dir.path().to_string_lossy().into_owned();
-        let mut args: Vec<String> = vec![
+        let mut args = Vec::new();
+        if self.options.sentinel_config.is_some() {
+            let config = self.dir.path().join(SENTINEL_CONFIG);
+            args.extend([config.to_string_lossy().into_owned(), "--sentinel".into()]);
+        }
+        args.extend([
             "--bind".into(),
             "127.0.0.1".into(),
             "--dir".into(),
@@ -539,7 +578,7 @@ impl RedisServer {
             "no".into(),
             "--daemonize".into(),
             "no".into(),
-        ];
+        ]);
         match (&self.tls, self.ports.admin) {
             (Some(tls), Some(admin)) => {
                 let file = |p: &Path| p.to_string_lossy().into_owned();
@@ -609,6 +648,12 @@ impl RedisServer {
             .map_err(|e| StartError::new(format!("cannot run {}: {e}", self.binary.display())))?;
         self.child = Some(child);
         self.paused = false;
+        // A Sentinel never logs "Ready to accept connections"; it logs its id once it listens.
+        let ready_line = if self.options.sentinel_config.is_some() {
+            "Sentinel ID is"
+        } else {
+            "Ready to accept connections"
+        };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let child = self.child.as_mut().expect("just spawned");
@@ -626,7 +671,7 @@ impl RedisServer {
                     message: format!("redis-server exited ({status}) on start:\n{stderr}\n{log}"),
                 });
             }
-            let ready = self.log().contains("Ready to accept connections")
+            let ready = self.log().contains(ready_line)
                 && TcpStream::connect(("127.0.0.1", self.ports.main)).is_ok();
             if ready {
                 return Ok(());
@@ -648,6 +693,9 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// The Sentinel configuration file in a Sentinel's directory.
+const SENTINEL_CONFIG: &str = "sentinel.conf";
 
 /// The statistics of one command in `INFO commandstats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -686,24 +734,19 @@ pub fn parse_command_stats(info: &str) -> BTreeMap<String, CommandStat> {
 }
 
 fn info_field(info: &str, name: &str) -> Option<u64> {
-    info.lines()
-        .find_map(|line| line.trim().strip_prefix(name)?.strip_prefix(':'))
-        .and_then(|value| value.trim().parse().ok())
+    probe::info_value(info, name)?.trim().parse().ok()
 }
 
 fn find_binary() -> Result<PathBuf, StartError> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("redis-server"))
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(|| StartError::new(NOT_FOUND))
+    host::program("redis-server").ok_or_else(|| StartError::new(NOT_FOUND))
 }
 
 fn free_port() -> Result<u16, StartError> {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|e| StartError::new(format!("cannot pick a free port: {e}")))
+    host::free_port().map_err(port_error)
+}
+
+fn port_error(e: std::io::Error) -> StartError {
+    StartError::new(format!("cannot pick a free port: {e}"))
 }
 
 #[cfg(test)]
