@@ -11,21 +11,24 @@
 //!
 //! - one shared multiplexed async connection, opened lazily on first use, replaced after a
 //!   connection error or a time-out (never a connection per call, never a `PING` per call);
-//! - a small pool of plain blocking connections with socket read and write time-outs, so
-//!   sync callers never need an async runtime.
+//! - a bounded pool of plain blocking connections with socket read and write time-outs, so
+//!   sync callers never need an async runtime (see [`crate::pool`]);
+//! - the circuit breaker of both, whose prober checks the server with a fresh blocking
+//!   connection and a `PING` (see [`crate::breaker`]).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Cmd, Connection, Pipeline, RedisResult, Value};
 
-use cache_core::Result;
+use cache_core::{Error, ErrorKind, Result};
 
-use crate::breaker::{Breaker, BreakerSettings};
+use crate::breaker::{Breaker, BreakerSettings, Probe};
 use crate::error::{breaks_connection, from_redis};
+use crate::pool::{Pool, Slot};
 
 /// The time-outs that bound every call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +91,15 @@ impl Topology {
     }
 }
 
+/// The bounds of a server's blocking pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PoolLimits {
+    /// Connections open at once, idle or in use.
+    pub(crate) max_connections: usize,
+    /// Idle connections kept between calls.
+    pub(crate) idle: usize,
+}
+
 /// The live async connection and its generation, so a failed call replaces only the
 /// connection it used and never a newer one.
 type Live = (u64, MultiplexedConnection);
@@ -104,8 +116,7 @@ pub(crate) struct Server {
     /// Serialises reconnection, so concurrent callers wait for one attempt.
     connecting: tokio::sync::Mutex<()>,
     generation: AtomicU64,
-    pool: Mutex<Vec<Connection>>,
-    pool_size: usize,
+    pool: Pool,
 }
 
 impl std::fmt::Debug for Server {
@@ -121,7 +132,7 @@ impl std::fmt::Debug for Server {
                 &self.client.get_connection_info().redis_settings().db(),
             )
             .field("timeouts", &self.timeouts)
-            .field("pool_size", &self.pool_size)
+            .field("pool", &self.pool)
             .field("circuit_open", &self.breaker.is_open_now())
             .finish_non_exhaustive()
     }
@@ -131,18 +142,21 @@ impl Server {
     pub(crate) fn new(
         client: Client,
         timeouts: Timeouts,
-        pool_size: usize,
+        pool: PoolLimits,
         breaker: BreakerSettings,
     ) -> Self {
+        let probe: Probe = {
+            let client = client.clone();
+            Box::new(move || ping(&client, timeouts))
+        };
         Self {
             client,
-            breaker: Breaker::new(breaker),
+            breaker: Breaker::new(breaker, probe),
             timeouts,
             multiplexed: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
-            pool: Mutex::new(Vec::with_capacity(pool_size)),
-            pool_size,
+            pool: Pool::new(pool.max_connections, pool.idle),
         }
     }
 
@@ -151,7 +165,9 @@ impl Server {
     /// Written as one future (the exchange is a labelled block, not another `async fn`):
     /// every level of future nesting costs instructions on every call.
     pub(crate) async fn query(&self, request: Request<'_>) -> Result<Value> {
-        let admission = self.breaker.admit()?;
+        if let Err(error) = self.breaker.admit() {
+            return fail_fast(error).await;
+        }
         let result = 'exchange: {
             let (generation, mut conn) = match self.live() {
                 Some(live) => live,
@@ -180,7 +196,7 @@ impl Server {
             result
         }
         .map_err(from_redis);
-        self.breaker.record(admission, &result);
+        self.breaker.record(&result);
         result
     }
 
@@ -231,56 +247,70 @@ impl Server {
     }
 
     /// Sends one request on a pooled blocking connection, through the circuit breaker.
+    ///
+    /// When every connection of the pool stays in use for the connect time-out, the call
+    /// fails with a time-out error that the breaker does not count: it says this process is
+    /// busy, not that Redis is down.
     pub(crate) fn query_blocking(&self, request: Request<'_>) -> Result<Value> {
-        let admission = self.breaker.admit()?;
-        let result = self.exchange_blocking(request).map_err(from_redis);
-        self.breaker.record(admission, &result);
+        self.breaker.admit()?;
+        let Some(mut slot) = self.pool.checkout(self.timeouts.connect) else {
+            return Err(self.pool_exhausted());
+        };
+        let result = self.exchange_blocking(&mut slot, request).map_err(from_redis);
+        self.breaker.record(&result);
         result
     }
 
-    fn exchange_blocking(&self, request: Request<'_>) -> RedisResult<Value> {
-        let mut conn = self.checkout()?;
+    fn exchange_blocking(&self, slot: &mut Slot<'_>, request: Request<'_>) -> RedisResult<Value> {
+        let conn = slot.connection(|| connect_blocking(&self.client, self.timeouts))?;
         let result = match request {
-            Request::Cmd(cmd) => cmd.query::<Value>(&mut conn),
-            Request::Pipeline(pipe) => pipe.query::<Value>(&mut conn),
+            Request::Cmd(cmd) => cmd.query::<Value>(conn),
+            Request::Pipeline(pipe) => pipe.query::<Value>(conn),
         };
         // A connection that timed out may still receive the late answer: never reuse it.
-        if !matches!(&result, Err(error) if breaks_connection(error)) {
-            self.checkin(conn);
+        if matches!(&result, Err(error) if breaks_connection(error)) {
+            slot.discard();
         }
         result
-    }
-
-    #[inline]
-    fn checkout(&self) -> RedisResult<Connection> {
-        let pooled = self
-            .pool
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        match pooled {
-            Some(conn) => Ok(conn),
-            None => self.connect_blocking(),
-        }
-    }
-
-    #[inline]
-    fn checkin(&self, conn: Connection) {
-        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
-        if pool.len() < self.pool_size {
-            pool.push(conn);
-        }
     }
 
     #[cold]
-    fn connect_blocking(&self) -> RedisResult<Connection> {
-        // The time-out covers the TCP (and TLS) connect and the AUTH/SELECT handshake.
-        let conn = self
-            .client
-            .get_connection_with_timeout(self.timeouts.connect)?;
-        conn.set_read_timeout(Some(self.timeouts.response))?;
-        conn.set_write_timeout(Some(self.timeouts.response))?;
-        tracing::debug!(target: "cache_redis", "blocking connection to Redis opened");
-        Ok(conn)
+    fn pool_exhausted(&self) -> Error {
+        tracing::debug!(target: "cache_redis", "every blocking Redis connection stayed in use");
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "no blocking Redis connection came free within {:?} (raise max_connections)",
+                self.timeouts.connect
+            ),
+        )
     }
+}
+
+/// The end of a call that the open circuit refused. It still counts against tokio's
+/// scheduling budget, so a task that loops over such calls yields to the others in time
+/// (the closed path never gets here).
+#[cold]
+async fn fail_fast(error: Error) -> Result<Value> {
+    tokio::task::coop::consume_budget().await;
+    Err(error)
+}
+
+/// Opens a blocking connection with socket time-outs. The connect time-out covers the TCP
+/// (and TLS) connect and the AUTH/SELECT handshake.
+#[cold]
+fn connect_blocking(client: &Client, timeouts: Timeouts) -> RedisResult<Connection> {
+    let conn = client.get_connection_with_timeout(timeouts.connect)?;
+    conn.set_read_timeout(Some(timeouts.response))?;
+    conn.set_write_timeout(Some(timeouts.response))?;
+    tracing::debug!(target: "cache_redis", "blocking connection to Redis opened");
+    Ok(conn)
+}
+
+/// The breaker's probe: a fresh blocking connection and a `PING`, each within its time-out.
+fn ping(client: &Client, timeouts: Timeouts) -> Result<()> {
+    let mut conn = connect_blocking(client, timeouts).map_err(from_redis)?;
+    redis::cmd("PING")
+        .query::<()>(&mut conn)
+        .map_err(from_redis)
 }
