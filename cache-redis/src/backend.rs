@@ -765,7 +765,10 @@ mod tests {
             .max_connections(0)
             .build()
             .unwrap_err();
-        assert!(err.is_config() && err.to_string().contains("max_connections"), "{err}");
+        assert!(
+            err.is_config() && err.to_string().contains("max_connections"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -226,9 +226,13 @@ fn start_prober(shared: &Arc<Shared>) {
         return;
     }
     let running = Running(Arc::downgrade(shared));
+    // The prober logs where the call that started it would (a scoped subscriber included).
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
     let spawned = std::thread::Builder::new()
         .name("cache-redis-probe".to_owned())
-        .spawn(move || probe_until_closed(&running));
+        .spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || probe_until_closed(&running));
+        });
     if let Err(error) = spawned {
         // The closure, and the guard in it, are gone: the mark is clear again.
         let interval = u64::try_from(shared.settings.probe_interval.as_nanos()).unwrap_or(0);
@@ -335,7 +339,10 @@ mod tests {
             assert!(err.is_connection());
         }
         assert_eq!(fake.probes.load(Ordering::SeqCst), 0, "callers never probe");
-        assert!(breaker.shared.probing.load(Ordering::SeqCst), "a prober waits");
+        assert!(
+            breaker.shared.probing.load(Ordering::SeqCst),
+            "a prober waits"
+        );
     }
 
     #[test]
@@ -370,10 +377,17 @@ mod tests {
         assert!(breaker.is_open_now(), "failed probes keep it open");
         fake.up.store(true, Ordering::SeqCst);
         assert!(eventually(|| !breaker.is_open_now()), "a probe closed it");
-        assert!(eventually(|| !breaker.shared.probing.load(Ordering::SeqCst)));
+        assert!(eventually(|| !breaker
+            .shared
+            .probing
+            .load(Ordering::SeqCst)));
         let probes = fake.probes.load(Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(fake.probes.load(Ordering::SeqCst), probes, "the prober ended");
+        assert_eq!(
+            fake.probes.load(Ordering::SeqCst),
+            probes,
+            "the prober ended"
+        );
         breaker.admit().unwrap();
         // It opens again, and a new prober closes it again.
         fake.up.store(false, Ordering::SeqCst);
@@ -429,9 +443,15 @@ mod tests {
         let breaker = Breaker::new(BreakerSettings::new(3, Duration::from_millis(1)), probe);
         open(&breaker);
         assert!(eventually(|| attempts.load(Ordering::SeqCst) == 1));
-        assert!(eventually(|| !breaker.shared.probing.load(Ordering::SeqCst)));
+        assert!(eventually(|| !breaker
+            .shared
+            .probing
+            .load(Ordering::SeqCst)));
         assert!(breaker.is_open_now());
-        assert!(breaker.admit().is_err(), "fails fast and starts a new prober");
+        assert!(
+            breaker.admit().is_err(),
+            "fails fast and starts a new prober"
+        );
         assert!(eventually(|| !breaker.is_open_now()));
     }
 

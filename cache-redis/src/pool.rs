@@ -93,8 +93,8 @@ impl Pool {
 }
 
 /// A place in the pool, held for one exchange: a connection, or the right to open one.
-/// Dropping it returns the connection (kept idle, or closed when enough are) or frees the
-/// place, whatever happened meanwhile (an error, a panic).
+/// Dropping it returns the connection (kept idle, or closed when enough are idle and nobody
+/// waits) or frees the place, whatever happened meanwhile (an error, a panic).
 pub(crate) struct Slot<'a> {
     pool: &'a Pool,
     conn: Option<Connection>,
@@ -122,8 +122,11 @@ impl Drop for Slot<'_> {
     fn drop(&mut self) {
         let conn = self.conn.take();
         let mut state = self.pool.lock();
+        // With callers waiting, the connection goes to one of them rather than being closed
+        // and opened again.
+        let keep = state.idle.len() < self.pool.idle || state.waiting > 0;
         let closing = match conn {
-            Some(conn) if state.idle.len() < self.pool.idle => {
+            Some(conn) if keep => {
                 state.idle.push(conn);
                 None
             }
@@ -163,7 +166,8 @@ mod tests {
     fn a_failed_open_frees_its_place() {
         let pool = Pool::new(1, 1);
         let mut slot = pool.checkout(Duration::ZERO).unwrap();
-        let refused = slot.connection(|| Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into()));
+        let refused = slot
+            .connection(|| Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into()));
         assert!(refused.is_err());
         drop(slot);
         assert!(pool.checkout(Duration::ZERO).is_some());

@@ -108,6 +108,7 @@ type Live = (u64, MultiplexedConnection);
 /// breaker of both (a server that is down fails fast without holding back the others).
 pub(crate) struct Server {
     client: Client,
+    blocking: Connector,
     breaker: Breaker,
     timeouts: Timeouts,
     /// Read on every call: an `ArcSwap` load takes no lock and writes no shared cache line,
@@ -145,12 +146,14 @@ impl Server {
         pool: PoolLimits,
         breaker: BreakerSettings,
     ) -> Self {
+        let blocking = Connector::new(&client, timeouts);
         let probe: Probe = {
-            let client = client.clone();
-            Box::new(move || ping(&client, timeouts))
+            let connector = blocking.clone();
+            Box::new(move || connector.ping())
         };
         Self {
             client,
+            blocking,
             breaker: Breaker::new(breaker, probe),
             timeouts,
             multiplexed: ArcSwapOption::empty(),
@@ -256,13 +259,15 @@ impl Server {
         let Some(mut slot) = self.pool.checkout(self.timeouts.connect) else {
             return Err(self.pool_exhausted());
         };
-        let result = self.exchange_blocking(&mut slot, request).map_err(from_redis);
+        let result = self
+            .exchange_blocking(&mut slot, request)
+            .map_err(from_redis);
         self.breaker.record(&result);
         result
     }
 
     fn exchange_blocking(&self, slot: &mut Slot<'_>, request: Request<'_>) -> RedisResult<Value> {
-        let conn = slot.connection(|| connect_blocking(&self.client, self.timeouts))?;
+        let conn = slot.connection(|| self.blocking.connect())?;
         let result = match request {
             Request::Cmd(cmd) => cmd.query::<Value>(conn),
             Request::Pipeline(pipe) => pipe.query::<Value>(conn),
@@ -296,21 +301,52 @@ async fn fail_fast(error: Error) -> Result<Value> {
     Err(error)
 }
 
-/// Opens a blocking connection with socket time-outs. The connect time-out covers the TCP
-/// (and TLS) connect and the AUTH/SELECT handshake.
-#[cold]
-fn connect_blocking(client: &Client, timeouts: Timeouts) -> RedisResult<Connection> {
-    let conn = client.get_connection_with_timeout(timeouts.connect)?;
-    conn.set_read_timeout(Some(timeouts.response))?;
-    conn.set_write_timeout(Some(timeouts.response))?;
-    tracing::debug!(target: "cache_redis", "blocking connection to Redis opened");
-    Ok(conn)
+/// Opens blocking connections (for the pool and the breaker's probe) within the connect
+/// time-out, handshake included.
+///
+/// The `redis` crate reads each reply of the connection handshake with the whole remaining
+/// time-out, so on a hung server every command in the handshake could cost one more
+/// time-out. So these connections skip the two optional `CLIENT SETINFO` commands, and the
+/// connect time-out is split between the handshake's remaining steps (`AUTH`, `SELECT`).
+#[derive(Clone)]
+struct Connector {
+    client: Client,
+    /// The time-out given to each step: the connect time-out over the handshake's steps.
+    step: Duration,
+    response: Duration,
 }
 
-/// The breaker's probe: a fresh blocking connection and a `PING`, each within its time-out.
-fn ping(client: &Client, timeouts: Timeouts) -> Result<()> {
-    let mut conn = connect_blocking(client, timeouts).map_err(from_redis)?;
-    redis::cmd("PING")
-        .query::<()>(&mut conn)
-        .map_err(from_redis)
+impl Connector {
+    fn new(client: &Client, timeouts: Timeouts) -> Self {
+        let info = client.get_connection_info();
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let steps =
+            u32::from(settings.password().is_some() || settings.protocol().supports_resp3())
+                + u32::from(settings.db() != 0);
+        let client = Client::open(info.clone().set_redis_settings(settings))
+            .unwrap_or_else(|_| client.clone());
+        Self {
+            client,
+            step: timeouts.connect / steps.max(1),
+            response: timeouts.response,
+        }
+    }
+
+    /// A connection with socket read and write time-outs.
+    #[cold]
+    fn connect(&self) -> RedisResult<Connection> {
+        let conn = self.client.get_connection_with_timeout(self.step)?;
+        conn.set_read_timeout(Some(self.response))?;
+        conn.set_write_timeout(Some(self.response))?;
+        tracing::debug!(target: "cache_redis", "blocking connection to Redis opened");
+        Ok(conn)
+    }
+
+    /// The breaker's probe: a fresh connection and a `PING`, each within its time-out.
+    fn ping(&self) -> Result<()> {
+        let mut conn = self.connect().map_err(from_redis)?;
+        redis::cmd("PING")
+            .query::<()>(&mut conn)
+            .map_err(from_redis)
+    }
 }

@@ -231,10 +231,15 @@ fn assert_one_timeout(label: &str, took: &[Duration], server: &mut RedisServer) 
     server.resume();
     let sets = server.command_count("set");
     let connections = server.connections_received();
-    eprintln!("{label}: misses on a paused Redis took {took:?}; sets {sets}, connections {connections}");
+    eprintln!(
+        "{label}: misses on a paused Redis took {took:?}; sets {sets}, connections {connections}"
+    );
     for took in took {
         // One time-out (the longer, 250 ms) plus the 10 ms body, with room for a busy machine.
-        assert!(*took < Duration::from_millis(450), "{label}: a miss took {took:?}");
+        assert!(
+            *took < Duration::from_millis(450),
+            "{label}: a miss took {took:?}"
+        );
     }
     assert_eq!(sets, 0, "{label}: a store was sent to the paused Redis");
     // The two inspections above opened one connection each.
