@@ -7,12 +7,13 @@
 
 mod redis_support;
 
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use cache_core::stampede::Stampede;
-use cache_core::{Cache, CallOptions};
+use cache_core::{Cache, CallOptions, memoize};
 use cache_redis::{BreakerSettings, RedisBackend};
 use redis_support::cache_on;
 use tests::RedisServer;
@@ -21,6 +22,38 @@ const TTL: Duration = Duration::from_secs(60);
 const CONNECT: Duration = Duration::from_millis(250);
 const RESPONSE: Duration = Duration::from_millis(200);
 const BODY: Duration = Duration::from_millis(10);
+
+/// A cache the test installs once its server runs (an attribute needs a path to a static).
+struct Late(OnceLock<Cache>);
+
+impl Deref for Late {
+    type Target = Cache;
+    fn deref(&self) -> &Cache {
+        self.0.get().expect("the test sets the cache first")
+    }
+}
+
+static SYNC: Late = Late(OnceLock::new());
+static ASYNC: Late = Late(OnceLock::new());
+static SPIN: Late = Late(OnceLock::new());
+
+#[memoize(cache = SYNC, timeout = 60)]
+fn slow_sync(n: u32) -> u32 {
+    std::thread::sleep(BODY);
+    n
+}
+
+#[memoize(cache = ASYNC, timeout = 60)]
+async fn slow_async(n: u32) -> u32 {
+    tokio::time::sleep(BODY).await;
+    n
+}
+
+/// A body that never yields: only the cache can.
+#[memoize(cache = SPIN, timeout = 60)]
+async fn spin(n: u32) -> u32 {
+    n
+}
 
 /// A backend with the default breaker and the default time-outs, written out.
 fn backend(server: &RedisServer) -> RedisBackend {
@@ -223,8 +256,8 @@ async fn hits_resume_within_a_second_of_redis_restarting() {
     }
 }
 
-/// A miss with a 10 ms body on a paused Redis, with a breaker that never opens (so the
-/// call meets the time-outs), through the sync or the async call path: how long it took.
+/// Misses of a memoized function with a 10 ms body on a paused Redis, with a breaker that
+/// never opens (so every call meets the time-outs), sync or async: how long each took.
 /// Afterwards no `SET` reached Redis, and each miss opened at most one connection (for its
 /// read; none for a store).
 fn assert_one_timeout(label: &str, took: &[Duration], server: &mut RedisServer) {
@@ -255,16 +288,13 @@ fn a_miss_on_a_paused_redis_pays_one_timeout_sync() {
     let mut server = RedisServer::start();
     let cache = cache_on(backend_with(&server, BreakerSettings::disabled()), "app:");
     cache.blocking().set("warm", &0u32).unwrap();
+    let _ = SYNC.0.set(cache);
     server.reset_stats();
     server.pause();
     let took: Vec<_> = (0..3u32)
         .map(|i| {
             let started = Instant::now();
-            let v = cache.blocking().get_or_set_with(&format!("m{i}"), TTL, || {
-                std::thread::sleep(BODY);
-                i
-            });
-            assert_eq!(v, i);
+            assert_eq!(slow_sync(i), i);
             started.elapsed()
         })
         .collect();
@@ -276,18 +306,13 @@ async fn a_miss_on_a_paused_redis_pays_one_timeout_async() {
     let mut server = RedisServer::start();
     let cache = cache_on(backend_with(&server, BreakerSettings::disabled()), "app:");
     cache.set("warm", &0u32).await.unwrap();
+    let _ = ASYNC.0.set(cache);
     server.reset_stats();
     server.pause();
     let mut took = Vec::new();
     for i in 0..3u32 {
         let started = Instant::now();
-        let v = cache
-            .get_or_set_with(&format!("m{i}"), TTL, || async move {
-                tokio::time::sleep(BODY).await;
-                i
-            })
-            .await;
-        assert_eq!(v, i);
+        assert_eq!(slow_async(i).await, i);
         took.push(started.elapsed());
     }
     assert_one_timeout("async", &took, &mut server);
@@ -299,6 +324,7 @@ async fn fail_fast_calls_yield_to_the_scheduler() {
     let backend = backend(&server);
     let cache = cache_on(backend.clone(), "app:");
     cache.set("warm", &0u32).await.unwrap();
+    let _ = SPIN.0.set(cache.clone());
     server.kill();
     open_the_breaker(&cache, &backend).await;
     let other_ran = Arc::new(AtomicBool::new(false));
@@ -307,10 +333,7 @@ async fn fail_fast_calls_yield_to_the_scheduler() {
     // A loop of memoized calls whose bodies never yield: only the fail-fast read can.
     let mut calls = 0u32;
     while calls < 5_000 && !other_ran.load(Ordering::Relaxed) {
-        let v = cache
-            .get_or_set_with("spin", TTL, || async move { calls })
-            .await;
-        assert_eq!(v, calls);
+        assert_eq!(spin(calls).await, calls);
         calls += 1;
     }
     eprintln!("the other task ran after {calls} fail-fast calls");
