@@ -41,6 +41,7 @@
 //! MSRV: Rust 1.88.
 
 mod backend;
+mod blocking;
 mod breaker;
 mod error;
 mod ops;

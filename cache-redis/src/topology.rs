@@ -12,7 +12,8 @@
 //! - one shared multiplexed async connection, opened lazily on first use, replaced after a
 //!   connection error or a time-out (never a connection per call, never a `PING` per call);
 //! - a bounded pool of plain blocking connections with socket read and write time-outs, so
-//!   sync callers never need an async runtime (see [`crate::pool`]);
+//!   sync callers never need an async runtime (see [`crate::pool`]), opened and queried
+//!   within one time-out each (see [`crate::blocking`]);
 //! - the circuit breaker of both, whose prober checks the server with a fresh blocking
 //!   connection and a `PING` (see [`crate::breaker`]).
 
@@ -22,10 +23,11 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Cmd, Connection, Pipeline, RedisResult, Value};
+use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisResult, Value};
 
 use cache_core::{Error, ErrorKind, Result};
 
+use crate::blocking::{self, Connector};
 use crate::breaker::{Breaker, BreakerSettings, Probe};
 use crate::error::{breaks_connection, from_redis};
 use crate::pool::{Pool, Slot};
@@ -146,7 +148,7 @@ impl Server {
         pool: PoolLimits,
         breaker: BreakerSettings,
     ) -> Self {
-        let blocking = Connector::new(&client, timeouts);
+        let blocking = Connector::new(&client, timeouts.connect, timeouts.response);
         let probe: Probe = {
             let connector = blocking.clone();
             Box::new(move || connector.ping())
@@ -270,7 +272,7 @@ impl Server {
         let conn = slot.connection(|| self.blocking.connect())?;
         let result = match request {
             Request::Cmd(cmd) => cmd.query::<Value>(conn),
-            Request::Pipeline(pipe) => pipe.query::<Value>(conn),
+            Request::Pipeline(pipe) => blocking::query_pipeline(conn, pipe, self.timeouts.response),
         };
         // A connection that timed out may still receive the late answer: never reuse it.
         if matches!(&result, Err(error) if breaks_connection(error)) {
@@ -299,54 +301,4 @@ impl Server {
 async fn fail_fast(error: Error) -> Result<Value> {
     tokio::task::coop::consume_budget().await;
     Err(error)
-}
-
-/// Opens blocking connections (for the pool and the breaker's probe) within the connect
-/// time-out, handshake included.
-///
-/// The `redis` crate reads each reply of the connection handshake with the whole remaining
-/// time-out, so on a hung server every command in the handshake could cost one more
-/// time-out. So these connections skip the two optional `CLIENT SETINFO` commands, and the
-/// connect time-out is split between the handshake's remaining steps (`AUTH`, `SELECT`).
-#[derive(Clone)]
-struct Connector {
-    client: Client,
-    /// The time-out given to each step: the connect time-out over the handshake's steps.
-    step: Duration,
-    response: Duration,
-}
-
-impl Connector {
-    fn new(client: &Client, timeouts: Timeouts) -> Self {
-        let info = client.get_connection_info();
-        let settings = info.redis_settings().clone().set_skip_set_lib_name();
-        let steps =
-            u32::from(settings.password().is_some() || settings.protocol().supports_resp3())
-                + u32::from(settings.db() != 0);
-        let client = Client::open(info.clone().set_redis_settings(settings))
-            .unwrap_or_else(|_| client.clone());
-        Self {
-            client,
-            step: timeouts.connect / steps.max(1),
-            response: timeouts.response,
-        }
-    }
-
-    /// A connection with socket read and write time-outs.
-    #[cold]
-    fn connect(&self) -> RedisResult<Connection> {
-        let conn = self.client.get_connection_with_timeout(self.step)?;
-        conn.set_read_timeout(Some(self.response))?;
-        conn.set_write_timeout(Some(self.response))?;
-        tracing::debug!(target: "cache_redis", "blocking connection to Redis opened");
-        Ok(conn)
-    }
-
-    /// The breaker's probe: a fresh connection and a `PING`, each within its time-out.
-    fn ping(&self) -> Result<()> {
-        let mut conn = self.connect().map_err(from_redis)?;
-        redis::cmd("PING")
-            .query::<()>(&mut conn)
-            .map_err(from_redis)
-    }
 }

@@ -377,3 +377,21 @@ fn five_hundred_sync_callers_open_a_bounded_number_of_connections() {
         "{connections} connections for 500 callers"
     );
 }
+
+#[test]
+fn a_sync_set_many_on_a_paused_redis_pays_one_timeout() {
+    let mut server = RedisServer::start();
+    let cache = cache_on(backend_with(&server, BreakerSettings::disabled()), "app:");
+    cache.blocking().set("warm", &0u32).unwrap();
+    server.pause();
+    let entries: Vec<(String, u32)> = (0..5).map(|i| (format!("many{i}"), i)).collect();
+    let entries: Vec<(&str, u32)> = entries.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let started = Instant::now();
+    let err = cache.blocking().set_many(&entries).unwrap_err();
+    let took = started.elapsed();
+    server.resume();
+    eprintln!("a 5-entry set_many on a paused Redis failed after {took:?}");
+    assert!(err.is_timeout(), "{err:?}");
+    // One response time-out (200 ms) for the whole pipeline, with room for a busy machine.
+    assert!(took < Duration::from_millis(450), "took {took:?}");
+}
