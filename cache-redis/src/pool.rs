@@ -92,6 +92,19 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// Closes every idle connection (they are likely dead: Redis became unreachable).
+    pub(crate) fn close_idle(&self) {
+        let idle = {
+            let mut state = self.lock();
+            let idle = std::mem::take(&mut state.idle);
+            state.open -= idle.len();
+            idle
+        };
+        drop(idle);
+    }
+}
+
 /// A place in the pool, held for one exchange: a connection, or the right to open one.
 /// Dropping it returns the connection (kept idle, or closed when enough are idle and nobody
 /// waits) or frees the place, whatever happened meanwhile (an error, a panic).
@@ -159,6 +172,14 @@ mod tests {
         let _b = pool.checkout(Duration::ZERO).unwrap();
         assert!(pool.checkout(Duration::from_millis(10)).is_none());
         drop(a);
+        assert!(pool.checkout(Duration::ZERO).is_some());
+    }
+
+    #[test]
+    fn closing_the_idle_connections_frees_their_places() {
+        let pool = Pool::new(1, 1);
+        pool.close_idle();
+        assert_eq!(pool.lock().open, 0);
         assert!(pool.checkout(Duration::ZERO).is_some());
     }
 

@@ -265,6 +265,12 @@ impl Server {
             .exchange_blocking(&mut slot, request)
             .map_err(from_redis);
         self.breaker.record(&result);
+        if result.is_err() && self.breaker.is_open_now() {
+            // Connections opened before the outage would each fail once after it and open
+            // the circuit again: the calls after it closes open fresh ones.
+            drop(slot);
+            self.pool.close_idle();
+        }
         result
     }
 

@@ -395,3 +395,51 @@ fn a_sync_set_many_on_a_paused_redis_pays_one_timeout() {
     // One response time-out (200 ms) for the whole pipeline, with room for a busy machine.
     assert!(took < Duration::from_millis(450), "took {took:?}");
 }
+
+#[test]
+fn sync_hits_resume_within_a_second_of_redis_restarting_with_a_full_pool() {
+    let mut server = RedisServer::start();
+    let backend = backend(&server);
+    let cache = cache_on(backend.clone(), "app:");
+    // Sixteen callers at once leave the pool full of idle connections.
+    let barrier = Arc::new(Barrier::new(16));
+    let warmers: Vec<_> = (0..16u32)
+        .map(|i| {
+            let (cache, barrier) = (cache.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                cache.blocking().set(&format!("w{i}"), &i).unwrap();
+            })
+        })
+        .collect();
+    for warmer in warmers {
+        warmer.join().unwrap();
+    }
+    server.kill();
+    for i in 0..20u32 {
+        if backend.is_circuit_open() {
+            break;
+        }
+        let _ = cache.blocking().get::<u32>(&format!("opening{i}"));
+    }
+    assert!(backend.is_circuit_open());
+    std::thread::sleep(Duration::from_millis(500));
+    server.restart();
+    let restarted = Instant::now();
+    store_raw(&server, &cache, "k");
+    let mut failures = 0;
+    let took = loop {
+        match cache.blocking().get::<u32>("k") {
+            Ok(Some(_)) => break Some(restarted.elapsed()),
+            Ok(None) => {}
+            Err(_) => failures += 1,
+        }
+        if restarted.elapsed() > Duration::from_secs(6) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    eprintln!("sync, full pool: first hit {took:?} after the restart, {failures} failed reads");
+    let took = took.expect("sync hits come back");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+}
