@@ -400,12 +400,14 @@ mod tests {
     fn at_most_one_prober_runs() {
         let in_flight = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
-        let (inside, peak) = (in_flight.clone(), most.clone());
+        let probes = Arc::new(AtomicUsize::new(0));
+        let (inside, peak, count) = (in_flight.clone(), most.clone(), probes.clone());
         let probe: Probe = Box::new(move || {
             let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
             peak.fetch_max(now, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(1));
             inside.fetch_sub(1, Ordering::SeqCst);
+            count.fetch_add(1, Ordering::SeqCst);
             down()
         });
         let breaker = Arc::new(Breaker::new(
@@ -415,9 +417,11 @@ mod tests {
         open(&breaker);
         let callers: Vec<_> = (0..4)
             .map(|_| {
-                let breaker = breaker.clone();
+                let (breaker, probes) = (breaker.clone(), probes.clone());
                 std::thread::spawn(move || {
-                    for _ in 0..2000 {
+                    // Fail-fast calls (each one tries to start a prober) while 20 probes run.
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    while probes.load(Ordering::SeqCst) < 20 && Instant::now() < deadline {
                         assert!(breaker.admit().is_err());
                         breaker.record(&down());
                     }
@@ -427,6 +431,7 @@ mod tests {
         for caller in callers {
             caller.join().unwrap();
         }
+        assert!(probes.load(Ordering::SeqCst) >= 20);
         assert_eq!(most.load(Ordering::SeqCst), 1);
     }
 
