@@ -64,10 +64,12 @@ impl Pool {
         let mut state = self.lock();
         let mut deadline = None;
         loop {
+            let waited = deadline.is_some();
             if let Some(conn) = state.idle.pop() {
                 return Some(Slot {
                     pool: self,
                     conn: Some(conn),
+                    waited,
                 });
             }
             if state.open < self.max {
@@ -75,6 +77,7 @@ impl Pool {
                 return Some(Slot {
                     pool: self,
                     conn: None,
+                    waited,
                 });
             }
             let deadline = *deadline.get_or_insert_with(|| Instant::now() + wait);
@@ -111,9 +114,15 @@ impl Pool {
 pub(crate) struct Slot<'a> {
     pool: &'a Pool,
     conn: Option<Connection>,
+    waited: bool,
 }
 
 impl Slot<'_> {
+    /// True if the caller had to wait for this slot (all connections were in use).
+    pub(crate) fn waited(&self) -> bool {
+        self.waited
+    }
+
     /// The slot's connection, opened with `open` if it has none yet.
     pub(crate) fn connection(
         &mut self,
@@ -170,6 +179,7 @@ mod tests {
         let pool = Pool::new(2, 8);
         let a = pool.checkout(Duration::ZERO).unwrap();
         let _b = pool.checkout(Duration::ZERO).unwrap();
+        assert!(!a.waited());
         assert!(pool.checkout(Duration::from_millis(10)).is_none());
         drop(a);
         assert!(pool.checkout(Duration::ZERO).is_some());
@@ -200,7 +210,7 @@ mod tests {
         let held = pool.checkout(Duration::ZERO).unwrap();
         let waiter = {
             let pool = pool.clone();
-            std::thread::spawn(move || pool.checkout(Duration::from_secs(10)).is_some())
+            std::thread::spawn(move || pool.checkout(Duration::from_secs(10)).unwrap().waited())
         };
         while pool.lock().waiting == 0 {
             std::thread::yield_now();

@@ -261,6 +261,10 @@ impl Server {
         let Some(mut slot) = self.pool.checkout(self.timeouts.connect) else {
             return Err(self.pool_exhausted());
         };
+        if slot.waited() {
+            // The circuit may have opened meanwhile (the connections were busy timing out).
+            self.breaker.admit()?;
+        }
         let result = self
             .exchange_blocking(&mut slot, request)
             .map_err(from_redis);

@@ -443,3 +443,49 @@ fn sync_hits_resume_within_a_second_of_redis_restarting_with_a_full_pool() {
     let took = took.expect("sync hits come back");
     assert!(took < Duration::from_millis(1500), "took {took:?}");
 }
+
+#[test]
+fn sync_callers_beyond_max_connections_on_a_paused_redis_pay_one_timeout() {
+    let mut server = RedisServer::start();
+    let backend = RedisBackend::builder()
+        .url(server.url())
+        .connect_timeout(CONNECT)
+        .response_timeout(RESPONSE)
+        .max_connections(4)
+        .build()
+        .unwrap();
+    let cache = cache_on(backend, "app:");
+    cache.blocking().set("warm", &0u32).unwrap();
+    server.reset_stats();
+    server.pause();
+    let barrier = Arc::new(Barrier::new(40));
+    let callers: Vec<_> = (0..40u32)
+        .map(|i| {
+            let (cache, barrier) = (cache.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let started = Instant::now();
+                let v = cache.blocking().get_or_set_with(&format!("c{i}"), TTL, || {
+                    std::thread::sleep(BODY);
+                    i
+                });
+                assert_eq!(v, i);
+                started.elapsed()
+            })
+        })
+        .collect();
+    let took: Vec<_> = callers.into_iter().map(|c| c.join().unwrap()).collect();
+    server.resume();
+    let slowest = took.iter().max().unwrap();
+    let (gets, connections) = (server.command_count("get"), server.connections_received());
+    eprintln!(
+        "40 sync callers, 4 connections, paused Redis: slowest {slowest:?}, {gets} GETs, {connections} connections"
+    );
+    // Only the first four reads reached Redis; the callers that waited for a connection
+    // found the circuit open by then and failed fast instead of paying a second time-out.
+    assert!(gets <= 4, "{gets} GETs reached Redis");
+    assert!(
+        *slowest < Duration::from_millis(450),
+        "slowest call {slowest:?}"
+    );
+}
