@@ -46,10 +46,12 @@ impl Connector {
         }
     }
 
-    /// A connection with socket read and write time-outs.
+    /// A connection with socket read and write time-outs, opened within `limit` too if
+    /// given.
     #[cold]
-    pub(crate) fn connect(&self) -> RedisResult<Connection> {
-        let conn = self.client.get_connection_with_timeout(self.step)?;
+    pub(crate) fn connect(&self, limit: Option<Duration>) -> RedisResult<Connection> {
+        let step = limit.map_or(self.step, |limit| limit.min(self.step));
+        let conn = self.client.get_connection_with_timeout(step)?;
         conn.set_read_timeout(Some(self.response))?;
         conn.set_write_timeout(Some(self.response))?;
         tracing::debug!(target: "cache_redis", "blocking connection to Redis opened");
@@ -58,15 +60,15 @@ impl Connector {
 
     /// The breaker's probe: a fresh connection and a `PING`, each within its time-out.
     pub(crate) fn ping(&self) -> Result<()> {
-        let mut conn = self.connect().map_err(from_redis)?;
+        let mut conn = self.connect(None).map_err(from_redis)?;
         redis::cmd("PING")
             .query::<()>(&mut conn)
             .map_err(from_redis)
     }
 }
 
-/// Sends `pipe` on `conn` and reads its replies within `timeout` in all (the connection's
-/// read time-out is `timeout` again afterwards).
+/// Sends `pipe` on `conn` and reads its replies within `timeout` in all. The connection's
+/// read time-out is left at what remained: the caller sets it back.
 pub(crate) fn query_pipeline(
     conn: &mut Connection,
     pipe: &Pipeline,
@@ -118,12 +120,7 @@ impl ConnectionLike for Deadlined<'_> {
         count: usize,
     ) -> RedisResult<Vec<Value>> {
         self.conn.send_packed_command(cmd)?;
-        let replies = self.read_all(offset, count);
-        // A connection that failed is discarded; one that answered keeps its usual time-out.
-        if replies.is_ok() {
-            self.conn.set_read_timeout(Some(self.timeout))?;
-        }
-        replies
+        self.read_all(offset, count)
     }
 
     fn get_db(&self) -> i64 {

@@ -29,7 +29,7 @@
 //! | connect time-out | [`DEFAULT_CONNECT_TIMEOUT`] (250 ms) |
 //! | response time-out | [`DEFAULT_RESPONSE_TIMEOUT`] (200 ms) |
 //! | blocking connections open at once | [`DEFAULT_MAX_CONNECTIONS`] (16) |
-//! | idle blocking connections kept | [`DEFAULT_POOL_SIZE`] (8) |
+//! | idle blocking connections kept | [`DEFAULT_POOL_SIZE`] (16) |
 //! | circuit breaker | opens after 3 consecutive failures; a background probe every 200 ms closes it ([`BreakerSettings`]) |
 //!
 //! # Features

@@ -62,9 +62,9 @@ impl Pool {
     /// `wait`.
     pub(crate) fn checkout(&self, wait: Duration) -> Option<Slot<'_>> {
         let mut state = self.lock();
-        let mut deadline = None;
+        let mut since = None;
         loop {
-            let waited = deadline.is_some();
+            let waited = since;
             if let Some(conn) = state.idle.pop() {
                 return Some(Slot {
                     pool: self,
@@ -80,9 +80,9 @@ impl Pool {
                     waited,
                 });
             }
-            let deadline = *deadline.get_or_insert_with(|| Instant::now() + wait);
-            let left = deadline
-                .checked_duration_since(Instant::now())
+            let started = *since.get_or_insert_with(Instant::now);
+            let left = wait
+                .checked_sub(started.elapsed())
                 .filter(|left| !left.is_zero())?;
             state.waiting += 1;
             state = self
@@ -114,12 +114,12 @@ impl Pool {
 pub(crate) struct Slot<'a> {
     pool: &'a Pool,
     conn: Option<Connection>,
-    waited: bool,
+    waited: Option<Instant>,
 }
 
 impl Slot<'_> {
-    /// True if the caller had to wait for this slot (all connections were in use).
-    pub(crate) fn waited(&self) -> bool {
+    /// When the caller began to wait for this slot, if it had to (all were in use).
+    pub(crate) fn waited_since(&self) -> Option<Instant> {
         self.waited
     }
 
@@ -179,7 +179,7 @@ mod tests {
         let pool = Pool::new(2, 8);
         let a = pool.checkout(Duration::ZERO).unwrap();
         let _b = pool.checkout(Duration::ZERO).unwrap();
-        assert!(!a.waited());
+        assert!(a.waited_since().is_none());
         assert!(pool.checkout(Duration::from_millis(10)).is_none());
         drop(a);
         assert!(pool.checkout(Duration::ZERO).is_some());
@@ -210,7 +210,10 @@ mod tests {
         let held = pool.checkout(Duration::ZERO).unwrap();
         let waiter = {
             let pool = pool.clone();
-            std::thread::spawn(move || pool.checkout(Duration::from_secs(10)).unwrap().waited())
+            std::thread::spawn(move || {
+                let slot = pool.checkout(Duration::from_secs(10)).unwrap();
+                slot.waited_since().is_some()
+            })
         };
         while pool.lock().waiting == 0 {
             std::thread::yield_now();

@@ -253,20 +253,29 @@ impl Server {
 
     /// Sends one request on a pooled blocking connection, through the circuit breaker.
     ///
-    /// When every connection of the pool stays in use for the connect time-out, the call
-    /// fails with a time-out error that the breaker does not count: it says this process is
-    /// busy, not that Redis is down.
+    /// A call that finds every connection of the pool in use waits for one, and its wait and
+    /// its exchange together (a connect included) get one response time-out: when that runs
+    /// out in the wait, the call fails with a time-out error that the breaker does not count
+    /// (it says this process is busy, not that Redis is down).
     pub(crate) fn query_blocking(&self, request: Request<'_>) -> Result<Value> {
         self.breaker.admit()?;
-        let Some(mut slot) = self.pool.checkout(self.timeouts.connect) else {
+        let Some(mut slot) = self.pool.checkout(self.timeouts.response) else {
             return Err(self.pool_exhausted());
         };
-        if slot.waited() {
-            // The circuit may have opened meanwhile (the connections were busy timing out).
-            self.breaker.admit()?;
-        }
+        let budget = match slot.waited_since() {
+            None => None,
+            Some(since) => {
+                // The circuit may have opened meanwhile (the connections were busy timing out).
+                self.breaker.admit()?;
+                let left = self.timeouts.response.checked_sub(since.elapsed());
+                Some(
+                    left.filter(|left| !left.is_zero())
+                        .ok_or_else(|| self.pool_exhausted())?,
+                )
+            }
+        };
         let result = self
-            .exchange_blocking(&mut slot, request)
+            .exchange_blocking(&mut slot, request, budget)
             .map_err(from_redis);
         self.breaker.record(&result);
         if result.is_err() && self.breaker.is_open_now() {
@@ -278,14 +287,33 @@ impl Server {
         result
     }
 
-    fn exchange_blocking(&self, slot: &mut Slot<'_>, request: Request<'_>) -> RedisResult<Value> {
-        let conn = slot.connection(|| self.blocking.connect())?;
+    /// One exchange on the slot's connection, within `budget` if given (instead of the
+    /// connection's usual time-outs).
+    fn exchange_blocking(
+        &self,
+        slot: &mut Slot<'_>,
+        request: Request<'_>,
+        budget: Option<Duration>,
+    ) -> RedisResult<Value> {
+        let conn = slot.connection(|| self.blocking.connect(budget))?;
+        let timeout = budget.unwrap_or(self.timeouts.response);
+        if budget.is_some() {
+            conn.set_read_timeout(Some(timeout))?;
+        }
         let result = match request {
             Request::Cmd(cmd) => cmd.query::<Value>(conn),
-            Request::Pipeline(pipe) => blocking::query_pipeline(conn, pipe, self.timeouts.response),
+            Request::Pipeline(pipe) => blocking::query_pipeline(conn, pipe, timeout),
         };
         // A connection that timed out may still receive the late answer: never reuse it.
-        if matches!(&result, Err(error) if breaks_connection(error)) {
+        // One that answered gets its usual time-out back.
+        let keep = match &result {
+            Err(error) if breaks_connection(error) => false,
+            _ if budget.is_some() || matches!(request, Request::Pipeline(_)) => {
+                conn.set_read_timeout(Some(self.timeouts.response)).is_ok()
+            }
+            _ => true,
+        };
+        if !keep {
             slot.discard();
         }
         result
@@ -298,7 +326,7 @@ impl Server {
             ErrorKind::Timeout,
             format!(
                 "no blocking Redis connection came free within {:?} (raise max_connections)",
-                self.timeouts.connect
+                self.timeouts.response
             ),
         )
     }
