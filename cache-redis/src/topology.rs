@@ -256,7 +256,8 @@ impl Server {
     /// A call that finds every connection of the pool in use waits for one, and its wait and
     /// its exchange together (a connect included) get one response time-out: when that runs
     /// out in the wait, the call fails with a time-out error that the breaker does not count
-    /// (it says this process is busy, not that Redis is down).
+    /// (it says this process is busy, not that Redis is down), and neither does a time-out
+    /// within what the wait left.
     pub(crate) fn query_blocking(&self, request: Request<'_>) -> Result<Value> {
         self.breaker.admit()?;
         let Some(mut slot) = self.pool.checkout(self.timeouts.response) else {
@@ -277,7 +278,11 @@ impl Server {
         let result = self
             .exchange_blocking(&mut slot, request, budget)
             .map_err(from_redis);
-        self.breaker.record(&result);
+        // A time-out within what a wait left is weak evidence of an outage: only calls that
+        // had the whole time-out count towards opening the circuit.
+        if budget.is_none() || result.is_ok() {
+            self.breaker.record(&result);
+        }
         if result.is_err() && self.breaker.is_open_now() {
             // Connections opened before the outage would each fail once after it and open
             // the circuit again: the calls after it closes open fresh ones.
@@ -297,8 +302,11 @@ impl Server {
     ) -> RedisResult<Value> {
         let conn = slot.connection(|| self.blocking.connect(budget))?;
         let timeout = budget.unwrap_or(self.timeouts.response);
-        if budget.is_some() {
-            conn.set_read_timeout(Some(timeout))?;
+        if budget.is_some()
+            && let Err(error) = conn.set_read_timeout(Some(timeout))
+        {
+            slot.discard();
+            return Err(error);
         }
         let result = match request {
             Request::Cmd(cmd) => cmd.query::<Value>(conn),
