@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -120,6 +121,30 @@ pub(crate) struct Plan<'a> {
     pub(crate) options: Options,
     pub(crate) counters: Counters<'a>,
     pub(crate) label: &'a str,
+    pub(crate) outage: Outage,
+}
+
+/// Whether this call already met a backend outage (a connection error or a time-out). Once
+/// it has, the call skips every later backend step (re-reads, the lease and its release,
+/// the store), so a caller pays at most one time-out and a failing store never delays it.
+#[derive(Debug, Default)]
+pub(crate) struct Outage(AtomicBool);
+
+impl Outage {
+    /// Notes `result`'s error if it is an outage.
+    #[inline]
+    fn note<T>(&self, result: &Result<T>) {
+        if let Err(error) = result
+            && (error.is_connection() || error.is_timeout())
+        {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    fn seen(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// What a read found.
@@ -161,6 +186,7 @@ impl<'a> Plan<'a> {
             options,
             counters: cache.counters(),
             label: "get_or_set_with",
+            outage: Outage::default(),
         }
     }
 
@@ -180,6 +206,7 @@ impl<'a> Plan<'a> {
 
     /// Classifies a read (counted; errors logged and treated as misses).
     fn lookup<C: Codec, T: DeserializeOwned>(&self, read: Result<Option<Bytes>>) -> Lookup<T> {
+        self.outage.note(&read);
         let bytes = match read {
             Ok(bytes) => bytes,
             Err(error) => {
@@ -223,6 +250,20 @@ impl<'a> Plan<'a> {
                 None
             }
         }
+    }
+
+    /// False, logged and counted as an error, when this call met an outage: its store is
+    /// skipped.
+    fn may_store(&self) -> bool {
+        if !self.outage.seen() {
+            return true;
+        }
+        tracing::debug!(
+            function = self.label,
+            "cache unreachable during this call; result returned unstored"
+        );
+        self.counters.error();
+        false
     }
 
     fn stored(&self, write: Result<()>) {
@@ -298,6 +339,7 @@ impl<'a> Plan<'a> {
 
     /// What one `SET NX` on the lease key gave (a failure is logged and counted).
     fn lease_attempt(&self, taken: Result<bool>) -> Attempt {
+        self.outage.note(&taken);
         match taken {
             Ok(true) => Attempt::Held,
             Ok(false) => Attempt::Busy,
@@ -319,6 +361,7 @@ impl<'a> Plan<'a> {
     /// read it stale (checked once this caller holds the refresh guards, so a refresh that
     /// finished a moment ago is not repeated).
     fn refreshed_meanwhile(&self, read: Result<Option<Bytes>>) -> bool {
+        self.outage.note(&read);
         let Ok(Some(bytes)) = read else { return false };
         envelope::peek_meta(&bytes)
             .and_then(|meta| meta.soft_expiry)
@@ -434,8 +477,12 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
                     }
                     Role::Reread => {
                         mark = plan.cache.inner.flights.mark();
-                        let read = plan.blocking_store().get(&plan.key);
-                        plan.reread::<C, R, P>(&policy, read)
+                        if plan.outage.seen() {
+                            Joined::Retry
+                        } else {
+                            let read = plan.blocking_store().get(&plan.key);
+                            plan.reread::<C, R, P>(&policy, read)
+                        }
                     }
                 };
                 match joined {
@@ -457,10 +504,14 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
     let started = Instant::now();
     let result = body();
     let sealed = plan.seal::<C, R, P>(&policy, &result, started.elapsed());
-    if let Some((bytes, ttl)) = &sealed {
+    if let Some((bytes, ttl)) = &sealed
+        && plan.may_store()
+    {
         plan.stored(plan.blocking_store().set(&plan.key, bytes.clone(), *ttl));
     }
-    if let Some((lease, token)) = guards.lease {
+    if let Some((lease, token)) = guards.lease
+        && !plan.outage.seen()
+    {
         plan.released(plan.blocking_store().delete_if_equal(&lease, &token));
     }
     if let Some(leader) = guards.leader {
@@ -531,8 +582,12 @@ async fn run_async_after_read<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
                     }
                     Role::Reread => {
                         mark = plan.cache.inner.flights.mark();
-                        let read = read!(plan.cache, &plan.key);
-                        plan.reread::<C, R, P>(&policy, read)
+                        if plan.outage.seen() {
+                            Joined::Retry
+                        } else {
+                            let read = read!(plan.cache, &plan.key);
+                            plan.reread::<C, R, P>(&policy, read)
+                        }
                     }
                 };
                 match joined {
@@ -566,11 +621,15 @@ async fn compute_async<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
     let result = body.await;
     let sealed = plan.seal::<C, R, P>(policy, &result, started.elapsed());
     let store = plan.cache.inner.store.as_ref();
-    if let Some((bytes, ttl)) = &sealed {
+    if let Some((bytes, ttl)) = &sealed
+        && plan.may_store()
+    {
         let write = plan.cache.write(&plan.key, bytes.clone(), *ttl).await;
         plan.stored(write);
     }
-    if let Some((lease, token)) = guards.lease {
+    if let Some((lease, token)) = guards.lease
+        && !plan.outage.seen()
+    {
         plan.released(Backend::delete_if_equal(store, &lease, &token).await);
     }
     if let Some(leader) = guards.leader {
@@ -629,6 +688,7 @@ where
                 options,
                 counters,
                 label: &label,
+                outage: Outage::default(),
             };
             drop(compute_async::<R, P, C, F>(&plan, &policy, body, guards).await);
         });
@@ -651,8 +711,10 @@ fn refresher_blocking(plan: &Plan<'_>) -> Option<Guards> {
         leader: Some(leader),
         lease,
     };
-    if plan.refreshed_meanwhile(plan.blocking_store().get(&plan.key)) {
-        if let Some((key, token)) = guards.lease {
+    if !plan.outage.seen() && plan.refreshed_meanwhile(plan.blocking_store().get(&plan.key)) {
+        if let Some((key, token)) = guards.lease
+            && !plan.outage.seen()
+        {
             plan.released(plan.blocking_store().delete_if_equal(&key, &token));
         }
         return None;
@@ -681,8 +743,10 @@ async fn refresher_async(plan: &Plan<'_>) -> Option<Guards> {
         leader: Some(leader),
         lease,
     };
-    if plan.refreshed_meanwhile(read!(plan.cache, &plan.key)) {
-        if let Some((key, token)) = guards.lease {
+    if !plan.outage.seen() && plan.refreshed_meanwhile(read!(plan.cache, &plan.key)) {
+        if let Some((key, token)) = guards.lease
+            && !plan.outage.seen()
+        {
             let store = plan.cache.inner.store.as_ref();
             plan.released(Backend::delete_if_equal(store, &key, &token).await);
         }
@@ -693,7 +757,7 @@ async fn refresher_async(plan: &Plan<'_>) -> Option<Guards> {
 
 /// Takes the cross-process lease for a miss, or waits for whoever holds it.
 fn lease_blocking<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T> {
-    let Some(time) = plan.lease_time() else {
+    let Some(time) = plan.lease_time().filter(|_| !plan.outage.seen()) else {
         return Leased::Open;
     };
     let (key, token) = (lease_key(&plan.key), lease_token());
@@ -707,6 +771,7 @@ fn lease_blocking<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T> {
                     plan.released(plan.blocking_store().delete_if_equal(&key, &token));
                     return filled;
                 }
+                // After an outage the lease is not released: it expires on its own.
                 return Leased::Held(token);
             }
             Attempt::Failed => return Leased::Open,
@@ -719,13 +784,16 @@ fn lease_blocking<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T> {
         if let Some(filled) = filled::<C, T>(plan, plan.blocking_store().get(&plan.key)) {
             return filled;
         }
+        if plan.outage.seen() {
+            return Leased::Open;
+        }
     }
     Leased::Open
 }
 
 /// Async [`lease_blocking`].
 async fn lease_async<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T> {
-    let Some(time) = plan.lease_time() else {
+    let Some(time) = plan.lease_time().filter(|_| !plan.outage.seen()) else {
         return Leased::Open;
     };
     let store = plan.cache.inner.store.as_ref();
@@ -752,6 +820,9 @@ async fn lease_async<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T
         if let Some(filled) = filled::<C, T>(plan, read!(plan.cache, &plan.key)) {
             return filled;
         }
+        if plan.outage.seen() {
+            return Leased::Open;
+        }
     }
     Leased::Open
 }
@@ -767,6 +838,7 @@ fn filled<C: Codec, T: DeserializeOwned>(
     plan: &Plan<'_>,
     read: Result<Option<Bytes>>,
 ) -> Option<Leased<T>> {
+    plan.outage.note(&read);
     let bytes = read.ok()??;
     let (value, _) = envelope::open::<C, T>(&bytes).ok()?;
     plan.counters.hit();

@@ -190,6 +190,7 @@ fn plan<'a>(prepared: Prepared<'a>, site: &'a Site, options: Options) -> Option<
             options,
             counters,
             label: site.path,
+            outage: Default::default(),
         }),
         Err(error) => {
             tracing::warn!(function = site.path, %error, "cannot build the cache key; running uncached");

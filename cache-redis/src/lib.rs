@@ -28,8 +28,9 @@
 //! |---|---|
 //! | connect time-out | [`DEFAULT_CONNECT_TIMEOUT`] (250 ms) |
 //! | response time-out | [`DEFAULT_RESPONSE_TIMEOUT`] (200 ms) |
-//! | idle blocking connections | [`DEFAULT_POOL_SIZE`] (8) |
-//! | circuit breaker | opens after 3 failures, 1 s doubling to 10 s ([`BreakerSettings`]) |
+//! | blocking connections open at once | [`DEFAULT_MAX_CONNECTIONS`] (16) |
+//! | idle blocking connections kept | [`DEFAULT_POOL_SIZE`] (16) |
+//! | circuit breaker | opens after 3 consecutive failures; a background probe every 200 ms closes it ([`BreakerSettings`]) |
 //!
 //! # Features
 //!
@@ -40,17 +41,19 @@
 //! MSRV: Rust 1.88.
 
 mod backend;
+mod blocking;
 mod breaker;
 mod error;
 mod ops;
+mod pool;
 mod topology;
 
 use cache_core::config::{CacheType, Config};
 use cache_core::{Cache, Result};
 
 pub use backend::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_POOL_SIZE, DEFAULT_RESPONSE_TIMEOUT, RedisBackend,
-    RedisBackendBuilder,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_POOL_SIZE, DEFAULT_RESPONSE_TIMEOUT,
+    RedisBackend, RedisBackendBuilder,
 };
 pub use breaker::BreakerSettings;
 

@@ -11,21 +11,26 @@
 //!
 //! - one shared multiplexed async connection, opened lazily on first use, replaced after a
 //!   connection error or a time-out (never a connection per call, never a `PING` per call);
-//! - a small pool of plain blocking connections with socket read and write time-outs, so
-//!   sync callers never need an async runtime.
+//! - a bounded pool of plain blocking connections with socket read and write time-outs, so
+//!   sync callers never need an async runtime (see [`crate::pool`]), opened and queried
+//!   within one time-out each (see [`crate::blocking`]);
+//! - the circuit breaker of both, whose prober checks the server with a fresh blocking
+//!   connection and a `PING` (see [`crate::breaker`]).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Cmd, Connection, Pipeline, RedisResult, Value};
+use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisResult, Value};
 
-use cache_core::Result;
+use cache_core::{Error, ErrorKind, Result};
 
-use crate::breaker::{Breaker, BreakerSettings};
+use crate::blocking::{self, Connector};
+use crate::breaker::{Breaker, BreakerSettings, Probe};
 use crate::error::{breaks_connection, from_redis};
+use crate::pool::{Pool, Slot};
 
 /// The time-outs that bound every call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +93,15 @@ impl Topology {
     }
 }
 
+/// The bounds of a server's blocking pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PoolLimits {
+    /// Connections open at once, idle or in use.
+    pub(crate) max_connections: usize,
+    /// Idle connections kept between calls.
+    pub(crate) idle: usize,
+}
+
 /// The live async connection and its generation, so a failed call replaces only the
 /// connection it used and never a newer one.
 type Live = (u64, MultiplexedConnection);
@@ -96,6 +110,7 @@ type Live = (u64, MultiplexedConnection);
 /// breaker of both (a server that is down fails fast without holding back the others).
 pub(crate) struct Server {
     client: Client,
+    blocking: Connector,
     breaker: Breaker,
     timeouts: Timeouts,
     /// Read on every call: an `ArcSwap` load takes no lock and writes no shared cache line,
@@ -104,8 +119,7 @@ pub(crate) struct Server {
     /// Serialises reconnection, so concurrent callers wait for one attempt.
     connecting: tokio::sync::Mutex<()>,
     generation: AtomicU64,
-    pool: Mutex<Vec<Connection>>,
-    pool_size: usize,
+    pool: Pool,
 }
 
 impl std::fmt::Debug for Server {
@@ -121,7 +135,7 @@ impl std::fmt::Debug for Server {
                 &self.client.get_connection_info().redis_settings().db(),
             )
             .field("timeouts", &self.timeouts)
-            .field("pool_size", &self.pool_size)
+            .field("pool", &self.pool)
             .field("circuit_open", &self.breaker.is_open_now())
             .finish_non_exhaustive()
     }
@@ -131,18 +145,23 @@ impl Server {
     pub(crate) fn new(
         client: Client,
         timeouts: Timeouts,
-        pool_size: usize,
+        pool: PoolLimits,
         breaker: BreakerSettings,
     ) -> Self {
+        let blocking = Connector::new(&client, timeouts.connect, timeouts.response);
+        let probe: Probe = {
+            let connector = blocking.clone();
+            Box::new(move || connector.ping())
+        };
         Self {
             client,
-            breaker: Breaker::new(breaker),
+            blocking,
+            breaker: Breaker::new(breaker, probe),
             timeouts,
             multiplexed: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
-            pool: Mutex::new(Vec::with_capacity(pool_size)),
-            pool_size,
+            pool: Pool::new(pool.max_connections, pool.idle),
         }
     }
 
@@ -151,7 +170,9 @@ impl Server {
     /// Written as one future (the exchange is a labelled block, not another `async fn`):
     /// every level of future nesting costs instructions on every call.
     pub(crate) async fn query(&self, request: Request<'_>) -> Result<Value> {
-        let admission = self.breaker.admit()?;
+        if let Err(error) = self.breaker.admit() {
+            return fail_fast(error).await;
+        }
         let result = 'exchange: {
             let (generation, mut conn) = match self.live() {
                 Some(live) => live,
@@ -180,7 +201,7 @@ impl Server {
             result
         }
         .map_err(from_redis);
-        self.breaker.record(admission, &result);
+        self.breaker.record(&result);
         result
     }
 
@@ -231,56 +252,99 @@ impl Server {
     }
 
     /// Sends one request on a pooled blocking connection, through the circuit breaker.
+    ///
+    /// A call that finds every connection of the pool in use waits for one, and its wait and
+    /// its exchange together (a connect included) get one response time-out: when that runs
+    /// out in the wait, the call fails with a time-out error that the breaker does not count
+    /// (it says this process is busy, not that Redis is down), and neither does a time-out
+    /// within what the wait left.
     pub(crate) fn query_blocking(&self, request: Request<'_>) -> Result<Value> {
-        let admission = self.breaker.admit()?;
-        let result = self.exchange_blocking(request).map_err(from_redis);
-        self.breaker.record(admission, &result);
+        self.breaker.admit()?;
+        let Some(mut slot) = self.pool.checkout(self.timeouts.response) else {
+            return Err(self.pool_exhausted());
+        };
+        let budget = match slot.waited_since() {
+            None => None,
+            Some(since) => {
+                // The circuit may have opened meanwhile (the connections were busy timing out).
+                self.breaker.admit()?;
+                let left = self.timeouts.response.checked_sub(since.elapsed());
+                Some(
+                    left.filter(|left| !left.is_zero())
+                        .ok_or_else(|| self.pool_exhausted())?,
+                )
+            }
+        };
+        let result = self
+            .exchange_blocking(&mut slot, request, budget)
+            .map_err(from_redis);
+        // A time-out within what a wait left is weak evidence of an outage: only calls that
+        // had the whole time-out count towards opening the circuit.
+        if budget.is_none() || result.is_ok() {
+            self.breaker.record(&result);
+        }
+        if result.is_err() && self.breaker.is_open_now() {
+            // Connections opened before the outage would each fail once after it and open
+            // the circuit again: the calls after it closes open fresh ones.
+            drop(slot);
+            self.pool.close_idle();
+        }
         result
     }
 
-    fn exchange_blocking(&self, request: Request<'_>) -> RedisResult<Value> {
-        let mut conn = self.checkout()?;
+    /// One exchange on the slot's connection, within `budget` if given (instead of the
+    /// connection's usual time-outs).
+    fn exchange_blocking(
+        &self,
+        slot: &mut Slot<'_>,
+        request: Request<'_>,
+        budget: Option<Duration>,
+    ) -> RedisResult<Value> {
+        let conn = slot.connection(|| self.blocking.connect(budget))?;
+        let timeout = budget.unwrap_or(self.timeouts.response);
+        if budget.is_some()
+            && let Err(error) = conn.set_read_timeout(Some(timeout))
+        {
+            slot.discard();
+            return Err(error);
+        }
         let result = match request {
-            Request::Cmd(cmd) => cmd.query::<Value>(&mut conn),
-            Request::Pipeline(pipe) => pipe.query::<Value>(&mut conn),
+            Request::Cmd(cmd) => cmd.query::<Value>(conn),
+            Request::Pipeline(pipe) => blocking::query_pipeline(conn, pipe, timeout),
         };
         // A connection that timed out may still receive the late answer: never reuse it.
-        if !matches!(&result, Err(error) if breaks_connection(error)) {
-            self.checkin(conn);
+        // One that answered gets its usual time-out back.
+        let keep = match &result {
+            Err(error) if breaks_connection(error) => false,
+            _ if budget.is_some() || matches!(request, Request::Pipeline(_)) => {
+                conn.set_read_timeout(Some(self.timeouts.response)).is_ok()
+            }
+            _ => true,
+        };
+        if !keep {
+            slot.discard();
         }
         result
-    }
-
-    #[inline]
-    fn checkout(&self) -> RedisResult<Connection> {
-        let pooled = self
-            .pool
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        match pooled {
-            Some(conn) => Ok(conn),
-            None => self.connect_blocking(),
-        }
-    }
-
-    #[inline]
-    fn checkin(&self, conn: Connection) {
-        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
-        if pool.len() < self.pool_size {
-            pool.push(conn);
-        }
     }
 
     #[cold]
-    fn connect_blocking(&self) -> RedisResult<Connection> {
-        // The time-out covers the TCP (and TLS) connect and the AUTH/SELECT handshake.
-        let conn = self
-            .client
-            .get_connection_with_timeout(self.timeouts.connect)?;
-        conn.set_read_timeout(Some(self.timeouts.response))?;
-        conn.set_write_timeout(Some(self.timeouts.response))?;
-        tracing::debug!(target: "cache_redis", "blocking connection to Redis opened");
-        Ok(conn)
+    fn pool_exhausted(&self) -> Error {
+        tracing::debug!(target: "cache_redis", "every blocking Redis connection stayed in use");
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "no blocking Redis connection came free within {:?} (raise max_connections)",
+                self.timeouts.response
+            ),
+        )
     }
+}
+
+/// The end of a call that the open circuit refused. It still counts against tokio's
+/// scheduling budget, so a task that loops over such calls yields to the others in time
+/// (the closed path never gets here).
+#[cold]
+async fn fail_fast(error: Error) -> Result<Value> {
+    tokio::task::coop::consume_budget().await;
+    Err(error)
 }

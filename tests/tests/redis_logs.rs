@@ -17,11 +17,7 @@ async fn breaker_transitions_and_reconnections_are_logged_without_the_password()
     let mut server = RedisServer::builder().requirepass(PASSWORD).start();
     let backend = RedisBackend::builder()
         .url(server.url())
-        .breaker(BreakerSettings::new(
-            2,
-            Duration::from_millis(50),
-            Duration::from_millis(200),
-        ))
+        .breaker(BreakerSettings::new(2, Duration::from_millis(50)))
         .build()
         .unwrap();
     tracing::info!(?backend, "built");
