@@ -126,14 +126,19 @@ impl CacheBuilder {
         self
     }
 
-    /// The timeout of entries stored without one (default 300 s; zero means never expire).
+    /// The timeout of entries stored without one (default 300 s; zero means never expire;
+    /// at most [`MAX_TIMEOUT`](crate::config::MAX_TIMEOUT), 100 years, checked by
+    /// [`build`](Self::build)).
     pub fn default_timeout(mut self, timeout: Duration) -> Self {
         self.default_timeout = timeout;
         self
     }
 
-    /// Builds the cache.
+    /// Builds the cache; a `default_timeout` over
+    /// [`MAX_TIMEOUT`](crate::config::MAX_TIMEOUT) is an
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) error.
     pub fn build(self) -> Result<Cache> {
+        crate::config::check_timeout("default_timeout", self.default_timeout)?;
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryBackend::new()));
         let capabilities = Backend::capabilities(&*store);
         Ok(Cache {
