@@ -43,6 +43,7 @@ mod backend;
 mod breaker;
 mod error;
 mod ops;
+mod target;
 mod topology;
 
 use cache_core::config::{CacheType, Config};
@@ -95,7 +96,7 @@ pub fn from_config(config: &Config) -> Result<Cache> {
 /// The Redis backend a configuration describes.
 fn backend_for(config: &Config) -> Result<RedisBackend> {
     let redis = &config.redis;
-    let mut builder = RedisBackend::builder().url_field("CACHE_REDIS_URL");
+    let mut builder = RedisBackend::builder().env_names();
     if let Some(url) = &redis.url {
         builder = builder.url(url.expose());
     }
