@@ -33,8 +33,19 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Query parameters whose values are shown; every other value is `***`.
-const SHOWN_VALUES: [&str; 3] = ["db", "protocol", "user"];
+/// Schemes shown as they are; any other text before `://` becomes `***`.
+const KNOWN_SCHEMES: [&str; 10] = [
+    "redis://",
+    "rediss://",
+    "valkey://",
+    "valkeys://",
+    "unix://",
+    "redis+unix://",
+    "valkey+unix://",
+    "http://",
+    "https://",
+    "tcp://",
+];
 /// Query parameters whose names are shown; any other parameter becomes `***` whole (its
 /// name may be the secret itself, as in `?hunter2`).
 const SHOWN_NAMES: [&str; 5] = ["db", "protocol", "user", "pass", "password"];
@@ -48,10 +59,12 @@ const SHOWN_NAMES: [&str; 5] = ["db", "protocol", "user", "pass", "password"];
 ///   `rediss://`, `valkey://` and `valkeys://` alike: everything between the first `:` and
 ///   the **last** `@` goes, so an unencoded `@`, `/`, `?` or `#` in the password hides more,
 ///   never less (user info that is not a plain `user` or `user:...` goes whole);
-/// - the query of `unix://`, `redis+unix://` and `valkey+unix://` URLs: the values of
-///   `db`, `protocol` and `user` are kept, `pass`'s and `password`'s become `***`, and any
-///   other parameter becomes `***` whole;
-/// - a fragment other than `#insecure`.
+/// - the query of `unix://`, `redis+unix://` and `valkey+unix://` URLs: `user`, a
+///   numeric `db` and a valid `protocol` are kept, the values of `pass`, `password` and of
+///   a `db` or `protocol` that is no number or version become `***`, and any other
+///   parameter becomes `***` whole;
+/// - a fragment other than `#insecure`, and a scheme that is not one of the `redis`
+///   crate's (or `http`, `https`, `tcp`).
 ///
 /// User names, hosts, ports, socket paths and database numbers are not secrets and stay.
 ///
@@ -74,7 +87,12 @@ pub fn redact_url(url: &str) -> String {
         None => ("", url),
     };
     let mut out = String::with_capacity(url.len());
-    out.push_str(scheme);
+    if KNOWN_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
+        out.push_str(scheme);
+    } else if !scheme.is_empty() {
+        // Text before `://` that is not a known scheme may be part of a secret.
+        out.push_str("***://");
+    }
     let rest = match rest.rfind('@') {
         Some(at) => {
             redact_user_info(&rest[..at], &mut out);
@@ -122,6 +140,20 @@ fn redact_user_info(user_info: &str, out: &mut String) {
     }
 }
 
+/// A user name, a database number, or a protocol version; anything else in `db` or
+/// `protocol` (a password pasted in the wrong place) is masked too.
+fn value_is_shown(name: &str, value: &str) -> bool {
+    match name {
+        "user" => true,
+        "db" => {
+            let digits = value.strip_prefix('-').unwrap_or(value);
+            (1..=19).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+        }
+        "protocol" => matches!(value, "2" | "3" | "resp2" | "resp3"),
+        _ => false,
+    }
+}
+
 fn redact_query(query: &str, out: &mut String) {
     for (i, pair) in query.split('&').enumerate() {
         if i > 0 {
@@ -130,7 +162,7 @@ fn redact_query(query: &str, out: &mut String) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         if !SHOWN_NAMES.contains(&name) {
             out.push_str("***");
-        } else if SHOWN_VALUES.contains(&name) {
+        } else if value_is_shown(name, value) {
             out.push_str(pair);
         } else {
             out.push_str(name);
@@ -162,6 +194,7 @@ mod tests {
             "unix:///run/redis.sock?{S}",
             "unix:///run/redis.sock?token={S}",
             "unix:///run/redis.sock?p%61ss={S}",
+            "unix:///run/redis.sock?db={S}&protocol={S}",
             "redis://:{S}@host/0?pass={S}",
             // Malformed: unencoded separators in the password, no scheme, odd fragments.
             "redis://:pre/{S}@host",
@@ -172,6 +205,7 @@ mod tests {
             ":{S}@host:6379",
             "redis://host/#{S}",
             "unix:///run/redis.sock?pass={S}@x",
+            "{S}://host",
         ] {
             let url = url.replace("{S}", SECRET);
             let shown = redact_url(&url);
