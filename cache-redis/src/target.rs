@@ -186,7 +186,7 @@ pub(crate) fn describe(info: &ConnectionInfo) -> String {
                 user_info(user, password)
             )
         }
-        #[allow(unreachable_patterns)]
+        // `ConnectionAddr` is non-exhaustive.
         addr => format!("redis://{}{addr}/{db}", user_info(user, password)),
     }
 }
