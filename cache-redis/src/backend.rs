@@ -408,7 +408,8 @@ impl fmt::Debug for RedisBackendBuilder {
                 "url",
                 &self.url.as_ref().map(|url| redact_url(url.expose())),
             )
-            .field("host", &self.host)
+            // A URL given as the host by mistake keeps its password out of sight too.
+            .field("host", &self.host.as_deref().map(redact_url))
             .field("port", &self.port)
             .field("db", &self.db)
             .field("username", &self.username)
@@ -665,5 +666,9 @@ mod tests {
             .url("redis://:hunter2@h")
             .password("hunter2");
         assert!(!format!("{builder:?}").contains("hunter2"));
+        let misplaced = RedisBackend::builder().host("redis://:hunter2@h");
+        assert!(!format!("{misplaced:?}").contains("hunter2"));
+        let err = misplaced.build().unwrap_err();
+        assert!(!format!("{err:#} {err:?}").contains("hunter2"), "{err}");
     }
 }
