@@ -20,6 +20,12 @@ use redis::RedisError;
 /// `redis` never puts the URL or the password in its errors, and neither does this.
 pub(crate) fn from_redis(error: RedisError) -> Error {
     let (kind, message) = classify(&error);
+    let message = match (kind, error.code()) {
+        // The code alone (`READONLY`, `ERR`, ...), so that a log of the message says which
+        // answer it was; the full text is the source.
+        (ErrorKind::Backend, Some(code)) => format!("{message} ({code})"),
+        _ => message.to_owned(),
+    };
     Error::new(kind, message).with_source(error)
 }
 
@@ -127,6 +133,14 @@ mod tests {
             assert!(!err.to_string().contains(&text), "{err} repeats {text}");
             assert_eq!(err.source().unwrap().to_string(), text);
         }
+        let readonly = from_redis(server(
+            "READONLY",
+            "You can't write against a read only replica.",
+        ));
+        assert_eq!(
+            readonly.to_string(),
+            "Redis answered with an error (READONLY)"
+        );
     }
 
     #[test]
