@@ -138,19 +138,23 @@ impl CacheBuilder {
         self
     }
 
-    /// The timeout of entries stored without one (default 300 s; zero means never expire).
+    /// The timeout of entries stored without one (default 300 s; zero means never expire;
+    /// at most [`MAX_TIMEOUT`](crate::config::MAX_TIMEOUT), 100 years, checked by
+    /// [`build`](Self::build)).
     pub fn default_timeout(mut self, timeout: Duration) -> Self {
         self.default_timeout = timeout;
         self
     }
 
-    /// Builds the cache; an error of kind [`ErrorKind::Config`] for a reserved namespace.
+    /// Builds the cache; an error of kind [`ErrorKind::Config`] for a reserved namespace or a
+    /// `default_timeout` over [`MAX_TIMEOUT`](crate::config::MAX_TIMEOUT).
     ///
     /// ```
     /// let err = cache_core::Cache::builder().namespace("memoize:").build().unwrap_err();
     /// assert!(err.is_config());
     /// ```
     pub fn build(self) -> Result<Cache> {
+        crate::config::check_timeout("default_timeout", self.default_timeout)?;
         let namespace = key::namespace(&self.namespace);
         if RESERVED_NAMESPACES.contains(&namespace.as_str()) {
             return Err(Error::config(

@@ -1,12 +1,19 @@
 //! Configuration from the environment, with Flask-Caching's variable names.
 
-use std::fmt;
+mod limits;
+mod redact;
+
 use std::time::Duration;
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::null::NullBackend;
 use crate::cache::{DEFAULT_NAMESPACE, DEFAULT_TIMEOUT};
 use crate::{Cache, Error, Result};
+
+pub use limits::{
+    MAX_REDIS_DB, MAX_TIMEOUT, REDIS_DBS, check_db, check_host, check_port, check_timeout,
+};
+pub use redact::{Secret, redact_url};
 
 /// Which backend a configuration asks for (`CACHE_TYPE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,69 +44,18 @@ impl CacheType {
     }
 }
 
-/// A string that never shows in `Debug` or `Display` (passwords, URLs holding them).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// `url` with any password replaced by `***`, safe for logs and errors.
-///
-/// ```
-/// use cache_core::config::redact_url;
-///
-/// assert_eq!(redact_url("redis://app:hunter2@db:6379/0"), "redis://app:***@db:6379/0");
-/// assert_eq!(redact_url("redis://:hunter2@db"), "redis://:***@db");
-/// assert_eq!(redact_url("redis://db:6379"), "redis://db:6379");
-/// ```
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
-    };
-    let userinfo = &rest[..at];
-    match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end],
-            &userinfo[..colon],
-            &rest[at..]
-        ),
-        None => url.to_owned(),
-    }
-}
-
 /// The Redis settings of a configuration; the Redis backend reads them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisSettings {
-    /// `CACHE_REDIS_URL`: `redis://`, `rediss://` or `unix://`.
+    /// `CACHE_REDIS_URL`: `redis://`, `rediss://` or `unix://` (checked by the Redis
+    /// backend, which parses it).
     pub url: Option<Secret>,
-    /// `CACHE_REDIS_HOST`.
+    /// `CACHE_REDIS_HOST`: a host name or IP address (see [`check_host`]).
     pub host: Option<String>,
-    /// `CACHE_REDIS_PORT`.
+    /// `CACHE_REDIS_PORT`: 1 to 65535.
     pub port: Option<u16>,
-    /// `CACHE_REDIS_DB`.
+    /// `CACHE_REDIS_DB`: 0 to [`MAX_REDIS_DB`].
     pub db: Option<i64>,
     /// `CACHE_REDIS_PASSWORD`.
     pub password: Option<Secret>,
@@ -107,14 +63,22 @@ pub struct RedisSettings {
 
 /// A cache configuration, usually read with [`Config::from_env`].
 ///
-/// | variable | meaning | default |
+/// | variable | allowed values | default |
 /// |---|---|---|
-/// | `CACHE_TYPE` | `SimpleCache`/`memory`, `RedisCache`/`redis`, `NullCache`/`null` | `redis` if a Redis URL or host is set, else `memory` |
-/// | `CACHE_DEFAULT_TIMEOUT` | seconds; `0` never expires | `300` |
-/// | `CACHE_KEY_PREFIX` | namespace before every key | `cache:` |
-/// | `CACHE_THRESHOLD` | most entries kept in memory | `10000` |
-/// | `CACHE_REDIS_URL` | `redis://[user[:password]@]host[:port][/db]` | |
-/// | `CACHE_REDIS_HOST`, `_PORT`, `_DB`, `_PASSWORD` | the URL's parts, Flask style | `localhost`, `6379`, `0` |
+/// | `CACHE_TYPE` | `SimpleCache`/`memory`, `RedisCache`/`redis`, `NullCache`/`null` (any case) | `redis` if a Redis URL or host is set, else `memory` |
+/// | `CACHE_DEFAULT_TIMEOUT` | whole seconds, `0` (never expire) to 3153600000 (100 years, [`MAX_TIMEOUT`]) | `300` |
+/// | `CACHE_KEY_PREFIX` | any text: the namespace before every key | `cache:` |
+/// | `CACHE_THRESHOLD` | most entries kept in memory, 1 to 2^64-1 | `10000` |
+/// | `CACHE_REDIS_URL` | `redis://[[user]:password@]host[:port][/db][?protocol=P]`, `rediss://..[#insecure]` (TLS), `unix:///path.sock[?db=N&user=U&pass=P&protocol=P]`; `P` is `2`, `resp2`, `3` or `resp3` | |
+/// | `CACHE_REDIS_HOST` | a host name (RFC 1123, `_` allowed), an IPv4 address, or an IPv6 address (`::1` or `[::1]`) | `localhost` |
+/// | `CACHE_REDIS_PORT` | 1 to 65535 | `6379` |
+/// | `CACHE_REDIS_DB` | 0 to 1023 ([`MAX_REDIS_DB`]) | `0` |
+/// | `CACHE_REDIS_PASSWORD` | any text | none |
+///
+/// Every value is checked here (the URL by the Redis backend, which parses it): a bad one
+/// is an [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the variable and the
+/// allowed values, at start-up rather than on every call. Passwords and URLs are kept as
+/// [`Secret`]s and never printed.
 ///
 /// ```
 /// use cache_core::config::{CacheType, Config};
@@ -155,6 +119,10 @@ impl Default for Config {
     }
 }
 
+const TIMEOUT: &str = "CACHE_DEFAULT_TIMEOUT";
+const PORT: &str = "CACHE_REDIS_PORT";
+const DB: &str = "CACHE_REDIS_DB";
+
 fn parse_number<T: std::str::FromStr>(name: &str, value: &str, what: &str) -> Result<T> {
     value
         .trim()
@@ -174,12 +142,20 @@ impl Config {
         let mut config = Config::default();
         config.redis = RedisSettings {
             url: var("CACHE_REDIS_URL").map(Secret::new),
-            host: var("CACHE_REDIS_HOST"),
+            host: var("CACHE_REDIS_HOST")
+                .map(|v| check_host("CACHE_REDIS_HOST", &v))
+                .transpose()?,
             port: var("CACHE_REDIS_PORT")
-                .map(|v| parse_number("CACHE_REDIS_PORT", &v, "a port number (1-65535)"))
+                .map(|v| {
+                    let port = parse_number(PORT, &v, "a port number, 1 to 65535")?;
+                    check_port(PORT, port)
+                })
                 .transpose()?,
             db: var("CACHE_REDIS_DB")
-                .map(|v| parse_number("CACHE_REDIS_DB", &v, "a database number"))
+                .map(|v| {
+                    let what = format!("a database number, 0 to {MAX_REDIS_DB}");
+                    check_db(DB, parse_number(DB, &v, &what)?)
+                })
                 .transpose()?,
             password: var("CACHE_REDIS_PASSWORD").map(Secret::new),
         };
@@ -188,16 +164,25 @@ impl Config {
             None if config.redis.url.is_some() || config.redis.host.is_some() => CacheType::Redis,
             None => CacheType::Memory,
         };
-        if let Some(v) = var("CACHE_DEFAULT_TIMEOUT") {
-            let secs =
-                parse_number::<u64>("CACHE_DEFAULT_TIMEOUT", &v, "a whole number of seconds")?;
-            config.default_timeout = Duration::from_secs(secs);
+        if let Some(v) = var(TIMEOUT) {
+            let what = format!(
+                "a whole number of seconds, 0 (never expire) to {}",
+                MAX_TIMEOUT.as_secs()
+            );
+            let secs = parse_number::<u64>(TIMEOUT, &v, &what)?;
+            config.default_timeout = check_timeout(TIMEOUT, Duration::from_secs(secs))?;
         }
         if let Some(prefix) = lookup("CACHE_KEY_PREFIX") {
             config.key_prefix = prefix;
         }
         config.threshold = var("CACHE_THRESHOLD")
-            .map(|v| parse_number("CACHE_THRESHOLD", &v, "a whole number of entries"))
+            .map(|v| {
+                parse_number(
+                    "CACHE_THRESHOLD",
+                    &v,
+                    "a whole number of entries, at least 1",
+                )
+            })
             .transpose()?;
         if config.threshold == Some(0) {
             return Err(Error::config("CACHE_THRESHOLD", "must be at least 1"));
@@ -280,6 +265,51 @@ mod tests {
             assert!(err.is_config());
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    /// Issue 9: these were accepted, and failed only on every later call.
+    #[test]
+    fn out_of_range_timeout_db_port_and_host_are_refused_at_start_up() {
+        for (name, value, allowed) in [
+            (
+                "CACHE_DEFAULT_TIMEOUT",
+                "18446744073709551615",
+                "0 (never expire) to 3153600000",
+            ),
+            (
+                "CACHE_DEFAULT_TIMEOUT",
+                "3153600001",
+                "0 (never expire) to 3153600000",
+            ),
+            ("CACHE_REDIS_DB", "-1", "0 to 1023"),
+            ("CACHE_REDIS_DB", "99999", "0 to 1023"),
+            ("CACHE_REDIS_PORT", "0", "1 to 65535"),
+            ("CACHE_REDIS_PORT", "65536", "1 to 65535"),
+            ("CACHE_REDIS_HOST", "bad host name!", "IPv4 address"),
+        ] {
+            let err = config(&[(name, value)]).unwrap_err();
+            let shown = err.to_string();
+            assert!(err.is_config(), "{name}={value}: {shown}");
+            assert!(
+                shown.contains(name) && shown.contains(allowed),
+                "{name}={value}: {shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_bounds_themselves_are_accepted() {
+        let config = config(&[
+            ("CACHE_DEFAULT_TIMEOUT", "3153600000"),
+            ("CACHE_REDIS_DB", "1023"),
+            ("CACHE_REDIS_PORT", "65535"),
+            ("CACHE_REDIS_HOST", "[::1]"),
+        ])
+        .unwrap();
+        assert_eq!(config.default_timeout, MAX_TIMEOUT);
+        assert_eq!(config.redis.db, Some(MAX_REDIS_DB));
+        assert_eq!(config.redis.port, Some(65535));
+        assert_eq!(config.redis.host.as_deref(), Some("::1"));
     }
 
     #[test]

@@ -17,7 +17,14 @@ pub enum ErrorKind {
     Connection,
     /// The backend did not answer within its time-out.
     Timeout,
-    /// The backend answered with an error (a wrong password, a read-only replica, ...).
+    /// The backend refused the credentials (a wrong password or user name, or none given
+    /// where one is required). Not an outage: retrying with the same settings fails again.
+    Authentication,
+    /// The backend accepted the credentials but denied this user a command or key (Redis
+    /// `NOPERM`: an ACL rule). Not an outage either.
+    Permission,
+    /// The backend answered with another error (a read-only replica, an out-of-range
+    /// database, an unexpected reply, ...).
     Backend,
     /// A value could not be encoded for storage.
     Encode,
@@ -33,6 +40,11 @@ pub enum ErrorKind {
 ///
 /// Annotated functions never return it: for them every error is a cache miss.
 ///
+/// Its message says what failed at this layer; the underlying cause, when there is one, is
+/// [`source()`](std::error::Error::source) and is not repeated in the message. `{error}`
+/// prints the message alone, `{error:#}` the whole chain, `what: why: root cause` (each
+/// distinct text once), which is what logs and `main`'s error report want.
+///
 /// ```
 /// use cache_core::{Error, ErrorKind};
 ///
@@ -40,6 +52,11 @@ pub enum ErrorKind {
 /// assert!(err.is_config());
 /// assert_eq!(err.kind(), ErrorKind::Config);
 /// assert!(err.to_string().contains("CACHE_DEFAULT_TIMEOUT"));
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+/// let err = Error::new(ErrorKind::Connection, "cannot reach the backend").with_source(io);
+/// assert_eq!(err.to_string(), "cannot reach the backend");
+/// assert_eq!(format!("{err:#}"), "cannot reach the backend: connection refused");
 /// ```
 pub struct Error {
     /// Boxed, so `Result`s stay small on the hit path, where they move between futures.
@@ -53,7 +70,9 @@ struct Inner {
 }
 
 impl Error {
-    /// An error of `kind` with a message (which must never contain a secret).
+    /// An error of `kind` with a message (which must never contain a secret) saying what
+    /// failed; attach the cause with [`with_source`](Self::with_source) rather than
+    /// formatting it into the message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             inner: Box::new(Inner {
@@ -91,6 +110,16 @@ impl Error {
         self.inner.kind == ErrorKind::Connection
     }
 
+    /// True when the backend refused the credentials.
+    pub fn is_authentication(&self) -> bool {
+        self.inner.kind == ErrorKind::Authentication
+    }
+
+    /// True when the backend denied this user a command or key (an ACL rule).
+    pub fn is_permission(&self) -> bool {
+        self.inner.kind == ErrorKind::Permission
+    }
+
     /// True when the backend did not answer in time.
     pub fn is_timeout(&self) -> bool {
         self.inner.kind == ErrorKind::Timeout
@@ -118,8 +147,24 @@ impl fmt::Debug for Error {
 }
 
 impl fmt::Display for Error {
+    /// The message; with `{:#}`, followed by each cause in the `source()` chain whose text
+    /// differs from the one before it (some errors, such as `redis`'s, wrap an inner error
+    /// and print it unchanged).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.inner.message)
+        f.write_str(&self.inner.message)?;
+        if f.alternate() {
+            let mut shown = self.inner.message.clone();
+            let mut next = std::error::Error::source(self);
+            while let Some(cause) = next {
+                let text = cause.to_string();
+                if text != shown {
+                    write!(f, ": {text}")?;
+                    shown = text;
+                }
+                next = cause.source();
+            }
+        }
+        Ok(())
     }
 }
 

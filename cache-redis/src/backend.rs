@@ -8,13 +8,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use cache_core::backend::{Backend, BlockingBackend, Capabilities, GetFuture, Ttl};
-use cache_core::config::{Secret, redact_url};
+use cache_core::config::{Secret, check_db, redact_url};
 use cache_core::{Error, Result};
-use redis::{ConnectionInfo, IntoConnectionInfo, Value};
+use redis::{ConnectionInfo, Value};
 
 use crate::breaker::BreakerSettings;
 use crate::error::is_wrong_type;
 use crate::ops::{self, PrefixDeletion};
+use crate::target::{self, Names, describe};
 use crate::topology::{PoolLimits, Request, Server, Timeouts, Topology};
 
 /// How long opening a connection may take, handshake included, unless configured: 250 ms.
@@ -62,8 +63,13 @@ pub const DEFAULT_POOL_SIZE: usize = DEFAULT_MAX_CONNECTIONS;
 ///
 /// Errors are typed: [`ErrorKind::Connection`](cache_core::ErrorKind::Connection) when Redis
 /// cannot be reached, [`ErrorKind::Timeout`](cache_core::ErrorKind::Timeout) when it does not
-/// answer in time, [`ErrorKind::Backend`](cache_core::ErrorKind::Backend) when it answers with
-/// an error (a wrong password, for instance). `#[memoize]` functions turn them into misses.
+/// answer in time, [`ErrorKind::Authentication`](cache_core::ErrorKind::Authentication) when
+/// it refuses the credentials (`WRONGPASS`, `NOAUTH`),
+/// [`ErrorKind::Permission`](cache_core::ErrorKind::Permission) when an ACL rule denies the
+/// user a command (`NOPERM`, such as a user without `SCAN` calling `clear()`), and
+/// [`ErrorKind::Backend`](cache_core::ErrorKind::Backend) when it answers with another error.
+/// Each message says what failed; the `redis` error is its
+/// [`source()`](std::error::Error::source). `#[memoize]` functions turn them into misses.
 ///
 /// After [`BreakerSettings::threshold`] consecutive connection failures or time-outs, a
 /// circuit breaker (one per server) opens: calls fail at once, without touching the network.
@@ -80,7 +86,9 @@ pub const DEFAULT_POOL_SIZE: usize = DEFAULT_MAX_CONNECTIONS;
 /// [`ErrorKind::Timeout`](cache_core::ErrorKind::Timeout) error (a miss for a cached call;
 /// not counted by the breaker).
 ///
-/// Passwords never appear in `Debug` output, errors or logs.
+/// Passwords never appear in `Debug` output, errors or logs, whichever URL form holds them
+/// (see [`redact_url`]): `Debug` shows the target with `***` for the password, such as
+/// `redis://app:***@cache:6379/0` or `unix:///run/redis.sock?db=0&pass=***`.
 ///
 /// # Runtime
 ///
@@ -375,7 +383,7 @@ impl BlockingBackend for RedisBackend {
 #[derive(Clone)]
 pub struct RedisBackendBuilder {
     url: Option<Secret>,
-    url_field: &'static str,
+    names: Names,
     host: Option<String>,
     port: Option<u16>,
     db: Option<i64>,
@@ -394,7 +402,7 @@ impl Default for RedisBackendBuilder {
     fn default() -> Self {
         Self {
             url: None,
-            url_field: "redis URL",
+            names: Names::SETTERS,
             host: None,
             port: None,
             db: None,
@@ -418,7 +426,8 @@ impl fmt::Debug for RedisBackendBuilder {
                 "url",
                 &self.url.as_ref().map(|url| redact_url(url.expose())),
             )
-            .field("host", &self.host)
+            // A URL given as the host by mistake keeps its password out of sight too.
+            .field("host", &self.host.as_deref().map(redact_url))
             .field("port", &self.port)
             .field("db", &self.db)
             .field("username", &self.username)
@@ -435,30 +444,34 @@ impl fmt::Debug for RedisBackendBuilder {
 impl RedisBackendBuilder {
     /// The server, as a URL:
     ///
-    /// - `redis://[[user]:password@]host[:port][/db]`
-    /// - `rediss://...` for TLS (needs the `tls` feature)
-    /// - `unix:///path/to/redis.sock[?db=N&user=U&pass=P]`
+    /// - `redis://[[user]:password@]host[:port][/db][?protocol=P]` (`valkey://` too)
+    /// - `rediss://...[#insecure]` for TLS (needs the `tls` feature)
+    /// - `unix:///path/to/redis.sock[?db=N&user=U&pass=P&protocol=P]` (`redis+unix://` too)
     ///
-    /// Percent-encode special characters in the user name and password.
+    /// `P` is `2`, `resp2`, `3` or `resp3`; `db` is 0 to
+    /// [`MAX_REDIS_DB`](cache_core::config::MAX_REDIS_DB). Percent-encode special characters
+    /// in the user name and password. [`build`](Self::build) checks it.
     pub fn url(mut self, url: impl AsRef<str>) -> Self {
         self.url = Some(Secret::new(url.as_ref()));
         self
     }
 
     /// The host name or address, when no URL is given (`CACHE_REDIS_HOST`; default
-    /// `localhost`).
+    /// `localhost`): a host name, an IPv4 address, or an IPv6 address with or without
+    /// brackets; see [`check_host`](cache_core::config::check_host).
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.host = Some(host.into());
         self
     }
 
-    /// The port, when no URL is given (`CACHE_REDIS_PORT`; default 6379).
+    /// The port, when no URL is given (`CACHE_REDIS_PORT`; default 6379): 1 to 65535.
     pub fn port(mut self, port: u16) -> Self {
         self.port = Some(port);
         self
     }
 
-    /// The database number (`CACHE_REDIS_DB`; default 0, or the URL's).
+    /// The database number (`CACHE_REDIS_DB`; default 0, or the URL's): 0 to
+    /// [`MAX_REDIS_DB`](cache_core::config::MAX_REDIS_DB).
     pub fn db(mut self, db: i64) -> Self {
         self.db = Some(db);
         self
@@ -526,16 +539,31 @@ impl RedisBackendBuilder {
         self
     }
 
-    /// Names the setting the URL came from in errors (`CACHE_REDIS_URL`).
-    pub(crate) fn url_field(mut self, field: &'static str) -> Self {
-        self.url_field = field;
+    /// Names the environment variables (`CACHE_REDIS_URL`, ...) in errors rather than the
+    /// setters, for a backend built from a `Config`.
+    pub(crate) fn env_names(mut self) -> Self {
+        self.names = Names::ENV;
         self
     }
 
     /// Checks the settings and builds the backend. It does not connect.
     ///
-    /// A malformed URL, a zero time-out or a zero `max_connections` is an [`ErrorKind::Config`](cache_core::ErrorKind::Config)
-    /// error naming the setting; the URL itself is not repeated, so no password leaks.
+    /// A malformed URL, a query parameter the `redis` crate would ignore, an out-of-range
+    /// `db`, `port` or `protocol`, a host that is no host name or IP address, a zero time-out
+    /// or a zero `max_connections` is an [`ErrorKind::Config`](cache_core::ErrorKind::Config)
+    /// error naming the
+    /// setter (or, from [`from_config`](crate::from_config), the variable) and the allowed
+    /// values; the URL itself is never repeated, so no password leaks.
+    ///
+    /// ```
+    /// use cache_redis::RedisBackend;
+    ///
+    /// let err = RedisBackend::builder().port(0).build().unwrap_err();
+    /// assert!(err.is_config());
+    /// assert_eq!(err.to_string(), "invalid port: port 0 is not a port to connect to; expected 1 to 65535");
+    /// let err = RedisBackend::builder().db(-1).build().unwrap_err();
+    /// assert!(err.to_string().starts_with("invalid db: database -1 is out of range"));
+    /// ```
     pub fn build(self) -> Result<RedisBackend> {
         if self.connect_timeout.is_zero() {
             return Err(Error::config(
@@ -577,17 +605,12 @@ impl RedisBackendBuilder {
 
     fn connection_info(&self) -> Result<ConnectionInfo> {
         let info = match &self.url {
-            Some(url) => parse_url(url.expose(), self.url_field)?,
-            None => (
-                self.host.clone().unwrap_or_else(|| "localhost".to_owned()),
-                self.port.unwrap_or(6379),
-            )
-                .into_connection_info()
-                .map_err(|e| Error::config("CACHE_REDIS_HOST", e))?,
+            Some(url) => target::parse_url(url.expose(), self.names.url)?,
+            None => target::from_parts(self.host.as_deref(), self.port, &self.names)?,
         };
         let mut settings = info.redis_settings().clone();
         if let Some(db) = self.db {
-            settings = settings.set_db(db);
+            settings = settings.set_db(check_db(self.names.db, db)?);
         }
         if let Some(username) = &self.username {
             settings = settings.set_username(username);
@@ -613,71 +636,15 @@ impl RedisBackendBuilder {
             ),
             None => redis::Client::open(info),
         };
-        client.map_err(|e| Error::config("TLS settings", e))
+        client
+            .map_err(|e| Error::config("tls_root_cert", "the TLS client refused it").with_source(e))
     }
 
     #[cfg(not(feature = "tls"))]
     fn client(&self, info: ConnectionInfo) -> Result<redis::Client> {
-        redis::Client::open(info).map_err(|e| Error::config(self.url_field, e))
-    }
-}
-
-const URL_FORMS: &str = "expected redis://[[user]:password@]host[:port][/db], \
-                         rediss://... (TLS) or unix:///path/to/socket";
-
-/// Parses a Redis URL; errors name `field` and the problem, never the URL (it may hold a
-/// password).
-fn parse_url(url: &str, field: &str) -> Result<ConnectionInfo> {
-    let Some(scheme_end) = url.find("://") else {
-        return Err(Error::config(field, format!("not a URL; {URL_FORMS}")));
-    };
-    let scheme = url[..scheme_end].to_ascii_lowercase();
-    match scheme.as_str() {
-        "redis" | "valkey" | "unix" | "redis+unix" | "valkey+unix" => {}
-        "rediss" | "valkeys" if cfg!(feature = "tls") => {}
-        "rediss" | "valkeys" => {
-            return Err(Error::config(
-                field,
-                "rediss:// (TLS) needs the `tls` feature of cache-redis",
-            ));
-        }
-        _ => {
-            return Err(Error::config(
-                field,
-                format!("unsupported scheme {scheme:?}; {URL_FORMS}"),
-            ));
-        }
-    }
-    if redis::parse_redis_url(url).is_none() {
-        return Err(Error::config(field, format!("malformed URL; {URL_FORMS}")));
-    }
-    url.into_connection_info().map_err(|e| {
-        let problem = e.detail().map_or_else(|| e.to_string(), str::to_owned);
-        Error::config(field, format!("{problem}; {URL_FORMS}"))
-    })
-}
-
-/// The connection target as a URL with the password masked, for `Debug` and logs.
-fn describe(info: &ConnectionInfo) -> String {
-    let settings = info.redis_settings();
-    let credentials = match (settings.username(), settings.password()) {
-        (Some(user), Some(_)) => format!("{user}:***@"),
-        (None, Some(_)) => ":***@".to_owned(),
-        (Some(user), None) => format!("{user}@"),
-        (None, None) => String::new(),
-    };
-    match info.addr() {
-        redis::ConnectionAddr::Unix(path) => {
-            format!(
-                "unix://{credentials}{}?db={}",
-                path.display(),
-                settings.db()
-            )
-        }
-        redis::ConnectionAddr::TcpTls { host, port, .. } => {
-            format!("rediss://{credentials}{host}:{port}/{}", settings.db())
-        }
-        addr => format!("redis://{credentials}{addr}/{}", settings.db()),
+        redis::Client::open(info).map_err(|e| {
+            Error::config(self.names.url, "the Redis client refused it").with_source(e)
+        })
     }
 }
 
@@ -697,42 +664,6 @@ mod tests {
             std::mem::size_of_val(&read),
             cache_core::backend::GET_FUTURE_SPACE
         );
-    }
-
-    #[test]
-    fn urls_parse_with_db_user_and_password() {
-        let info = parse_url("redis://app:p%40ss@db.example:6380/3", "url").unwrap();
-        let settings = info.redis_settings();
-        assert_eq!(settings.db(), 3);
-        assert_eq!(settings.username(), Some("app"));
-        assert_eq!(settings.password(), Some("p@ss"));
-        assert_eq!(describe(&info), "redis://app:***@db.example:6380/3");
-        let unix = parse_url("unix:///run/redis.sock?db=2", "url").unwrap();
-        assert_eq!(unix.redis_settings().db(), 2);
-    }
-
-    #[test]
-    fn bad_urls_are_config_errors_naming_the_field_without_the_password() {
-        for url in [
-            "http://user:hunter2@host",
-            "redis://:hunter2@host/notanumber",
-            "redis//:hunter2@host",
-            "redis://:hunter2@[::1",
-            "",
-        ] {
-            let err = parse_url(url, "CACHE_REDIS_URL").unwrap_err();
-            assert!(err.is_config(), "{url}: {err}");
-            let shown = format!("{err} {err:?}");
-            assert!(shown.contains("CACHE_REDIS_URL"), "{shown}");
-            assert!(!shown.contains("hunter2"), "{shown}");
-        }
-    }
-
-    #[cfg(not(feature = "tls"))]
-    #[test]
-    fn tls_urls_need_the_feature() {
-        let err = parse_url("rediss://host", "url").unwrap_err();
-        assert!(err.to_string().contains("`tls` feature"), "{err}");
     }
 
     #[test]
@@ -787,5 +718,9 @@ mod tests {
             .url("redis://:hunter2@h")
             .password("hunter2");
         assert!(!format!("{builder:?}").contains("hunter2"));
+        let misplaced = RedisBackend::builder().host("redis://:hunter2@h");
+        assert!(!format!("{misplaced:?}").contains("hunter2"));
+        let err = misplaced.build().unwrap_err();
+        assert!(!format!("{err:#} {err:?}").contains("hunter2"), "{err}");
     }
 }

@@ -21,8 +21,12 @@
 //! [`from_env`] reads the variables of [`cache_core::config::Config`] (Flask-Caching's
 //! names) and builds whichever cache `CACHE_TYPE` asks for; with Redis, the server is
 //! `CACHE_REDIS_URL` (`redis://`, `rediss://`, `unix://`) or `CACHE_REDIS_HOST`, `_PORT`,
-//! `_DB` and `_PASSWORD`. For time-outs, pool size and the circuit breaker, build a
-//! [`RedisBackend`] with [`RedisBackend::builder`].
+//! `_DB` and `_PASSWORD`. Every value is checked when the cache is built (the allowed values
+//! are in [`Config`]'s table and [`RedisBackendBuilder::url`]); a bad one is an
+//! [`ErrorKind::Config`](cache_core::ErrorKind::Config) error naming the variable, and no
+//! error, `Debug` output or log line shows a password, whichever URL form holds it. For
+//! time-outs, pool size and the circuit breaker, build a [`RedisBackend`] with
+//! [`RedisBackend::builder`].
 //!
 //! | setting | default |
 //! |---|---|
@@ -46,6 +50,7 @@ mod breaker;
 mod error;
 mod ops;
 mod pool;
+mod target;
 mod topology;
 
 use cache_core::config::{CacheType, Config};
@@ -98,7 +103,7 @@ pub fn from_config(config: &Config) -> Result<Cache> {
 /// The Redis backend a configuration describes.
 fn backend_for(config: &Config) -> Result<RedisBackend> {
     let redis = &config.redis;
-    let mut builder = RedisBackend::builder().url_field("CACHE_REDIS_URL");
+    let mut builder = RedisBackend::builder().env_names();
     if let Some(url) = &redis.url {
         builder = builder.url(url.expose());
     }

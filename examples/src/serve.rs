@@ -12,6 +12,7 @@ pub fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
 }
@@ -30,29 +31,70 @@ fn describe(config: &Config, cache: &Cache) {
     let pattern = format!("{}*", cache.namespace());
     match config.cache_type {
         CacheType::Redis => {
-            let url = config
-                .redis
-                .url
-                .as_ref()
-                .map(|url| redact_url(url.expose()))
-                .unwrap_or_else(|| {
-                    let host = config.redis.host.as_deref().unwrap_or("localhost");
-                    let port = config.redis.port.unwrap_or(6379);
-                    let db = config.redis.db.unwrap_or(0);
-                    format!("redis://{host}:{port}/{db}")
-                });
-            tracing::info!("cache: Redis at {url} (namespace {:?})", cache.namespace());
-            tracing::info!("see the keys:   redis-cli -u {url} --scan --pattern '{pattern}'");
+            // Every credential is `***` here, whichever URL form holds it.
+            let target = redis_target(config);
+            let cli = redis_cli(&target);
             tracing::info!(
-                "see a TTL:      redis-cli -u {url} TTL '{}homepage'",
+                "cache: Redis at {target} (namespace {:?})",
                 cache.namespace()
             );
+            tracing::info!("see the keys:   {cli} --scan --pattern '{pattern}'");
+            tracing::info!("see a TTL:      {cli} TTL '{}homepage'", cache.namespace());
         }
         CacheType::Null => tracing::info!("cache: disabled (NullCache)"),
         _ => tracing::info!(
             "cache: in process memory (set CACHE_REDIS_URL=redis://localhost:6379/0 to use Redis)"
         ),
     }
+}
+
+/// The Redis target with its password masked.
+fn redis_target(config: &Config) -> String {
+    let redis = &config.redis;
+    match &redis.url {
+        Some(url) => redact_url(url.expose()),
+        None => {
+            let host = redis.host.as_deref().unwrap_or("localhost");
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.to_owned()
+            };
+            let credentials = if redis.password.is_some() {
+                ":***@"
+            } else {
+                ""
+            };
+            let port = redis.port.unwrap_or(6379);
+            format!(
+                "redis://{credentials}{host}:{port}/{}",
+                redis.db.unwrap_or(0)
+            )
+        }
+    }
+}
+
+/// The `redis-cli` invocation for a masked target: `-u URL`, or `-s SOCKET -n DB` for a
+/// Unix socket (redis-cli reads no `unix://` URL). A password shows as `***`, to type in.
+fn redis_cli(target: &str) -> String {
+    let Some(socket) = target
+        .strip_prefix("unix://")
+        .or_else(|| target.strip_prefix("redis+unix://"))
+        .or_else(|| target.strip_prefix("valkey+unix://"))
+    else {
+        return format!("redis-cli -u {target}");
+    };
+    let (path, query) = socket.split_once('?').unwrap_or((socket, ""));
+    let mut cli = format!("redis-cli -s {path}");
+    for (name, value) in query.split('&').filter_map(|pair| pair.split_once('=')) {
+        match name {
+            "db" => cli.push_str(&format!(" -n {value}")),
+            "user" => cli.push_str(&format!(" --user {value}")),
+            "pass" => cli.push_str(" -a ***"),
+            _ => {}
+        }
+    }
+    cli
 }
 
 /// Serves `app` on `PORT` (default 5000, like Flask) until Ctrl-C.
@@ -89,7 +131,7 @@ pub async fn main(app: fn(Cache) -> Router) {
     let cache = match install_cache_from_env() {
         Ok(cache) => cache,
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: {error:#}");
             std::process::exit(2);
         }
     };

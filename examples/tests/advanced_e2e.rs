@@ -139,3 +139,17 @@ fn flask_style_host_and_port_settings_work() {
     app.get("/user/1");
     assert_eq!(server.dbsize(), 1);
 }
+
+/// Issue 9: the advanced app logs its cache the same way as the tutorial; a password in a
+/// Unix socket URL's query is `***` at INFO.
+#[test]
+fn the_startup_log_masks_a_unix_socket_password() {
+    const SECRET: &str = "Sekr3t-advanced-e41c";
+    let url = format!("unix:///run/redis.sock?db=1&pass={SECRET}");
+    let log = support::startup_log(BIN, &[("CACHE_REDIS_URL", &url)]);
+    assert!(
+        log.contains("cache: Redis at unix:///run/redis.sock?db=1&pass=***"),
+        "{log}"
+    );
+    assert!(!log.contains(SECRET), "{log}");
+}

@@ -138,3 +138,58 @@ fn a_port_in_use_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("already in use"), "{stderr}");
 }
+
+/// Issue 9: `CACHE_REDIS_URL=unix:///path.sock?pass=secret` was printed at INFO, password
+/// and all. Every URL form's password is now `***` in the start-up log, and a URL that is
+/// refused is reported without it.
+#[test]
+fn the_startup_log_masks_the_password_of_every_url_form() {
+    const SECRET: &str = "Sekr3t-tutorial-5b2d";
+    for (url, shown) in [
+        (
+            format!("unix:///run/redis.sock?pass={SECRET}"),
+            "redis-cli -s /run/redis.sock -a ***",
+        ),
+        (
+            format!("redis+unix:///run/redis.sock?db=2&user=app&pass={SECRET}"),
+            "redis-cli -s /run/redis.sock -n 2 --user app -a ***",
+        ),
+        (
+            format!("redis://app:{SECRET}@127.0.0.1:6379/0"),
+            "redis-cli -u redis://app:***@127.0.0.1:6379/0",
+        ),
+        (
+            format!("redis://:{SECRET}@127.0.0.1:6379/0?protocol=resp3"),
+            "redis-cli -u redis://:***@127.0.0.1:6379/0?protocol=resp3",
+        ),
+    ] {
+        let log = support::startup_log(BIN, &[("CACHE_REDIS_URL", &url)]);
+        assert!(log.contains("cache: Redis at "), "{log}");
+        assert!(log.contains(shown), "{shown} not in {log}");
+        assert!(!log.contains(SECRET), "{log}");
+    }
+    let with_parts = support::startup_log(
+        BIN,
+        &[
+            ("CACHE_REDIS_HOST", "127.0.0.1"),
+            ("CACHE_REDIS_PASSWORD", SECRET),
+        ],
+    );
+    assert!(
+        with_parts.contains("redis://:***@127.0.0.1:6379/0"),
+        "{with_parts}"
+    );
+    assert!(!with_parts.contains(SECRET), "{with_parts}");
+    let refused = support::startup_log(
+        BIN,
+        &[(
+            "CACHE_REDIS_URL",
+            &format!("unix:///run/redis.sock?password={SECRET}"),
+        )],
+    );
+    assert!(
+        refused.contains("error: invalid CACHE_REDIS_URL: query parameter `password`"),
+        "{refused}"
+    );
+    assert!(!refused.contains(SECRET), "{refused}");
+}

@@ -168,3 +168,78 @@ async fn a_unix_socket_url_works_with_a_password() {
     BlockingBackend::set(&backend, "b", "v".into(), None).unwrap();
     assert_eq!(server.dbsize(), 2);
 }
+
+/// Issue 9: an ACL user without `SCAN` got "Redis refused the credentials (check the user
+/// name and password)" from `clear()`, though its credentials were right.
+#[tokio::test]
+async fn noperm_for_an_acl_user_without_scan_is_a_permission_error_not_bad_credentials() {
+    let server = RedisServer::start();
+    let _: () = redis_support::raw(
+        &server,
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("noscan")
+            .arg("on")
+            .arg(format!(">{PASSWORD}"))
+            .arg("~*")
+            .arg("&*")
+            .arg("+@all")
+            .arg("-scan"),
+    );
+    let backend = RedisBackend::builder()
+        .url(server.url_for_user("noscan", PASSWORD))
+        .breaker(BreakerSettings::disabled())
+        .build()
+        .unwrap();
+    let cache = redis_support::cache_on(backend, "perm:");
+    // The credentials are right: reads and writes work.
+    cache.set("k", &1u8).await.unwrap();
+    assert_eq!(cache.blocking().get::<u8>("k").unwrap(), Some(1));
+
+    let async_err = cache.clear().await.unwrap_err();
+    let blocking_err = cache.blocking().clear().unwrap_err();
+    for err in [&async_err, &blocking_err] {
+        let shown = format!("{err:#}");
+        assert!(err.is_permission(), "{:?}: {shown}", err.kind());
+        assert!(!err.is_authentication() && !err.is_connection(), "{shown}");
+        assert!(!shown.contains("credentials"), "{shown}");
+        assert!(shown.contains("ACL user"), "{shown}");
+        let source = std::error::Error::source(err)
+            .expect("the redis error")
+            .to_string();
+        assert!(
+            source.contains("scan"),
+            "the cause names the command: {source}"
+        );
+        assert!(!shown.contains(PASSWORD), "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_and_missing_passwords_are_authentication_errors() {
+    let server = RedisServer::builder().requirepass("right-one").start();
+    let port = server.port();
+    for url in [
+        // WRONGPASS, during the handshake.
+        format!("redis://:{PASSWORD}@127.0.0.1:{port}/0"),
+        // NOAUTH: no password where one is required.
+        format!("redis://127.0.0.1:{port}/0"),
+    ] {
+        let backend = RedisBackend::builder()
+            .url(&url)
+            .breaker(BreakerSettings::disabled())
+            .build()
+            .unwrap();
+        let async_err = Backend::get(&backend, "k").await.unwrap_err();
+        let blocking_err = BlockingBackend::get(&backend, "k").unwrap_err();
+        for err in [&async_err, &blocking_err] {
+            let shown = format!("{err:#}");
+            assert!(err.is_authentication(), "{:?}: {shown}", err.kind());
+            assert_eq!(
+                err.to_string(),
+                "Redis refused the credentials (check the user name and password)"
+            );
+            assert!(!shown.contains(PASSWORD), "{shown}");
+        }
+    }
+}

@@ -5,6 +5,45 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// What `binary` writes to stderr at start-up with `RUST_LOG=info` and `env`, up to its
+/// "listening on" line (then it is killed), or until it exits on its own (a bad setting).
+pub fn startup_log(binary: &str, env: &[(&str, &str)]) -> String {
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .env("PORT", free_port().to_string())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("the example binary starts");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut log = String::new();
+    while let Ok(line) = received.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    log
+}
+
 /// A running example app, killed on drop.
 pub struct App {
     child: Child,
