@@ -551,9 +551,8 @@ impl RedisBackendBuilder {
     /// A malformed URL, a query parameter the `redis` crate would ignore, an out-of-range
     /// `db`, `port` or `protocol`, a host that is no host name or IP address, a zero time-out
     /// or a zero `max_connections` is an [`ErrorKind::Config`](cache_core::ErrorKind::Config)
-    /// error naming the
-    /// setter (or, from [`from_config`](crate::from_config), the variable) and the allowed
-    /// values; the URL itself is never repeated, so no password leaks.
+    /// error naming the setter (or, from [`from_config`](crate::from_config), the variable)
+    /// and the allowed values; the URL itself is never repeated, so no password leaks.
     ///
     /// ```
     /// use cache_redis::RedisBackend;
