@@ -184,9 +184,11 @@ impl CacheBuilder {
 /// The normalised namespaces that would read as the start of a function's key.
 const RESERVED_NAMESPACES: [&str; 2] = ["memoize:", "cached:"];
 
-/// Converts a timeout to a time-to-live: zero means no expiry.
+/// Converts a timeout to a time-to-live: zero means no expiry, and a per-call timeout over
+/// [`MAX_TIMEOUT`](crate::config::MAX_TIMEOUT) (100 years, the longest every backend stores)
+/// counts as that, so `timeout = Duration::MAX` never makes every store fail.
 pub(crate) fn ttl_of(timeout: Duration) -> Ttl {
-    (!timeout.is_zero()).then_some(timeout)
+    (!timeout.is_zero()).then_some(timeout.min(crate::config::MAX_TIMEOUT))
 }
 
 impl Cache {

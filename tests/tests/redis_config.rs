@@ -129,3 +129,33 @@ async fn a_database_the_server_lacks_is_a_backend_error_on_the_first_call() {
         "{err:#}"
     );
 }
+
+/// A per-call timeout Redis cannot take (`#[memoize(timeout = Duration::MAX)]`,
+/// `set_with_timeout(.., Duration::MAX)`) made every store fail; it now counts as the longest
+/// timeout every backend stores, 100 years.
+#[tokio::test]
+async fn a_per_call_timeout_over_a_hundred_years_stores_for_a_hundred_years() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .backend(redis_support::backend(&server))
+        .namespace("percall")
+        .build()
+        .unwrap();
+    cache
+        .set_with_timeout("k", &1u8, Duration::MAX)
+        .await
+        .unwrap();
+    cache
+        .blocking()
+        .set_with_timeout("b", &2u8, Duration::MAX)
+        .unwrap();
+    assert_eq!(cache.get::<u8>("k").await.unwrap(), Some(1));
+    assert_eq!(cache.blocking().get::<u8>("b").unwrap(), Some(2));
+    for key in ["percall:k", "percall:b"] {
+        let ttl: i64 = redis_support::raw(&server, redis::cmd("TTL").arg(key));
+        assert!(
+            (3_153_599_000..=MAX_TIMEOUT.as_secs() as i64).contains(&ttl),
+            "{key}: ttl {ttl}"
+        );
+    }
+}
