@@ -354,13 +354,25 @@ mod tests {
         }
         std::thread::sleep(Duration::from_millis(100));
         let found = (0..4)
-            .filter(|i| cache.blocking().get::<i32>(&format!("key{i}")).unwrap().is_some())
+            .filter(|i| {
+                cache
+                    .blocking()
+                    .get::<i32>(&format!("key{i}"))
+                    .unwrap()
+                    .is_some()
+            })
             .count();
-        assert!(found <= 2, "{found} of 4 entries present with a threshold of 2");
+        assert!(
+            found <= 2,
+            "{found} of 4 entries present with a threshold of 2"
+        );
         let backend = MemoryBackend::builder().max_entries(2).build().unwrap();
         let keys = set_all(&backend, 4);
         let found = present(&backend, &keys, Duration::ZERO);
-        assert!(found <= 2, "{found} of 4 entries present at once with max_entries(2)");
+        assert!(
+            found <= 2,
+            "{found} of 4 entries present at once with max_entries(2)"
+        );
     }
 
     #[test]
