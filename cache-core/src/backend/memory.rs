@@ -94,8 +94,8 @@ impl Bound {
     fn after_insert(&self, entries: &MokaCache<String, Entry>, weight: u64) {
         let unapplied = self.unapplied.fetch_add(weight, Ordering::Relaxed) + weight;
         if entries.weighted_size().saturating_add(unapplied) > self.capacity {
-            // Reset first: an insert racing with the maintenance below is counted again,
-            // which at worst runs the maintenance once more, never lets the bound slip.
+            // Reset first: an insert racing with the maintenance below is then counted
+            // twice (applied and unapplied), which at worst runs the maintenance once more.
             self.unapplied.store(0, Ordering::Relaxed);
             entries.run_pending_tasks();
         }
