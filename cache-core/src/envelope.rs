@@ -12,7 +12,8 @@
 //!
 //! A stored `None` is a payload like any other, so it is a real hit read with one GET. A
 //! value written by another codec, for another type, or by a future envelope version is a
-//! miss, and the fresh value overwrites it.
+//! miss, and the fresh value overwrites it. So is a payload that the codec refuses because
+//! decoding it would pass the bounds relative to its size (see [`codec`](crate::codec)).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

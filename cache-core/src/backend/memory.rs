@@ -1,5 +1,7 @@
 //! The in-process backend, and the default when no Redis is configured.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -47,6 +49,14 @@ impl Expiry<String, Entry> for EntryTtl {
 /// without limit. It is shared by every clone of the [`Cache`](crate::Cache) that holds it,
 /// but not across processes.
 ///
+/// The bound holds at insert, like Flask-Caching's `SimpleCache` threshold: moka applies
+/// inserts and evictions in batches later, so a `set` that may have taken the store past
+/// its bound runs that pending maintenance before it returns. Once a `set` returns, the
+/// store holds at most its bound, plus one entry for each `set` still running on another
+/// thread at that moment. Which entries stay is moka's choice: when the store is full, a
+/// new key that has been seen less often than the entry it would replace may be the one
+/// dropped (TinyLFU admission). Reads never run this maintenance, so hits cost the same.
+///
 /// ```
 /// use cache_core::backend::memory::MemoryBackend;
 ///
@@ -58,6 +68,46 @@ impl Expiry<String, Entry> for EntryTtl {
 #[derive(Clone)]
 pub struct MemoryBackend {
     entries: MokaCache<String, Entry>,
+    bound: Arc<Bound>,
+}
+
+/// The store's bound, and the weight inserted since moka last applied its pending writes
+/// (which `weighted_size` does not count yet).
+struct Bound {
+    capacity: u64,
+    by_bytes: bool,
+    unapplied: AtomicU64,
+}
+
+impl Bound {
+    /// What an entry counts against the bound: 1, or its bytes and overhead.
+    fn weight(&self, key: &str, value: &Bytes) -> u64 {
+        if self.by_bytes {
+            entry_bytes(key, value).into()
+        } else {
+            1
+        }
+    }
+
+    /// Called after every insert of `weight`: applies moka's pending writes and evictions
+    /// when the store may be over its bound.
+    fn after_insert(&self, entries: &MokaCache<String, Entry>, weight: u64) {
+        let unapplied = self.unapplied.fetch_add(weight, Ordering::Relaxed) + weight;
+        if entries.weighted_size().saturating_add(unapplied) > self.capacity {
+            // Reset first: an insert racing with the maintenance below is then counted
+            // twice (applied and unapplied), which at worst runs the maintenance once more.
+            self.unapplied.store(0, Ordering::Relaxed);
+            entries.run_pending_tasks();
+        }
+    }
+}
+
+/// The weight of an entry when the bound is in bytes.
+fn entry_bytes(key: &str, value: &Bytes) -> u32 {
+    let size = key.len().saturating_add(value.len());
+    u32::try_from(size)
+        .unwrap_or(u32::MAX)
+        .saturating_add(ENTRY_OVERHEAD)
 }
 
 impl std::fmt::Debug for MemoryBackend {
@@ -92,7 +142,7 @@ impl MemoryBackendBuilder {
     /// Builds the backend; fails if both bounds or a zero bound were given.
     pub fn build(self) -> Result<MemoryBackend> {
         let builder = MokaCache::builder().expire_after(EntryTtl);
-        let entries = match (self.max_entries, self.max_bytes) {
+        let (entries, capacity, by_bytes) = match (self.max_entries, self.max_bytes) {
             (Some(_), Some(_)) => {
                 return Err(Error::config(
                     "memory bound",
@@ -101,20 +151,25 @@ impl MemoryBackendBuilder {
             }
             (Some(0), None) => return Err(Error::config("max_entries", "must be at least 1")),
             (None, Some(0)) => return Err(Error::config("max_bytes", "must be at least 1")),
-            (None, Some(bytes)) => builder
-                .max_capacity(bytes)
-                .weigher(|key: &String, entry: &Entry| {
-                    let size = key.len().saturating_add(entry.value.len());
-                    u32::try_from(size)
-                        .unwrap_or(u32::MAX)
-                        .saturating_add(ENTRY_OVERHEAD)
-                })
-                .build(),
-            (entries, None) => builder
-                .max_capacity(entries.unwrap_or(DEFAULT_MAX_ENTRIES))
-                .build(),
+            (None, Some(bytes)) => (
+                builder
+                    .max_capacity(bytes)
+                    .weigher(|key: &String, entry: &Entry| entry_bytes(key, &entry.value))
+                    .build(),
+                bytes,
+                true,
+            ),
+            (entries, None) => {
+                let entries = entries.unwrap_or(DEFAULT_MAX_ENTRIES);
+                (builder.max_capacity(entries).build(), entries, false)
+            }
         };
-        Ok(MemoryBackend { entries })
+        let bound = Arc::new(Bound {
+            capacity,
+            by_bytes,
+            unapplied: AtomicU64::new(0),
+        });
+        Ok(MemoryBackend { entries, bound })
     }
 }
 
@@ -158,7 +213,9 @@ impl BlockingBackend for MemoryBackend {
     }
 
     fn set(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<()> {
+        let weight = self.bound.weight(key, &value);
         self.entries.insert(key.to_owned(), Entry { value, ttl });
+        self.bound.after_insert(&self.entries, weight);
         Ok(())
     }
 
@@ -170,10 +227,14 @@ impl BlockingBackend for MemoryBackend {
     }
 
     fn add(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<bool> {
+        let weight = self.bound.weight(key, &value);
         let entry = self
             .entries
             .entry_by_ref(key)
             .or_insert_with(|| Entry { value, ttl });
+        if entry.is_fresh() {
+            self.bound.after_insert(&self.entries, weight);
+        }
         Ok(entry.is_fresh())
     }
 
@@ -263,6 +324,92 @@ mod tests {
             BlockingBackend::set(&backend, &i.to_string(), Bytes::new(), None).unwrap();
         }
         assert!(backend.entry_count() <= 100);
+    }
+
+    /// How many of `keys` a reader finds, `after` the last set.
+    fn present(backend: &MemoryBackend, keys: &[String], after: Duration) -> usize {
+        std::thread::sleep(after);
+        keys.iter()
+            .filter(|key| BlockingBackend::get(backend, key).unwrap().is_some())
+            .count()
+    }
+
+    fn set_all(backend: &MemoryBackend, count: usize) -> Vec<String> {
+        let keys: Vec<String> = (0..count).map(|i| format!("key{i}")).collect();
+        for key in &keys {
+            BlockingBackend::set(backend, key, Bytes::from_static(b"value"), None).unwrap();
+        }
+        keys
+    }
+
+    #[test]
+    fn threshold_of_two_holds_after_four_sets() {
+        let config = crate::config::Config::from_vars(|name| {
+            (name == "CACHE_THRESHOLD").then(|| "2".to_owned())
+        })
+        .unwrap();
+        let cache = config.build().unwrap();
+        for i in 0..4 {
+            cache.blocking().set(&format!("key{i}"), &i).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let found = (0..4)
+            .filter(|i| {
+                cache
+                    .blocking()
+                    .get::<i32>(&format!("key{i}"))
+                    .unwrap()
+                    .is_some()
+            })
+            .count();
+        assert!(
+            found <= 2,
+            "{found} of 4 entries present with a threshold of 2"
+        );
+        let backend = MemoryBackend::builder().max_entries(2).build().unwrap();
+        let keys = set_all(&backend, 4);
+        let found = present(&backend, &keys, Duration::ZERO);
+        assert!(
+            found <= 2,
+            "{found} of 4 entries present at once with max_entries(2)"
+        );
+    }
+
+    #[test]
+    fn max_entries_of_ten_holds_after_a_hundred_sets() {
+        let backend = MemoryBackend::builder().max_entries(10).build().unwrap();
+        let keys = set_all(&backend, 100);
+        let found = present(&backend, &keys, Duration::ZERO);
+        assert!(found <= 10, "{found} of 100 entries present at once");
+        let found = present(&backend, &keys, Duration::from_millis(100));
+        assert!(found <= 10, "{found} of 100 entries present after 100 ms");
+    }
+
+    #[test]
+    fn max_bytes_holds_at_insert() {
+        let backend = MemoryBackend::builder().max_bytes(1_000).build().unwrap();
+        // Each entry weighs 4 + 5 + 64 bytes: 13 fit in 1,000.
+        let keys = set_all(&backend, 100);
+        let found = present(&backend, &keys, Duration::ZERO);
+        assert!(found <= 13, "{found} of 100 entries present");
+    }
+
+    #[test]
+    fn concurrent_sets_overshoot_by_at_most_one_per_setter() {
+        let backend = MemoryBackend::builder().max_entries(10).build().unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let backend = &backend;
+                s.spawn(move || {
+                    for i in 0..250 {
+                        let key = format!("t{t}:{i}");
+                        BlockingBackend::set(backend, &key, Bytes::new(), None).unwrap();
+                    }
+                });
+            }
+        });
+        let found = backend.entries.iter().count();
+        assert!(found <= 10, "{found} entries after all sets returned");
     }
 
     #[test]
