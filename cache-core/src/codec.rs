@@ -120,7 +120,9 @@ impl Codec for Bincode {
     fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
         bincode::serde::encode_into_std_write(value, out, BINCODE_CONFIG)
             .map(drop)
-            .map_err(|e| Error::new(ErrorKind::Encode, format!("bincode: {e}")).with_source(e))
+            .map_err(|e| {
+                Error::new(ErrorKind::Encode, "cannot encode the value with bincode").with_source(e)
+            })
     }
 
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
@@ -130,12 +132,19 @@ impl Codec for Bincode {
         let (value, read) =
             bincode::serde::seed_decode_from_slice(Seed::new(&budget), bytes, BINCODE_CONFIG)
                 .map_err(|e| {
-                    Error::new(ErrorKind::Decode, format!("bincode: {e}")).with_source(e)
+                    Error::new(
+                        ErrorKind::Decode,
+                        "cannot decode the stored value with bincode",
+                    )
+                    .with_source(e)
                 })?;
         if read != bytes.len() {
             return Err(Error::new(
                 ErrorKind::Decode,
-                format!("bincode: {} trailing bytes", bytes.len() - read),
+                format!(
+                    "cannot decode the stored value with bincode: {} trailing bytes",
+                    bytes.len() - read
+                ),
             ));
         }
         Ok(value)
@@ -154,8 +163,9 @@ impl Codec for Json {
     const ID: u8 = 2;
 
     fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
-        serde_json::to_writer(out, value)
-            .map_err(|e| Error::new(ErrorKind::Encode, format!("json: {e}")).with_source(e))
+        serde_json::to_writer(out, value).map_err(|e| {
+            Error::new(ErrorKind::Encode, "cannot encode the value as JSON").with_source(e)
+        })
     }
 
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
@@ -166,7 +176,10 @@ impl Codec for Json {
         Seed::new(&budget)
             .deserialize(&mut deserializer)
             .and_then(|value| deserializer.end().map(|()| value))
-            .map_err(|e| Error::new(ErrorKind::Decode, format!("json: {e}")).with_source(e))
+            .map_err(|e| {
+                Error::new(ErrorKind::Decode, "cannot decode the stored value as JSON")
+                    .with_source(e)
+            })
     }
 }
 
@@ -206,7 +219,7 @@ mod tests {
         bytes.resize(16, 0);
         let err = Bincode::decode::<Vec<()>>(&bytes).unwrap_err();
         assert!(err.is_decode());
-        assert!(err.to_string().contains("zero-sized"), "{err}");
+        assert!(format!("{err:#}").contains("zero-sized"), "{err:#}");
     }
 
     #[test]
@@ -233,7 +246,7 @@ mod tests {
         let mut bytes = claiming(1_000_000);
         bytes.extend_from_slice(&[1, 2, 3]);
         let err = Bincode::decode::<Vec<u64>>(&bytes).unwrap_err();
-        assert!(err.to_string().contains("stored bytes left"), "{err}");
+        assert!(format!("{err:#}").contains("stored bytes left"), "{err:#}");
         // The same for map entries, and for strings inside sequences.
         assert!(Bincode::decode::<std::collections::HashMap<u8, u8>>(&bytes).is_err());
         let mut strings = vec![2, 5];
@@ -257,7 +270,7 @@ mod tests {
         let mut bytes = Vec::new();
         Bincode::encode(&nones, &mut bytes).unwrap();
         let err = Bincode::decode::<Vec<Option<[u64; 8]>>>(&bytes).unwrap_err();
-        assert!(err.to_string().contains("per stored byte"), "{err}");
+        assert!(format!("{err:#}").contains("per stored byte"), "{err:#}");
     }
 
     #[test]
@@ -281,7 +294,7 @@ mod tests {
     fn a_value_nested_a_million_deep_is_a_miss_not_a_stack_overflow() {
         let bytes = vec![1u8; 1_000_000]; // `Some(` a million times
         let err = Bincode::decode::<Nest>(&bytes).unwrap_err();
-        assert!(err.to_string().contains("levels deep"), "{err}");
+        assert!(format!("{err:#}").contains("levels deep"), "{err:#}");
         let mut fine = vec![1u8; MAX_DEPTH / 2 - 1];
         fine.push(0);
         assert!(Bincode::decode::<Nest>(&fine).is_ok());
@@ -300,7 +313,7 @@ mod tests {
         assert!(Json::decode::<serde_json::Value>(nested.as_bytes()).is_ok());
         let nones = format!("[{}null]", "null,".repeat(100_000));
         let err = Json::decode::<Vec<Option<[u64; 32]>>>(nones.as_bytes()).unwrap_err();
-        assert!(err.to_string().contains("per stored byte"), "{err}");
+        assert!(format!("{err:#}").contains("per stored byte"), "{err:#}");
         let value = serde_json::json!({"a": [1, "two", {"three": [null, true]}], "b": ""});
         let text = serde_json::to_vec(&value).unwrap();
         assert_eq!(Json::decode::<serde_json::Value>(&text).unwrap(), value);

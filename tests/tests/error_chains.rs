@@ -8,6 +8,7 @@ use std::error::Error as _;
 use std::time::Duration;
 
 use cache_core::backend::{Backend, BlockingBackend};
+use cache_core::codec::{Bincode, Codec, Json};
 use cache_core::config::Config;
 use cache_core::{Cache, ErrorKind};
 use cache_redis::{BreakerSettings, RedisBackend};
@@ -103,6 +104,10 @@ async fn typical_errors_say_what_failed_and_keep_the_cause_in_source_only() {
     errors.push(Backend::get(&fresh, "k").await.unwrap_err());
     errors.push(BlockingBackend::get(&fresh, "k").unwrap_err());
 
+    // Values that do not decode: the codec's error is the source.
+    errors.push(Bincode::decode::<String>(&[0xFF, 0xFF, 0xFF]).unwrap_err());
+    errors.push(Json::decode::<u8>(b"not json").unwrap_err());
+
     let kinds: Vec<ErrorKind> = errors.iter().map(|e| e.kind()).collect();
     for kind in [
         ErrorKind::Config,
@@ -112,6 +117,7 @@ async fn typical_errors_say_what_failed_and_keep_the_cause_in_source_only() {
         ErrorKind::Refused,
         ErrorKind::Timeout,
         ErrorKind::Connection,
+        ErrorKind::Decode,
     ] {
         assert!(kinds.contains(&kind), "no {kind:?} error in {kinds:?}");
     }
@@ -121,7 +127,8 @@ async fn typical_errors_say_what_failed_and_keep_the_cause_in_source_only() {
         assert_eq!(
             texts.len() > 1,
             from_redis,
-            "{:?}: a Redis failure has its cause as source(), a check has none: {texts:?}",
+            "{:?}: a Redis or codec failure has its cause as source(), a check has none: \
+             {texts:?}",
             error.kind()
         );
     }
