@@ -55,7 +55,7 @@ fn a_twenty_megabyte_vec_of_empty_strings_under_a_memoized_key_is_a_miss_and_the
     let server = RedisServer::start();
     let _ = SYNC.0.set(redis_support::cache(&server, "hostile:"));
     assert_eq!(names(2), ["name 0", "name 1"]);
-    let key = SYNC.full_key(&names::key(2).unwrap());
+    let key = format!("{}{}", SYNC.namespace(), names::key(2).unwrap());
 
     // 20 million empty strings: 20 MB stored, 480 MB if decoded.
     let mut hostile = header_of(&server, &key);
@@ -92,7 +92,7 @@ async fn sixteen_bytes_under_a_vec_of_units_key_never_decode_as_two_to_the_forty
     let server = RedisServer::start();
     let _ = ASYNC.0.set(redis_support::cache(&server, "units:"));
     assert_eq!(units(3).await.len(), 3);
-    let key = ASYNC.full_key(&units::key(3).unwrap());
+    let key = format!("{}{}", ASYNC.namespace(), units::key(3).unwrap());
 
     let mut hostile = header_of(&server, &key);
     hostile.push(0xFD); // bincode: a u64 length follows
