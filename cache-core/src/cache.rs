@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, BlockingBackend, Capabilities, Store, Ttl};
-use crate::call::{Options as CallOptions, Plain, Plan};
+use crate::call::{Inspect, OkOnly, Options as CallOptions, Plan, Policy, SomeOnly};
 use crate::codec::DefaultCodec;
 use crate::envelope::{self, Meta};
 use crate::flight::Flights;
@@ -295,7 +295,7 @@ impl Cache {
     /// decode, is `None` (and counted as an error).
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let full = self.full_key(key);
-        let bytes = read!(self, &full)?;
+        let bytes = self.count_failure(read!(self, &full))?;
         Ok(self.decode_read(key, bytes))
     }
 
@@ -342,19 +342,19 @@ impl Cache {
 
     /// Removes `key`; true if it existed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        Backend::delete(&*self.inner.store, &self.full_key(key)).await
+        self.count_deleted(Backend::delete(&*self.inner.store, &self.full_key(key)).await)
     }
 
     /// Removes several keys; returns how many existed.
     pub async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
         let full = self.full_keys(keys);
-        Backend::delete_many(&*self.inner.store, &as_strs(&full)).await
+        self.count_deleted(Backend::delete_many(&*self.inner.store, &as_strs(&full)).await)
     }
 
     /// The values under several keys, in order (one round trip on Redis).
     pub async fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
         let full = self.full_keys(keys);
-        let values = Backend::get_many(&*self.inner.store, &as_strs(&full)).await?;
+        let values = self.count_failure(Backend::get_many(&*self.inner.store, &as_strs(&full)).await)?;
         Ok(self.decode_many(keys, values))
     }
 
@@ -368,7 +368,7 @@ impl Cache {
 
     /// True if `key` holds a value.
     pub async fn has(&self, key: &str) -> Result<bool> {
-        Backend::exists(&*self.inner.store, &self.full_key(key)).await
+        self.count_exists(Backend::exists(&*self.inner.store, &self.full_key(key)).await)
     }
 
     /// Removes every entry in this cache's namespace, and nothing else; returns how many.
@@ -377,7 +377,7 @@ impl Cache {
     /// would mean deleting every key in the database.
     pub async fn clear(&self) -> Result<u64> {
         self.check_clear()?;
-        Backend::delete_prefix(&*self.inner.store, &self.inner.namespace).await
+        self.count_deleted(Backend::delete_prefix(&*self.inner.store, &self.inner.namespace).await)
     }
 
     /// Removes every key of this namespace whose escaped form starts with `prefix` escaped
@@ -405,27 +405,35 @@ impl Cache {
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let full = self.full_prefix(prefix);
         self.check_prefix(&full)?;
-        Backend::delete_prefix(&*self.inner.store, &full).await
+        self.count_deleted(Backend::delete_prefix(&*self.inner.store, &full).await)
     }
 
     /// Removes the key `full` (namespace included) as it is; true if it existed.
     pub(crate) async fn delete_built(&self, full: &str) -> Result<bool> {
-        Backend::delete(&*self.inner.store, full).await
+        self.count_deleted(Backend::delete(&*self.inner.store, full).await)
     }
 
     /// Removes every key that starts with `full` (namespace included, never empty).
     pub(crate) async fn delete_built_prefix(&self, full: &str) -> Result<u64> {
-        Backend::delete_prefix(&*self.inner.store, full).await
+        self.count_deleted(Backend::delete_prefix(&*self.inner.store, full).await)
     }
 
     /// The value under `key`, or else the result of `compute`, stored for `timeout` (zero:
     /// never expires). Concurrent callers that miss the same key in this process wait for
     /// one computation.
     ///
+    /// The attributes' storing rules apply to whatever `compute` returns: an `Err` is
+    /// returned and never stored (the next call computes again), a `None` is not stored
+    /// (unless [`CallOptions::cache_none`] is set), any other value is. For closures that
+    /// return a `Result` whose error type is not serializable, use
+    /// [`Cache::try_get_or_set_with`]; for `Option`, [`Cache::optionally_get_or_set_with`].
+    /// When the computing caller's result is not stored, the callers waiting on it take over
+    /// one at a time (never all at once).
+    ///
     /// ```
     /// use std::time::Duration;
     ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
     /// let cache = cache_core::Cache::memory();
     /// let html = cache
     ///     .get_or_set_with("dashboard_data", Duration::from_secs(120), || async {
@@ -433,7 +441,13 @@ impl Cache {
     ///     })
     ///     .await;
     /// assert_eq!(html, "<ul><li>expensive</li></ul>");
-    /// # }
+    ///
+    /// let failed: Result<u32, String> = cache
+    ///     .get_or_set_with("answer", Duration::from_secs(60), || async { Err("db down".into()) })
+    ///     .await;
+    /// assert!(failed.is_err());
+    /// assert!(!cache.has("answer").await?); // an `Err` is never stored
+    /// # Ok(()) }
     /// ```
     pub async fn get_or_set_with<T, F, Fut>(&self, key: &str, timeout: Duration, compute: F) -> T
     where
@@ -445,8 +459,10 @@ impl Cache {
             .await
     }
 
-    /// [`Cache::get_or_set_with`] with every switch: timeout, `forced_update`, and stampede
-    /// protection across processes (leases, early refresh, serve-stale, jitter).
+    /// [`Cache::get_or_set_with`] with every switch of [`CallOptions`]: timeout, `unless`
+    /// (run `compute` without the cache), `forced_update` (recompute and store),
+    /// `cache_none` (store `None` too), and stampede protection across processes (leases,
+    /// early refresh, serve-stale, jitter).
     ///
     /// ```
     /// use std::time::Duration;
@@ -454,10 +470,17 @@ impl Cache {
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let cache = cache_core::Cache::memory();
-    /// let mut options = CallOptions::timeout(Duration::from_secs(60));
-    /// options.stampede = Stampede::default().lease(Duration::from_secs(5)).serve_stale(Duration::from_secs(30));
+    /// let options = CallOptions::builder()
+    ///     .timeout(Duration::from_secs(60))
+    ///     .stampede(Stampede::default().lease(Duration::from_secs(5)).serve_stale(Duration::from_secs(30)))
+    ///     .build();
     /// let report = cache.get_or_set_with_options("report", options, || async { 42u64 }).await;
     /// assert_eq!(report, 42);
+    ///
+    /// let none = CallOptions::builder().cache_none(true).build();
+    /// let user: Option<u64> = cache.get_or_set_with_options("user_7", none, || async { None }).await;
+    /// assert_eq!(user, None);
+    /// assert!(cache.has("user_7").await.unwrap()); // stored, because of `cache_none`
     /// # }
     /// ```
     pub async fn get_or_set_with_options<T, F, Fut>(
@@ -471,11 +494,92 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
     {
-        let plan = Plan::direct(self, self.full_key(key), options);
-        crate::call::run_async::<T, Plain, DefaultCodec, _>(
-            || Some(plan),
-            Plain,
-            compute(),
+        self.call_direct(key, options, Inspect, compute()).await
+    }
+
+    /// The `Ok` value under `key`, or else the result of `compute`, whose `Ok` is stored for
+    /// `timeout` and whose `Err` is returned and never stored, as `#[memoize]` does for a
+    /// `Result` function. `E` needs no trait at all. While one caller computes, the others
+    /// in this process wait for it; if it fails they take over one at a time (the attributes
+    /// share the error instead when `E: Clone`, see the README's "No thundering herd").
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// let failed = cache
+    ///     .try_get_or_set_with("user_1", Duration::from_secs(60), || async {
+    ///         Err::<String, _>(std::io::Error::other("db down"))
+    ///     })
+    ///     .await;
+    /// assert!(failed.is_err());
+    /// let name = cache
+    ///     .try_get_or_set_with("user_1", Duration::from_secs(60), || async {
+    ///         Ok::<_, std::io::Error>("Ada".to_owned())
+    ///     })
+    ///     .await;
+    /// assert_eq!(name.unwrap(), "Ada");
+    /// assert_eq!(cache.get::<String>("user_1").await?.as_deref(), Some("Ada"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn try_get_or_set_with<T, E, F, Fut>(
+        &self,
+        key: &str,
+        timeout: Duration,
+        compute: F,
+    ) -> std::result::Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+    {
+        let options = CallOptions::timeout(timeout);
+        self.call_direct(key, options, OkOnly, compute()).await
+    }
+
+    /// The value under `key`, or else the result of `compute`, stored for `timeout` when it
+    /// is `Some`, as `#[memoize]` does for an `Option` function. To store `None` too, give
+    /// [`CallOptions::cache_none`] to [`Cache::get_or_set_with_options`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> cache_core::Result<()> {
+    /// let cache = cache_core::Cache::memory();
+    /// let missing = cache
+    ///     .optionally_get_or_set_with("user_2", Duration::from_secs(60), || async { None::<u64> })
+    ///     .await;
+    /// assert_eq!(missing, None);
+    /// assert!(!cache.has("user_2").await?); // `None` is not stored
+    /// # Ok(()) }
+    /// ```
+    pub async fn optionally_get_or_set_with<T, F, Fut>(
+        &self,
+        key: &str,
+        timeout: Duration,
+        compute: F,
+    ) -> Option<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let options = CallOptions::timeout(timeout);
+        self.call_direct(key, options, SomeOnly, compute()).await
+    }
+
+    async fn call_direct<R, P: Policy<R>, F: Future<Output = R>>(
+        &self,
+        key: &str,
+        options: CallOptions,
+        policy: P,
+        body: F,
+    ) -> R {
+        crate::call::run_async::<R, P, DefaultCodec, _>(
+            || Plan::direct(self, key, options),
+            policy,
+            body,
             crate::call::Inline,
         )
         .await
@@ -554,6 +658,33 @@ impl Cache {
         result
     }
 
+    /// Counts a failed operation as an error (what it found is counted by its caller).
+    fn count_failure<T>(&self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.inner.stats.error();
+        }
+        result
+    }
+
+    /// Counts a removal: the entries removed, or an error.
+    fn count_deleted<N: Copy + Into<u64>>(&self, result: Result<N>) -> Result<N> {
+        match &result {
+            Ok(removed) => self.inner.stats.deleted((*removed).into()),
+            Err(_) => self.inner.stats.error(),
+        }
+        result
+    }
+
+    /// Counts an existence check: a hit, a miss, or an error.
+    fn count_exists(&self, result: Result<bool>) -> Result<bool> {
+        match &result {
+            Ok(true) => self.inner.stats.hit(),
+            Ok(false) => self.inner.stats.miss(),
+            Err(_) => self.inner.stats.error(),
+        }
+        result
+    }
+
     fn count_add(&self, result: Result<bool>) -> Result<bool> {
         match &result {
             Ok(true) => self.inner.stats.store(),
@@ -592,7 +723,9 @@ impl BlockingCache<'_> {
 
     /// See [`Cache::get`].
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let bytes = self.store().get(&self.cache.full_key(key))?;
+        let bytes = self
+            .cache
+            .count_failure(self.store().get(&self.cache.full_key(key)))?;
         Ok(self.cache.decode_read(key, bytes))
     }
 
@@ -639,19 +772,23 @@ impl BlockingCache<'_> {
 
     /// See [`Cache::delete`].
     pub fn delete(&self, key: &str) -> Result<bool> {
-        self.store().delete(&self.cache.full_key(key))
+        self.cache
+            .count_deleted(self.store().delete(&self.cache.full_key(key)))
     }
 
     /// See [`Cache::delete_many`].
     pub fn delete_many(&self, keys: &[&str]) -> Result<u64> {
         let full = self.cache.full_keys(keys);
-        self.store().delete_many(&as_strs(&full))
+        self.cache
+            .count_deleted(self.store().delete_many(&as_strs(&full)))
     }
 
     /// See [`Cache::get_many`].
     pub fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
         let full = self.cache.full_keys(keys);
-        let values = self.store().get_many(&as_strs(&full))?;
+        let values = self
+            .cache
+            .count_failure(self.store().get_many(&as_strs(&full)))?;
         Ok(self.cache.decode_many(keys, values))
     }
 
@@ -666,33 +803,39 @@ impl BlockingCache<'_> {
 
     /// See [`Cache::has`].
     pub fn has(&self, key: &str) -> Result<bool> {
-        self.store().exists(&self.cache.full_key(key))
+        self.cache
+            .count_exists(self.store().exists(&self.cache.full_key(key)))
     }
 
     /// See [`Cache::clear`].
     pub fn clear(&self) -> Result<u64> {
         self.cache.check_clear()?;
-        self.store().delete_prefix(&self.cache.inner.namespace)
+        self.cache
+            .count_deleted(self.store().delete_prefix(&self.cache.inner.namespace))
     }
 
     /// See [`Cache::delete_prefix`].
     pub fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let full = self.cache.full_prefix(prefix);
         self.cache.check_prefix(&full)?;
-        self.store().delete_prefix(&full)
+        self.cache.count_deleted(self.store().delete_prefix(&full))
     }
 
     /// See [`Cache::delete_built`].
     pub(crate) fn delete_built(&self, full: &str) -> Result<bool> {
-        self.store().delete(full)
+        self.cache.count_deleted(self.store().delete(full))
     }
 
     /// See [`Cache::delete_built_prefix`].
     pub(crate) fn delete_built_prefix(&self, full: &str) -> Result<u64> {
-        self.store().delete_prefix(full)
+        self.cache.count_deleted(self.store().delete_prefix(full))
     }
 
-    /// See [`Cache::get_or_set_with`].
+    /// See [`Cache::get_or_set_with`]: the same storing rules.
+    ///
+    /// Called inside a tokio runtime while an async caller computes the same key, it does not
+    /// wait for that caller (blocking the thread could stop it, on a current-thread runtime
+    /// for good): it computes the value itself.
     pub fn get_or_set_with<T, F>(&self, key: &str, timeout: Duration, compute: F) -> T
     where
         T: Serialize + DeserializeOwned,
@@ -707,7 +850,72 @@ impl BlockingCache<'_> {
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> T,
     {
-        let plan = Plan::direct(self.cache, self.cache.full_key(key), options);
-        crate::call::run_blocking::<T, Plain, DefaultCodec, _>(plan, Plain, compute)
+        self.call_direct(key, options, Inspect, compute)
+    }
+
+    /// See [`Cache::try_get_or_set_with`]: `Ok` stored, `Err` returned and never stored.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cache = cache_core::Cache::memory();
+    /// let blocking = cache.blocking();
+    /// let failed = blocking.try_get_or_set_with("k", Duration::from_secs(60), || Err::<u8, _>("down"));
+    /// assert_eq!(failed, Err("down"));
+    /// let ok = blocking.try_get_or_set_with("k", Duration::from_secs(60), || Ok::<u8, &str>(7));
+    /// assert_eq!(ok, Ok(7));
+    /// assert_eq!(blocking.get::<u8>("k")?, Some(7));
+    /// # Ok::<(), cache_core::Error>(())
+    /// ```
+    pub fn try_get_or_set_with<T, E, F>(
+        &self,
+        key: &str,
+        timeout: Duration,
+        compute: F,
+    ) -> std::result::Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> std::result::Result<T, E>,
+    {
+        self.call_direct(key, CallOptions::timeout(timeout), OkOnly, compute)
+    }
+
+    /// See [`Cache::optionally_get_or_set_with`]: `Some` stored, `None` not.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cache = cache_core::Cache::memory();
+    /// let none = cache.blocking().optionally_get_or_set_with("k", Duration::from_secs(60), || None::<u8>);
+    /// assert_eq!(none, None);
+    /// assert!(!cache.blocking().has("k")?);
+    /// # Ok::<(), cache_core::Error>(())
+    /// ```
+    pub fn optionally_get_or_set_with<T, F>(
+        &self,
+        key: &str,
+        timeout: Duration,
+        compute: F,
+    ) -> Option<T>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Option<T>,
+    {
+        self.call_direct(key, CallOptions::timeout(timeout), SomeOnly, compute)
+    }
+
+    fn call_direct<R, P: Policy<R>>(
+        &self,
+        key: &str,
+        options: CallOptions,
+        policy: P,
+        compute: impl FnOnce() -> R,
+    ) -> R {
+        match Plan::direct(self.cache, key, options) {
+            Some(plan) => {
+                crate::call::run_blocking::<R, P, DefaultCodec, _>(plan, policy, compute)
+            }
+            None => compute(),
+        }
     }
 }

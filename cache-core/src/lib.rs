@@ -28,6 +28,7 @@ mod flight;
 #[cfg(feature = "minijinja")]
 pub mod fragment;
 mod global;
+mod shape;
 pub mod key;
 pub mod stampede;
 pub mod stats;
@@ -37,7 +38,7 @@ pub mod stats;
 pub mod __private;
 
 pub use cache::{BlockingCache, Cache, CacheBuilder, DEFAULT_NAMESPACE, DEFAULT_TIMEOUT};
-pub use call::Options as CallOptions;
+pub use call::{Options as CallOptions, OptionsBuilder as CallOptionsBuilder};
 pub use error::{Error, ErrorKind, Result};
 pub use global::{install, installed};
 pub use stats::StatsSnapshot;
