@@ -17,10 +17,11 @@ use crate::Result;
 use crate::backend::{Backend, BlockingBackend, Ttl};
 use crate::cache::{Cache, read, ttl_of};
 use crate::codec::Codec;
-use crate::envelope::{self, Meta};
+use crate::envelope;
 use crate::flight::{Leader, Mark, Outcome, Role, SharedResult as Shared};
 use crate::shape::{Shape, shape};
 use crate::stampede::{Freshness, Stampede, lease_key, lease_token, poll_delay};
+use crate::counted::open_counted;
 use crate::stats::{Counters, Stats};
 
 /// Decides which results of a function are stored, and how a stored value becomes a result
@@ -521,39 +522,6 @@ impl<'a> Plan<'a> {
 
 /// How long one caller may refresh a stale value before another may try.
 const STALE_REFRESH_LEASE: Duration = Duration::from_secs(30);
-
-/// Decodes bytes read from the backend, counting a hit, a miss or a decode error.
-pub(crate) fn open_counted<C: Codec, T: DeserializeOwned>(
-    counters: Counters<'_>,
-    label: &str,
-    bytes: Option<Bytes>,
-) -> Option<(T, Meta)> {
-    let Some(bytes) = bytes else {
-        counters.miss();
-        return None;
-    };
-    match envelope::open::<C, T>(&bytes) {
-        Ok(opened) => {
-            counters.hit();
-            Some(opened)
-        }
-        Err(error) => {
-            tracing::warn!(function = label, %error, "cached value did not decode; treating as a miss");
-            counters.error();
-            counters.miss();
-            None
-        }
-    }
-}
-
-/// [`open_counted`] without the metadata.
-pub(crate) fn decode_counted<C: Codec, T: DeserializeOwned>(
-    counters: Counters<'_>,
-    label: &str,
-    bytes: Option<Bytes>,
-) -> Option<T> {
-    open_counted::<C, T>(counters, label, bytes).map(|(value, _)| value)
-}
 
 /// What the followers of a flight get: the sealed value, or the unstored result shared.
 fn outcome_of<R, P: Policy<R>>(policy: &P, result: &R, sealed: &Option<(Bytes, Ttl)>) -> Outcome {

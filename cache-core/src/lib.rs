@@ -22,6 +22,8 @@ mod cache;
 mod call;
 pub mod codec;
 pub mod config;
+mod counted;
+mod direct;
 pub mod envelope;
 mod error;
 mod flight;
