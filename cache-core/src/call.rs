@@ -19,6 +19,7 @@ use crate::cache::{Cache, read, ttl_of};
 use crate::codec::Codec;
 use crate::envelope;
 use crate::flight::{Leader, Mark, Outcome, Role, SharedResult as Shared};
+use crate::lease::Lease;
 use crate::shape::{Shape, shape};
 use crate::stampede::{Freshness, Stampede, lease_key, lease_token, poll_delay};
 use crate::counted::open_counted;
@@ -283,8 +284,8 @@ enum Attempt {
 
 /// What waiting on another process's lease gave.
 enum Leased<T> {
-    /// This caller holds the lease, with this token.
-    Held(Bytes),
+    /// This caller holds the lease.
+    Held(Lease),
     /// Another caller stored the value meanwhile.
     Filled(Bytes, T),
     /// No lease (time-out or backend failure): compute anyway.
@@ -458,9 +459,10 @@ impl<'a> Plan<'a> {
         taken: Result<bool>,
         key: String,
         token: Bytes,
-    ) -> Option<Option<(String, Bytes)>> {
+        blocking: bool,
+    ) -> Option<Option<Lease>> {
         match self.lease_attempt(taken) {
-            Attempt::Held => Some(Some((key, token))),
+            Attempt::Held => Some(Some(Lease::new(self.cache, key, token, blocking))),
             Attempt::Failed => Some(None),
             Attempt::Busy => None,
         }
@@ -480,10 +482,22 @@ impl<'a> Plan<'a> {
         }
     }
 
-    fn released(&self, release: Result<bool>) {
+    fn released(&self, release: Result<bool>, lease: Lease) {
         if let Err(error) = release {
             tracing::debug!(function = self.label, %error, "lease not released; it will expire");
         }
+        lease.settle();
+    }
+
+    /// Settles `lease` without a release when this call met an outage (it expires on its
+    /// own); otherwise hands it back to be released.
+    fn to_release(&self, lease: Option<Lease>) -> Option<Lease> {
+        let lease = lease?;
+        if self.outage.seen() {
+            lease.settle();
+            return None;
+        }
+        Some(lease)
     }
 
     /// True when a re-read shows that another caller refreshed the value after this one
@@ -506,7 +520,7 @@ impl<'a> Plan<'a> {
         leased: Leased<P::Stored>,
     ) -> Result<Guards, R> {
         let lease = match leased {
-            Leased::Held(token) => Some((lease_key(&self.key), token)),
+            Leased::Held(lease) => Some(lease),
             Leased::Filled(bytes, value) => {
                 leader.finish(Outcome::Stored(bytes));
                 return Err(policy.restore(value));
@@ -546,7 +560,7 @@ enum Joined<R> {
 /// The guards a computing caller holds: the in-process flight and the cross-process lease.
 pub(crate) struct Guards {
     leader: Option<Leader>,
-    lease: Option<(String, Bytes)>,
+    lease: Option<Lease>,
 }
 
 /// Runs a cached call for a sync function.
@@ -607,10 +621,9 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
     {
         plan.stored(plan.blocking_store().set(&plan.key, bytes.clone(), *ttl));
     }
-    if let Some((lease, token)) = guards.lease
-        && !plan.outage.seen()
-    {
-        plan.released(plan.blocking_store().delete_if_equal(&lease, &token));
+    if let Some(lease) = plan.to_release(guards.lease) {
+        let release = plan.blocking_store().delete_if_equal(lease.key(), lease.token());
+        plan.released(release, lease);
     }
     if let Some(leader) = guards.leader {
         leader.finish(outcome_of(&policy, &result, &sealed));
@@ -725,10 +738,9 @@ async fn compute_async<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
         let write = plan.cache.write(&plan.key, bytes.clone(), *ttl).await;
         plan.stored(write);
     }
-    if let Some((lease, token)) = guards.lease
-        && !plan.outage.seen()
-    {
-        plan.released(Backend::delete_if_equal(store, &lease, &token).await);
+    if let Some(lease) = plan.to_release(guards.lease) {
+        let release = Backend::delete_if_equal(store, lease.key(), lease.token()).await;
+        plan.released(release, lease);
     }
     if let Some(leader) = guards.leader {
         leader.finish(outcome_of(policy, &result, &sealed));
@@ -801,7 +813,7 @@ fn refresher_blocking(plan: &Plan<'_>) -> Option<Guards> {
         Some(time) => {
             let (key, token) = (lease_key(&plan.key), lease_token());
             let taken = plan.blocking_store().add(&key, token.clone(), Some(time));
-            plan.refresh_lease(taken, key, token)?
+            plan.refresh_lease(taken, key, token, true)?
         }
         None => None,
     };
@@ -810,10 +822,9 @@ fn refresher_blocking(plan: &Plan<'_>) -> Option<Guards> {
         lease,
     };
     if !plan.outage.seen() && plan.refreshed_meanwhile(plan.blocking_store().get(&plan.key)) {
-        if let Some((key, token)) = guards.lease
-            && !plan.outage.seen()
-        {
-            plan.released(plan.blocking_store().delete_if_equal(&key, &token));
+        if let Some(lease) = plan.to_release(guards.lease) {
+            let release = plan.blocking_store().delete_if_equal(lease.key(), lease.token());
+            plan.released(release, lease);
         }
         return None;
     }
@@ -833,7 +844,7 @@ async fn refresher_async(plan: &Plan<'_>) -> Option<Guards> {
                 Some(time),
             )
             .await;
-            plan.refresh_lease(taken, key, token)?
+            plan.refresh_lease(taken, key, token, false)?
         }
         None => None,
     };
@@ -842,11 +853,10 @@ async fn refresher_async(plan: &Plan<'_>) -> Option<Guards> {
         lease,
     };
     if !plan.outage.seen() && plan.refreshed_meanwhile(read!(plan.cache, &plan.key)) {
-        if let Some((key, token)) = guards.lease
-            && !plan.outage.seen()
-        {
+        if let Some(lease) = plan.to_release(guards.lease) {
             let store = plan.cache.inner.store.as_ref();
-            plan.released(Backend::delete_if_equal(store, &key, &token).await);
+            let release = Backend::delete_if_equal(store, lease.key(), lease.token()).await;
+            plan.released(release, lease);
         }
         return None;
     }
@@ -864,13 +874,15 @@ fn lease_blocking<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T> {
         let taken = plan.blocking_store().add(&key, token.clone(), Some(time));
         match plan.lease_attempt(taken) {
             Attempt::Held => {
+                let lease = Lease::new(plan.cache, key, token, true);
                 // Stored by another process between this caller's read and its lease?
                 if let Some(filled) = filled::<C, T>(plan, plan.blocking_store().get(&plan.key)) {
-                    plan.released(plan.blocking_store().delete_if_equal(&key, &token));
+                    let release = plan.blocking_store().delete_if_equal(lease.key(), lease.token());
+                    plan.released(release, lease);
                     return filled;
                 }
                 // After an outage the lease is not released: it expires on its own.
-                return Leased::Held(token);
+                return Leased::Held(lease);
             }
             Attempt::Failed => return Leased::Open,
             Attempt::Busy => {}
@@ -901,12 +913,14 @@ async fn lease_async<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T
         let taken = Backend::add(store, &key, token.clone(), Some(time)).await;
         match plan.lease_attempt(taken) {
             Attempt::Held => {
+                let lease = Lease::new(plan.cache, key, token, false);
                 // Stored by another process between this caller's read and its lease?
                 if let Some(filled) = filled::<C, T>(plan, read!(plan.cache, &plan.key)) {
-                    plan.released(Backend::delete_if_equal(store, &key, &token).await);
+                    let release = Backend::delete_if_equal(store, lease.key(), lease.token()).await;
+                    plan.released(release, lease);
                     return filled;
                 }
-                return Leased::Held(token);
+                return Leased::Held(lease);
             }
             Attempt::Failed => return Leased::Open,
             Attempt::Busy => {}

@@ -66,6 +66,7 @@ mod flight;
 #[cfg(feature = "minijinja")]
 pub mod fragment;
 mod global;
+mod lease;
 mod shape;
 pub mod key;
 pub mod stampede;

@@ -720,7 +720,8 @@ fn a_failed_call_reads_and_stores_nothing() {
     assert_eq!(recorded.take(), ["get cache:k"]);
 }
 
-/// A call dropped inside its body stores nothing; the next caller leads a flight of its own.
+/// A call dropped inside its body stores nothing and releases its lease; the next caller
+/// leads a flight of its own.
 #[tokio::test]
 async fn a_call_cancelled_in_its_body_stores_nothing_and_the_next_one_leads() {
     let recorded = Recorded::new();
@@ -736,12 +737,17 @@ async fn a_call_cancelled_in_its_body_stores_nothing_and_the_next_one_leads() {
     )
     .await;
     assert!(cancelled.is_err());
+    tokio::task::yield_now().await; // the dropped lease's release runs in a spawned task
     assert_eq!(
         recorded.take(),
-        ["get cache:k", "add cache:k:~lease", "get cache:k"],
-        "no store and no release: the lease expires on its own"
+        [
+            "get cache:k",
+            "add cache:k:~lease",
+            "get cache:k",
+            "delete_if_equal cache:k:~lease",
+        ],
+        "no store; the lease released, so other processes need not wait for it to expire"
     );
-    recorded.recorder.entries.lock().unwrap().remove("cache:k:~lease");
     let v = recorded
         .get_or_set_with_options("k", options, || async { 3u8 })
         .await;
@@ -772,4 +778,32 @@ fn a_stale_read_is_served_and_refreshed_once() {
             "delete_if_equal cache:k:~lease",
         ]
     );
+}
+
+/// A sync body that panics while its call holds the lease: the lease is released as the
+/// panic unwinds, and the flight is abandoned, not stuck.
+#[test]
+fn a_panicking_sync_body_releases_its_lease() {
+    let recorded = Recorded::new();
+    let options = cache_core::CallOptions::builder()
+        .timeout(Duration::from_secs(60))
+        .stampede(cache_core::stampede::Stampede::default().lease(Duration::from_secs(5)))
+        .build();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        recorded
+            .blocking()
+            .get_or_set_with_options("k", options, || -> u8 { panic!("body failed") })
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(
+        recorded.take(),
+        [
+            "get cache:k",
+            "add cache:k:~lease",
+            "get cache:k",
+            "delete_if_equal cache:k:~lease",
+        ]
+    );
+    let v = recorded.blocking().get_or_set_with_options("k", options, || 4u8);
+    assert_eq!(v, 4);
 }
