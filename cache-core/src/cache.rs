@@ -352,7 +352,8 @@ impl Cache {
     /// The values under several keys, in order (one round trip on Redis).
     pub async fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
         let full = self.full_keys(keys);
-        let values = self.count_failure(Backend::get_many(&*self.inner.store, &as_strs(&full)).await)?;
+        let values =
+            self.count_failure(Backend::get_many(&*self.inner.store, &as_strs(&full)).await)?;
         Ok(self.decode_many(keys, values))
     }
 

@@ -17,12 +17,12 @@ use crate::Result;
 use crate::backend::{Backend, BlockingBackend, Ttl};
 use crate::cache::{Cache, read, ttl_of};
 use crate::codec::Codec;
+use crate::counted::open_counted;
 use crate::envelope;
 use crate::flight::{Leader, Mark, Outcome, Role, SharedResult as Shared};
 use crate::lease::Lease;
 use crate::shape::{Shape, shape};
 use crate::stampede::{Freshness, Stampede, lease_key, lease_token, poll_delay};
-use crate::counted::open_counted;
 use crate::stats::{Counters, Stats};
 
 /// Decides which results of a function are stored, and how a stored value becomes a result
@@ -141,9 +141,9 @@ impl<T: Serialize + DeserializeOwned> Policy<Option<T>> for SomeOnly {
 /// Per-call switches, written by the expansion or given to
 /// [`Cache::get_or_set_with_options`](crate::Cache::get_or_set_with_options) and its kin.
 ///
-/// `#[non_exhaustive]`: build one with [`CallOptions::builder`], or start from
-/// [`CallOptions::timeout`] or [`CallOptions::default`] and set fields, so adding a switch
-/// never breaks your code.
+/// `#[non_exhaustive]`: build one with [`CallOptions::builder`](Options::builder), or start
+/// from [`CallOptions::timeout`](Options::timeout) or `CallOptions::default()` and set
+/// fields, so adding a switch never breaks your code.
 ///
 /// ```
 /// use std::time::Duration;
@@ -622,7 +622,9 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
         plan.stored(plan.blocking_store().set(&plan.key, bytes.clone(), *ttl));
     }
     if let Some(lease) = plan.to_release(guards.lease) {
-        let release = plan.blocking_store().delete_if_equal(lease.key(), lease.token());
+        let release = plan
+            .blocking_store()
+            .delete_if_equal(lease.key(), lease.token());
         plan.released(release, lease);
     }
     if let Some(leader) = guards.leader {
@@ -823,7 +825,9 @@ fn refresher_blocking(plan: &Plan<'_>) -> Option<Guards> {
     };
     if !plan.outage.seen() && plan.refreshed_meanwhile(plan.blocking_store().get(&plan.key)) {
         if let Some(lease) = plan.to_release(guards.lease) {
-            let release = plan.blocking_store().delete_if_equal(lease.key(), lease.token());
+            let release = plan
+                .blocking_store()
+                .delete_if_equal(lease.key(), lease.token());
             plan.released(release, lease);
         }
         return None;
@@ -877,7 +881,9 @@ fn lease_blocking<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T> {
                 let lease = Lease::new(plan.cache, key, token, true);
                 // Stored by another process between this caller's read and its lease?
                 if let Some(filled) = filled::<C, T>(plan, plan.blocking_store().get(&plan.key)) {
-                    let release = plan.blocking_store().delete_if_equal(lease.key(), lease.token());
+                    let release = plan
+                        .blocking_store()
+                        .delete_if_equal(lease.key(), lease.token());
                     plan.released(release, lease);
                     return filled;
                 }

@@ -39,4 +39,3 @@ pub(crate) fn decode_counted<C: Codec, T: DeserializeOwned>(
 ) -> Option<T> {
     open_counted::<C, T>(counters, label, bytes).map(|(value, _)| value)
 }
-

@@ -182,7 +182,6 @@ impl Cache {
         )
         .await
     }
-
 }
 
 impl BlockingCache<'_> {
@@ -267,9 +266,7 @@ impl BlockingCache<'_> {
         compute: impl FnOnce() -> R,
     ) -> R {
         match Plan::direct(self.cache, key, options) {
-            Some(plan) => {
-                crate::call::run_blocking::<R, P, DefaultCodec, _>(plan, policy, compute)
-            }
+            Some(plan) => crate::call::run_blocking::<R, P, DefaultCodec, _>(plan, policy, compute),
             None => compute(),
         }
     }

@@ -66,9 +66,9 @@ mod flight;
 #[cfg(feature = "minijinja")]
 pub mod fragment;
 mod global;
+pub mod key;
 mod lease;
 mod shape;
-pub mod key;
 pub mod stampede;
 pub mod stats;
 

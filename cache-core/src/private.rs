@@ -411,6 +411,7 @@ mod tests {
     type Unshared = core::result::Result<u8, std::io::Error>;
 
     #[test]
+    #[allow(clippy::needless_borrow)] // the borrows are the probe: each level is one rule
     fn the_probe_picks_the_policy_by_type() {
         assert_eq!(policy_name(&(&&&&Probe::<u8>::new()).policy()), "Plain");
         assert_eq!(

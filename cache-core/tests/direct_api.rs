@@ -25,7 +25,11 @@ async fn get_or_set_with_stored_an_err() {
             .await;
         assert_eq!(failed, Err("db down".to_owned()));
     }
-    assert_eq!(runs.load(Ordering::SeqCst), 2, "an Err is recomputed, never served");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "an Err is recomputed, never served"
+    );
     assert!(!cache.has("user").await.unwrap());
     let ok: Result<u32, String> = cache.get_or_set_with("user", TTL, || async { Ok(7) }).await;
     assert_eq!(ok, Ok(7));
@@ -70,7 +74,10 @@ async fn get_or_set_with_options_ignored_cache_none() {
         .get_or_set_with_options("a", plain, || async { None })
         .await;
     assert_eq!(none, None);
-    assert!(!cache.has("a").await.unwrap(), "None is not stored by default");
+    assert!(
+        !cache.has("a").await.unwrap(),
+        "None is not stored by default"
+    );
 
     let cache_none = CallOptions::builder().timeout(TTL).cache_none(true).build();
     let none: Option<u8> = cache
@@ -159,9 +166,7 @@ async fn failing_unclone(id: u32) -> Result<u32, Down> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_leader_set_off_a_herd() {
-    let calls: Vec<_> = (0..20)
-        .map(|_| tokio::spawn(failing_clone(1)))
-        .collect();
+    let calls: Vec<_> = (0..20).map(|_| tokio::spawn(failing_clone(1))).collect();
     for call in calls {
         assert_eq!(call.await.unwrap(), Err("db down for 1".to_owned()));
     }
@@ -174,13 +179,15 @@ async fn a_failing_leader_set_off_a_herd() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_leader_with_an_unclonable_error_hands_over_one_waiter_at_a_time() {
-    let calls: Vec<_> = (0..20)
-        .map(|_| tokio::spawn(failing_unclone(1)))
-        .collect();
+    let calls: Vec<_> = (0..20).map(|_| tokio::spawn(failing_unclone(1))).collect();
     for call in calls {
         assert!(call.await.unwrap().is_err());
     }
-    assert_eq!(UNCLONE_RUNS.load(Ordering::SeqCst), 20, "every caller gets its own Err");
+    assert_eq!(
+        UNCLONE_RUNS.load(Ordering::SeqCst),
+        20,
+        "every caller gets its own Err"
+    );
     assert_eq!(
         UNCLONE_MOST_INSIDE.load(Ordering::SeqCst),
         1,
@@ -224,7 +231,11 @@ fn a_sync_follower_never_woke_on_a_current_thread_runtime() {
         runtime.block_on(async {
             let leader = tokio::spawn(shared_async(1));
             tokio::task::yield_now().await; // the async leader is now inside its body
-            assert_eq!(shared_sync(1), 2, "computed without waiting for the async leader");
+            assert_eq!(
+                shared_sync(1),
+                2,
+                "computed without waiting for the async leader"
+            );
             assert_eq!(leader.await.unwrap(), 2);
         });
     });

@@ -665,7 +665,9 @@ async fn a_leased_miss_reads_leases_rereads_stores_and_releases() {
             "delete_if_equal cache:k:~lease",
         ]
     );
-    let blocking = recorded.blocking().get_or_set_with_options("k", options, || 2u8);
+    let blocking = recorded
+        .blocking()
+        .get_or_set_with_options("k", options, || 2u8);
     assert_eq!(blocking, 1);
     assert_eq!(recorded.take(), ["get cache:k"]);
 }
@@ -804,6 +806,8 @@ fn a_panicking_sync_body_releases_its_lease() {
             "delete_if_equal cache:k:~lease",
         ]
     );
-    let v = recorded.blocking().get_or_set_with_options("k", options, || 4u8);
+    let v = recorded
+        .blocking()
+        .get_or_set_with_options("k", options, || 4u8);
     assert_eq!(v, 4);
 }
