@@ -1,7 +1,6 @@
 //! The [`Cache`] handle and its builder.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,6 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, BlockingBackend, Capabilities, Store, Ttl};
-use crate::call::{Options as CallOptions, Plain, Plan};
 use crate::codec::DefaultCodec;
 use crate::envelope::{self, Meta};
 use crate::flight::Flights;
@@ -301,7 +299,7 @@ impl Cache {
     /// decode, is `None` (and counted as an error).
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let full = self.full_key(key);
-        let bytes = read!(self, &full)?;
+        let bytes = self.count_failure(read!(self, &full))?;
         Ok(self.decode_read(key, bytes))
     }
 
@@ -348,19 +346,20 @@ impl Cache {
 
     /// Removes `key`; true if it existed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        Backend::delete(&*self.inner.store, &self.full_key(key)).await
+        self.count_deleted(Backend::delete(&*self.inner.store, &self.full_key(key)).await)
     }
 
     /// Removes several keys; returns how many existed.
     pub async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
         let full = self.full_keys(keys);
-        Backend::delete_many(&*self.inner.store, &as_strs(&full)).await
+        self.count_deleted(Backend::delete_many(&*self.inner.store, &as_strs(&full)).await)
     }
 
     /// The values under several keys, in order (one round trip on Redis).
     pub async fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
         let full = self.full_keys(keys);
-        let values = Backend::get_many(&*self.inner.store, &as_strs(&full)).await?;
+        let values =
+            self.count_failure(Backend::get_many(&*self.inner.store, &as_strs(&full)).await)?;
         Ok(self.decode_many(keys, values))
     }
 
@@ -374,7 +373,7 @@ impl Cache {
 
     /// True if `key` holds a value.
     pub async fn has(&self, key: &str) -> Result<bool> {
-        Backend::exists(&*self.inner.store, &self.full_key(key)).await
+        self.count_exists(Backend::exists(&*self.inner.store, &self.full_key(key)).await)
     }
 
     /// Removes every entry in this cache's namespace, and nothing else; returns how many.
@@ -383,7 +382,7 @@ impl Cache {
     /// would mean deleting every key in the database.
     pub async fn clear(&self) -> Result<u64> {
         self.check_clear()?;
-        Backend::delete_prefix(&*self.inner.store, &self.inner.namespace).await
+        self.count_deleted(Backend::delete_prefix(&*self.inner.store, &self.inner.namespace).await)
     }
 
     /// Removes every key of this namespace whose escaped form starts with `prefix` escaped
@@ -411,80 +410,17 @@ impl Cache {
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let full = self.full_prefix(prefix);
         self.check_prefix(&full)?;
-        Backend::delete_prefix(&*self.inner.store, &full).await
+        self.count_deleted(Backend::delete_prefix(&*self.inner.store, &full).await)
     }
 
     /// Removes the key `full` (namespace included) as it is; true if it existed.
     pub(crate) async fn delete_built(&self, full: &str) -> Result<bool> {
-        Backend::delete(&*self.inner.store, full).await
+        self.count_deleted(Backend::delete(&*self.inner.store, full).await)
     }
 
     /// Removes every key that starts with `full` (namespace included, never empty).
     pub(crate) async fn delete_built_prefix(&self, full: &str) -> Result<u64> {
-        Backend::delete_prefix(&*self.inner.store, full).await
-    }
-
-    /// The value under `key`, or else the result of `compute`, stored for `timeout` (zero:
-    /// never expires). Concurrent callers that miss the same key in this process wait for
-    /// one computation.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let cache = cache_core::Cache::memory();
-    /// let html = cache
-    ///     .get_or_set_with("dashboard_data", Duration::from_secs(120), || async {
-    ///         "<ul><li>expensive</li></ul>".to_owned()
-    ///     })
-    ///     .await;
-    /// assert_eq!(html, "<ul><li>expensive</li></ul>");
-    /// # }
-    /// ```
-    pub async fn get_or_set_with<T, F, Fut>(&self, key: &str, timeout: Duration, compute: F) -> T
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = T>,
-    {
-        self.get_or_set_with_options(key, CallOptions::timeout(timeout), compute)
-            .await
-    }
-
-    /// [`Cache::get_or_set_with`] with every switch: timeout, `forced_update`, and stampede
-    /// protection across processes (leases, early refresh, serve-stale, jitter).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use cache_core::{CallOptions, stampede::Stampede};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let cache = cache_core::Cache::memory();
-    /// let mut options = CallOptions::timeout(Duration::from_secs(60));
-    /// options.stampede = Stampede::default().lease(Duration::from_secs(5)).serve_stale(Duration::from_secs(30));
-    /// let report = cache.get_or_set_with_options("report", options, || async { 42u64 }).await;
-    /// assert_eq!(report, 42);
-    /// # }
-    /// ```
-    pub async fn get_or_set_with_options<T, F, Fut>(
-        &self,
-        key: &str,
-        options: CallOptions,
-        compute: F,
-    ) -> T
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = T>,
-    {
-        let plan = Plan::direct(self, self.full_key(key), options);
-        crate::call::run_async::<T, Plain, DefaultCodec, _>(
-            || Some(plan),
-            Plain,
-            compute(),
-            crate::call::Inline,
-        )
-        .await
+        self.count_deleted(Backend::delete_prefix(&*self.inner.store, full).await)
     }
 
     /// Writes `full_key`: in line for in-process backends, through the async half otherwise
@@ -521,7 +457,7 @@ impl Cache {
     }
 
     fn decode_read<T: DeserializeOwned>(&self, key: &str, bytes: Option<Bytes>) -> Option<T> {
-        crate::call::decode_counted::<DefaultCodec, T>(self.counters(), key, bytes)
+        crate::counted::decode_counted::<DefaultCodec, T>(self.counters(), key, bytes)
     }
 
     fn decode_many<T: DeserializeOwned>(
@@ -560,6 +496,33 @@ impl Cache {
         result
     }
 
+    /// Counts a failed operation as an error (what it found is counted by its caller).
+    fn count_failure<T>(&self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.inner.stats.error();
+        }
+        result
+    }
+
+    /// Counts a removal: the entries removed, or an error.
+    fn count_deleted<N: Copy + Into<u64>>(&self, result: Result<N>) -> Result<N> {
+        match &result {
+            Ok(removed) => self.inner.stats.deleted((*removed).into()),
+            Err(_) => self.inner.stats.error(),
+        }
+        result
+    }
+
+    /// Counts an existence check: a hit, a miss, or an error.
+    fn count_exists(&self, result: Result<bool>) -> Result<bool> {
+        match &result {
+            Ok(true) => self.inner.stats.hit(),
+            Ok(false) => self.inner.stats.miss(),
+            Err(_) => self.inner.stats.error(),
+        }
+        result
+    }
+
     fn count_add(&self, result: Result<bool>) -> Result<bool> {
         match &result {
             Ok(true) => self.inner.stats.store(),
@@ -588,7 +551,7 @@ fn pair(keys: &[String], values: Vec<Bytes>) -> Vec<(&str, Bytes)> {
 /// `spawn_blocking`: the backend's blocking half never waits on a runtime.
 #[derive(Debug, Clone, Copy)]
 pub struct BlockingCache<'a> {
-    cache: &'a Cache,
+    pub(crate) cache: &'a Cache,
 }
 
 impl BlockingCache<'_> {
@@ -598,7 +561,9 @@ impl BlockingCache<'_> {
 
     /// See [`Cache::get`].
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let bytes = self.store().get(&self.cache.full_key(key))?;
+        let bytes = self
+            .cache
+            .count_failure(self.store().get(&self.cache.full_key(key)))?;
         Ok(self.cache.decode_read(key, bytes))
     }
 
@@ -645,19 +610,23 @@ impl BlockingCache<'_> {
 
     /// See [`Cache::delete`].
     pub fn delete(&self, key: &str) -> Result<bool> {
-        self.store().delete(&self.cache.full_key(key))
+        self.cache
+            .count_deleted(self.store().delete(&self.cache.full_key(key)))
     }
 
     /// See [`Cache::delete_many`].
     pub fn delete_many(&self, keys: &[&str]) -> Result<u64> {
         let full = self.cache.full_keys(keys);
-        self.store().delete_many(&as_strs(&full))
+        self.cache
+            .count_deleted(self.store().delete_many(&as_strs(&full)))
     }
 
     /// See [`Cache::get_many`].
     pub fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
         let full = self.cache.full_keys(keys);
-        let values = self.store().get_many(&as_strs(&full))?;
+        let values = self
+            .cache
+            .count_failure(self.store().get_many(&as_strs(&full)))?;
         Ok(self.cache.decode_many(keys, values))
     }
 
@@ -672,48 +641,31 @@ impl BlockingCache<'_> {
 
     /// See [`Cache::has`].
     pub fn has(&self, key: &str) -> Result<bool> {
-        self.store().exists(&self.cache.full_key(key))
+        self.cache
+            .count_exists(self.store().exists(&self.cache.full_key(key)))
     }
 
     /// See [`Cache::clear`].
     pub fn clear(&self) -> Result<u64> {
         self.cache.check_clear()?;
-        self.store().delete_prefix(&self.cache.inner.namespace)
+        self.cache
+            .count_deleted(self.store().delete_prefix(&self.cache.inner.namespace))
     }
 
     /// See [`Cache::delete_prefix`].
     pub fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let full = self.cache.full_prefix(prefix);
         self.cache.check_prefix(&full)?;
-        self.store().delete_prefix(&full)
+        self.cache.count_deleted(self.store().delete_prefix(&full))
     }
 
     /// See [`Cache::delete_built`].
     pub(crate) fn delete_built(&self, full: &str) -> Result<bool> {
-        self.store().delete(full)
+        self.cache.count_deleted(self.store().delete(full))
     }
 
     /// See [`Cache::delete_built_prefix`].
     pub(crate) fn delete_built_prefix(&self, full: &str) -> Result<u64> {
-        self.store().delete_prefix(full)
-    }
-
-    /// See [`Cache::get_or_set_with`].
-    pub fn get_or_set_with<T, F>(&self, key: &str, timeout: Duration, compute: F) -> T
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce() -> T,
-    {
-        self.get_or_set_with_options(key, CallOptions::timeout(timeout), compute)
-    }
-
-    /// See [`Cache::get_or_set_with_options`].
-    pub fn get_or_set_with_options<T, F>(&self, key: &str, options: CallOptions, compute: F) -> T
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce() -> T,
-    {
-        let plan = Plan::direct(self.cache, self.cache.full_key(key), options);
-        crate::call::run_blocking::<T, Plain, DefaultCodec, _>(plan, Plain, compute)
+        self.cache.count_deleted(self.store().delete_prefix(full))
     }
 }

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,8 +17,11 @@ use crate::Result;
 use crate::backend::{Backend, BlockingBackend, Ttl};
 use crate::cache::{Cache, read, ttl_of};
 use crate::codec::Codec;
-use crate::envelope::{self, Meta};
-use crate::flight::{Leader, Mark, Outcome, Role};
+use crate::counted::open_counted;
+use crate::envelope;
+use crate::flight::{Leader, Mark, Outcome, Role, SharedResult as Shared};
+use crate::lease::Lease;
+use crate::shape::{Shape, shape};
 use crate::stampede::{Freshness, Stampede, lease_key, lease_token, poll_delay};
 use crate::stats::{Counters, Stats};
 
@@ -32,6 +36,17 @@ pub trait Policy<R> {
 
     /// The result rebuilt from a stored value.
     fn restore(&self, stored: Self::Stored) -> R;
+
+    /// A result that is not stored, in a form the callers waiting on the same flight can
+    /// return too (`None`: they take over one at a time instead).
+    fn share(&self, _result: &R) -> Option<Shared> {
+        None
+    }
+
+    /// The result rebuilt from what [`Policy::share`] gave.
+    fn unshare(&self, _shared: &Shared) -> Option<R> {
+        None
+    }
 }
 
 /// Stores every result.
@@ -62,6 +77,53 @@ impl<T: Serialize + DeserializeOwned, E> Policy<Result<T, E>> for OkOnly {
     }
 }
 
+/// Stores `Ok` values only, like [`OkOnly`], and hands an `Err` to every caller that waited
+/// on the same flight, so a failure runs the function once, not once per waiter. Picked
+/// for `Result<T, E>` when `E: Clone + Send + Sync + 'static`.
+#[derive(Debug, Clone, Copy)]
+pub struct OkOrShared;
+
+impl<T, E> Policy<Result<T, E>> for OkOrShared
+where
+    T: Serialize + DeserializeOwned,
+    E: Clone + Send + Sync + 'static,
+{
+    type Stored = T;
+    fn storable<'r>(&self, result: &'r Result<T, E>, _cache_none: bool) -> Option<&'r T> {
+        result.as_ref().ok()
+    }
+    fn restore(&self, stored: T) -> Result<T, E> {
+        Ok(stored)
+    }
+    fn share(&self, result: &Result<T, E>) -> Option<Shared> {
+        let error = result.as_ref().err()?;
+        Some(Arc::new(error.clone()))
+    }
+    fn unshare(&self, shared: &Shared) -> Option<Result<T, E>> {
+        shared.downcast_ref::<E>().map(|error| Err(error.clone()))
+    }
+}
+
+/// The attributes' rules for any `T`, read from the value itself (see [`crate::shape`]):
+/// an `Err` is not stored, a `None` only with `cache_none`, anything else is. What
+/// [`Cache::get_or_set_with`](crate::Cache::get_or_set_with) uses, being generic.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Inspect;
+
+impl<T: Serialize + DeserializeOwned> Policy<T> for Inspect {
+    type Stored = T;
+    fn storable<'r>(&self, result: &'r T, cache_none: bool) -> Option<&'r T> {
+        match shape(result) {
+            Shape::Err => None,
+            Shape::None => cache_none.then_some(result),
+            Shape::Value => Some(result),
+        }
+    }
+    fn restore(&self, stored: T) -> T {
+        stored
+    }
+}
+
 /// Stores `Some` values, and `None` too when `cache_none` is set.
 #[derive(Debug, Clone, Copy)]
 pub struct SomeOnly;
@@ -77,24 +139,30 @@ impl<T: Serialize + DeserializeOwned> Policy<Option<T>> for SomeOnly {
 }
 
 /// Per-call switches, written by the expansion or given to
-/// [`Cache::get_or_set_with_options`](crate::Cache::get_or_set_with_options).
+/// [`Cache::get_or_set_with_options`](crate::Cache::get_or_set_with_options) and its kin.
+///
+/// `#[non_exhaustive]`: build one with [`CallOptions::builder`](Options::builder), or start
+/// from [`CallOptions::timeout`](Options::timeout) or `CallOptions::default()` and set
+/// fields, so adding a switch never breaks your code.
 ///
 /// ```
 /// use std::time::Duration;
 /// use cache_core::{CallOptions, stampede::Stampede};
 ///
-/// let options = CallOptions {
-///     timeout: Some(Duration::from_secs(60)),
-///     stampede: Stampede::default().lease(Duration::from_secs(5)),
-///     ..CallOptions::default()
-/// };
-/// # let _ = options;
+/// let options = CallOptions::builder()
+///     .timeout(Duration::from_secs(60))
+///     .stampede(Stampede::default().lease(Duration::from_secs(5)))
+///     .cache_none(true)
+///     .build();
+/// assert_eq!(options.timeout, Some(Duration::from_secs(60)));
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct Options {
     /// The entry's timeout; `None` for the cache's default. Zero: never expires.
     pub timeout: Option<Duration>,
-    /// Skip the cache entirely for this call.
+    /// Skip the cache entirely for this call: the function runs, nothing is read or
+    /// stored, and a bypass is counted.
     pub unless: bool,
     /// Run the function and store its result without reading the cache.
     pub forced_update: bool,
@@ -111,6 +179,53 @@ impl Options {
             timeout: Some(timeout),
             ..Self::default()
         }
+    }
+
+    /// A builder, from the defaults (the cache's timeout, every switch off).
+    pub fn builder() -> OptionsBuilder {
+        OptionsBuilder(Self::default())
+    }
+}
+
+/// Builds [`CallOptions`](Options); see [`CallOptions::builder`](Options::builder).
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub struct OptionsBuilder(Options);
+
+impl OptionsBuilder {
+    /// See [`CallOptions::timeout`](Options::timeout) (the field).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.0.timeout = Some(timeout);
+        self
+    }
+
+    /// See [`CallOptions::unless`](Options::unless).
+    pub fn unless(mut self, unless: bool) -> Self {
+        self.0.unless = unless;
+        self
+    }
+
+    /// See [`CallOptions::forced_update`](Options::forced_update).
+    pub fn forced_update(mut self, forced_update: bool) -> Self {
+        self.0.forced_update = forced_update;
+        self
+    }
+
+    /// See [`CallOptions::cache_none`](Options::cache_none).
+    pub fn cache_none(mut self, cache_none: bool) -> Self {
+        self.0.cache_none = cache_none;
+        self
+    }
+
+    /// See [`CallOptions::stampede`](Options::stampede).
+    pub fn stampede(mut self, stampede: Stampede) -> Self {
+        self.0.stampede = stampede;
+        self
+    }
+
+    /// The options.
+    pub fn build(self) -> Options {
+        self.0
     }
 }
 
@@ -169,8 +284,8 @@ enum Attempt {
 
 /// What waiting on another process's lease gave.
 enum Leased<T> {
-    /// This caller holds the lease, with this token.
-    Held(Bytes),
+    /// This caller holds the lease.
+    Held(Lease),
     /// Another caller stored the value meanwhile.
     Filled(Bytes, T),
     /// No lease (time-out or backend failure): compute anyway.
@@ -178,16 +293,21 @@ enum Leased<T> {
 }
 
 impl<'a> Plan<'a> {
-    /// A plan for the direct API, where the key is the label.
-    pub(crate) fn direct(cache: &'a Cache, key: String, options: Options) -> Self {
-        Plan {
+    /// A plan for the direct API, or `None` (a bypass, counted) when `options.unless` is set.
+    pub(crate) fn direct(cache: &'a Cache, key: &str, options: Options) -> Option<Self> {
+        let counters = cache.counters();
+        if options.unless {
+            counters.bypass();
+            return None;
+        }
+        Some(Plan {
             cache,
-            key,
+            key: cache.full_key(key),
             options,
-            counters: cache.counters(),
+            counters,
             label: "get_or_set_with",
             outage: Outage::default(),
-        }
+        })
     }
 
     fn ttl(&self) -> Ttl {
@@ -299,13 +419,23 @@ impl<'a> Plan<'a> {
         }
     }
 
-    fn after_wait<C: Codec, R, P: Policy<R>>(&self, policy: &P, outcome: Outcome) -> Joined<R> {
+    /// Where a follower stands once its flight ended (`None`: it could not wait).
+    fn after_wait<C: Codec, R, P: Policy<R>>(
+        &self,
+        policy: &P,
+        outcome: Option<Outcome>,
+    ) -> Joined<R> {
         match outcome {
-            Outcome::Stored(bytes) => self
+            None => Joined::Alone,
+            Some(Outcome::Stored(bytes)) => self
                 .followed::<C, R, P>(policy, &bytes)
                 .map_or(Joined::Alone, Joined::Done),
-            Outcome::NotStored => Joined::Alone,
-            Outcome::Abandoned => Joined::Retry,
+            // The leader's failure, shared: the function ran once for all of them.
+            Some(Outcome::NotStored(Some(shared))) => {
+                policy.unshare(&shared).map_or(Joined::Retry, Joined::Done)
+            }
+            // Not shareable: rejoin, so one waiter at a time takes over (never all at once).
+            Some(Outcome::NotStored(None) | Outcome::Abandoned) => Joined::Retry,
         }
     }
 
@@ -329,9 +459,10 @@ impl<'a> Plan<'a> {
         taken: Result<bool>,
         key: String,
         token: Bytes,
-    ) -> Option<Option<(String, Bytes)>> {
+        blocking: bool,
+    ) -> Option<Option<Lease>> {
         match self.lease_attempt(taken) {
-            Attempt::Held => Some(Some((key, token))),
+            Attempt::Held => Some(Some(Lease::new(self.cache, key, token, blocking))),
             Attempt::Failed => Some(None),
             Attempt::Busy => None,
         }
@@ -351,10 +482,22 @@ impl<'a> Plan<'a> {
         }
     }
 
-    fn released(&self, release: Result<bool>) {
+    fn released(&self, release: Result<bool>, lease: Lease) {
         if let Err(error) = release {
             tracing::debug!(function = self.label, %error, "lease not released; it will expire");
         }
+        lease.settle();
+    }
+
+    /// Settles `lease` without a release when this call met an outage (it expires on its
+    /// own); otherwise hands it back to be released.
+    fn to_release(&self, lease: Option<Lease>) -> Option<Lease> {
+        let lease = lease?;
+        if self.outage.seen() {
+            lease.settle();
+            return None;
+        }
+        Some(lease)
     }
 
     /// True when a re-read shows that another caller refreshed the value after this one
@@ -377,7 +520,7 @@ impl<'a> Plan<'a> {
         leased: Leased<P::Stored>,
     ) -> Result<Guards, R> {
         let lease = match leased {
-            Leased::Held(token) => Some((lease_key(&self.key), token)),
+            Leased::Held(lease) => Some(lease),
             Leased::Filled(bytes, value) => {
                 leader.finish(Outcome::Stored(bytes));
                 return Err(policy.restore(value));
@@ -394,43 +537,12 @@ impl<'a> Plan<'a> {
 /// How long one caller may refresh a stale value before another may try.
 const STALE_REFRESH_LEASE: Duration = Duration::from_secs(30);
 
-/// Decodes bytes read from the backend, counting a hit, a miss or a decode error.
-pub(crate) fn open_counted<C: Codec, T: DeserializeOwned>(
-    counters: Counters<'_>,
-    label: &str,
-    bytes: Option<Bytes>,
-) -> Option<(T, Meta)> {
-    let Some(bytes) = bytes else {
-        counters.miss();
-        return None;
-    };
-    match envelope::open::<C, T>(&bytes) {
-        Ok(opened) => {
-            counters.hit();
-            Some(opened)
-        }
-        Err(error) => {
-            tracing::warn!(function = label, %error, "cached value did not decode; treating as a miss");
-            counters.error();
-            counters.miss();
-            None
-        }
+/// What the followers of a flight get: the sealed value, or the unstored result shared.
+fn outcome_of<R, P: Policy<R>>(policy: &P, result: &R, sealed: &Option<(Bytes, Ttl)>) -> Outcome {
+    match sealed {
+        Some((bytes, _)) => Outcome::Stored(bytes.clone()),
+        None => Outcome::NotStored(policy.share(result)),
     }
-}
-
-/// [`open_counted`] without the metadata.
-pub(crate) fn decode_counted<C: Codec, T: DeserializeOwned>(
-    counters: Counters<'_>,
-    label: &str,
-    bytes: Option<Bytes>,
-) -> Option<T> {
-    open_counted::<C, T>(counters, label, bytes).map(|(value, _)| value)
-}
-
-fn outcome_of(sealed: &Option<(Bytes, Ttl)>) -> Outcome {
-    sealed.as_ref().map_or(Outcome::NotStored, |(bytes, _)| {
-        Outcome::Stored(bytes.clone())
-    })
 }
 
 /// Where a caller that missed stands after joining the key's flight.
@@ -448,7 +560,7 @@ enum Joined<R> {
 /// The guards a computing caller holds: the in-process flight and the cross-process lease.
 pub(crate) struct Guards {
     leader: Option<Leader>,
-    lease: Option<(String, Bytes)>,
+    lease: Option<Lease>,
 }
 
 /// Runs a cached call for a sync function.
@@ -470,7 +582,7 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
                 None => return policy.restore(value),
             },
             Lookup::Miss => loop {
-                let joined = match plan.cache.inner.flights.join(&plan.key, mark) {
+                let joined = match plan.cache.inner.flights.join(&plan.key, mark, true) {
                     Role::Leader(guard) => Joined::Lead(guard),
                     Role::Follower(follower) => {
                         plan.after_wait::<C, R, P>(&policy, follower.wait_blocking())
@@ -509,13 +621,14 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
     {
         plan.stored(plan.blocking_store().set(&plan.key, bytes.clone(), *ttl));
     }
-    if let Some((lease, token)) = guards.lease
-        && !plan.outage.seen()
-    {
-        plan.released(plan.blocking_store().delete_if_equal(&lease, &token));
+    if let Some(lease) = plan.to_release(guards.lease) {
+        let release = plan
+            .blocking_store()
+            .delete_if_equal(lease.key(), lease.token());
+        plan.released(release, lease);
     }
     if let Some(leader) = guards.leader {
-        leader.finish(outcome_of(&sealed));
+        leader.finish(outcome_of(&policy, &result, &sealed));
     }
     result
 }
@@ -575,10 +688,10 @@ async fn run_async_after_read<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
                 None => return policy.restore(value),
             },
             Lookup::Miss => loop {
-                let joined = match plan.cache.inner.flights.join(&plan.key, mark) {
+                let joined = match plan.cache.inner.flights.join(&plan.key, mark, false) {
                     Role::Leader(guard) => Joined::Lead(guard),
                     Role::Follower(follower) => {
-                        plan.after_wait::<C, R, P>(&policy, follower.wait().await)
+                        plan.after_wait::<C, R, P>(&policy, Some(follower.wait().await))
                     }
                     Role::Reread => {
                         mark = plan.cache.inner.flights.mark();
@@ -627,13 +740,12 @@ async fn compute_async<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
         let write = plan.cache.write(&plan.key, bytes.clone(), *ttl).await;
         plan.stored(write);
     }
-    if let Some((lease, token)) = guards.lease
-        && !plan.outage.seen()
-    {
-        plan.released(Backend::delete_if_equal(store, &lease, &token).await);
+    if let Some(lease) = plan.to_release(guards.lease) {
+        let release = Backend::delete_if_equal(store, lease.key(), lease.token()).await;
+        plan.released(release, lease);
     }
     if let Some(leader) = guards.leader {
-        leader.finish(outcome_of(&sealed));
+        leader.finish(outcome_of(policy, &result, &sealed));
     }
     result
 }
@@ -698,12 +810,12 @@ where
 
 /// The guards for refreshing a stale value, if this caller is the one to refresh it.
 fn refresher_blocking(plan: &Plan<'_>) -> Option<Guards> {
-    let leader = plan.cache.inner.flights.try_lead(&plan.key)?;
+    let leader = plan.cache.inner.flights.try_lead(&plan.key, true)?;
     let lease = match plan.refresh_lease_time() {
         Some(time) => {
             let (key, token) = (lease_key(&plan.key), lease_token());
             let taken = plan.blocking_store().add(&key, token.clone(), Some(time));
-            plan.refresh_lease(taken, key, token)?
+            plan.refresh_lease(taken, key, token, true)?
         }
         None => None,
     };
@@ -712,10 +824,11 @@ fn refresher_blocking(plan: &Plan<'_>) -> Option<Guards> {
         lease,
     };
     if !plan.outage.seen() && plan.refreshed_meanwhile(plan.blocking_store().get(&plan.key)) {
-        if let Some((key, token)) = guards.lease
-            && !plan.outage.seen()
-        {
-            plan.released(plan.blocking_store().delete_if_equal(&key, &token));
+        if let Some(lease) = plan.to_release(guards.lease) {
+            let release = plan
+                .blocking_store()
+                .delete_if_equal(lease.key(), lease.token());
+            plan.released(release, lease);
         }
         return None;
     }
@@ -724,7 +837,7 @@ fn refresher_blocking(plan: &Plan<'_>) -> Option<Guards> {
 
 /// Async [`refresher_blocking`].
 async fn refresher_async(plan: &Plan<'_>) -> Option<Guards> {
-    let leader = plan.cache.inner.flights.try_lead(&plan.key)?;
+    let leader = plan.cache.inner.flights.try_lead(&plan.key, false)?;
     let lease = match plan.refresh_lease_time() {
         Some(time) => {
             let (key, token) = (lease_key(&plan.key), lease_token());
@@ -735,7 +848,7 @@ async fn refresher_async(plan: &Plan<'_>) -> Option<Guards> {
                 Some(time),
             )
             .await;
-            plan.refresh_lease(taken, key, token)?
+            plan.refresh_lease(taken, key, token, false)?
         }
         None => None,
     };
@@ -744,11 +857,10 @@ async fn refresher_async(plan: &Plan<'_>) -> Option<Guards> {
         lease,
     };
     if !plan.outage.seen() && plan.refreshed_meanwhile(read!(plan.cache, &plan.key)) {
-        if let Some((key, token)) = guards.lease
-            && !plan.outage.seen()
-        {
+        if let Some(lease) = plan.to_release(guards.lease) {
             let store = plan.cache.inner.store.as_ref();
-            plan.released(Backend::delete_if_equal(store, &key, &token).await);
+            let release = Backend::delete_if_equal(store, lease.key(), lease.token()).await;
+            plan.released(release, lease);
         }
         return None;
     }
@@ -766,13 +878,17 @@ fn lease_blocking<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T> {
         let taken = plan.blocking_store().add(&key, token.clone(), Some(time));
         match plan.lease_attempt(taken) {
             Attempt::Held => {
+                let lease = Lease::new(plan.cache, key, token, true);
                 // Stored by another process between this caller's read and its lease?
                 if let Some(filled) = filled::<C, T>(plan, plan.blocking_store().get(&plan.key)) {
-                    plan.released(plan.blocking_store().delete_if_equal(&key, &token));
+                    let release = plan
+                        .blocking_store()
+                        .delete_if_equal(lease.key(), lease.token());
+                    plan.released(release, lease);
                     return filled;
                 }
                 // After an outage the lease is not released: it expires on its own.
-                return Leased::Held(token);
+                return Leased::Held(lease);
             }
             Attempt::Failed => return Leased::Open,
             Attempt::Busy => {}
@@ -803,12 +919,14 @@ async fn lease_async<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T
         let taken = Backend::add(store, &key, token.clone(), Some(time)).await;
         match plan.lease_attempt(taken) {
             Attempt::Held => {
+                let lease = Lease::new(plan.cache, key, token, false);
                 // Stored by another process between this caller's read and its lease?
                 if let Some(filled) = filled::<C, T>(plan, read!(plan.cache, &plan.key)) {
-                    plan.released(Backend::delete_if_equal(store, &key, &token).await);
+                    let release = Backend::delete_if_equal(store, lease.key(), lease.token()).await;
+                    plan.released(release, lease);
                     return filled;
                 }
-                return Leased::Held(token);
+                return Leased::Held(lease);
             }
             Attempt::Failed => return Leased::Open,
             Attempt::Busy => {}

@@ -1,6 +1,7 @@
 //! Single flight inside one process: when many callers miss the same key at once, one runs
 //! the function and the others wait for its result.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -9,14 +10,19 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use event_listener::{Event, EventListener, Listener};
 
+/// A leader's unstored result, shared with its followers (an `Err` whose type is `Clone`;
+/// see `call::Policy::share`).
+pub(crate) type SharedResult = Arc<dyn Any + Send + Sync>;
+
 /// How a flight ended, as its followers see it.
 #[derive(Debug, Clone)]
 pub(crate) enum Outcome {
     /// The leader stored this sealed value; followers decode it.
     Stored(Bytes),
     /// The leader's result is not cached (an `Err`, a `None`, or the store failed before
-    /// sealing); followers run the function themselves.
-    NotStored,
+    /// sealing). With the result shared, followers return it; without, they take over one
+    /// at a time (the first to rejoin leads, the others follow it).
+    NotStored(Option<SharedResult>),
     /// The leader was cancelled or panicked; followers elect a new leader.
     Abandoned,
 }
@@ -25,6 +31,10 @@ pub(crate) enum Outcome {
 struct Flight {
     outcome: OnceLock<Outcome>,
     done: Event,
+    /// The leader is a sync caller, running on its own thread: a blocking follower may wait
+    /// for it anywhere. An async leader may need the very thread a blocking follower would
+    /// block (a current-thread runtime), so such a follower does not wait inside a runtime.
+    blocking_leader: bool,
 }
 
 /// How long a flight that stored its value is remembered: longer than any read can take
@@ -86,20 +96,20 @@ impl Flights {
     }
 
     /// Joins the flight for `key`, starting one if none is in progress, for a caller that
-    /// took `mark` before its read of the key.
-    pub(crate) fn join(&self, key: &str, mark: Mark) -> Role {
-        self.enter(key, Some(mark))
+    /// took `mark` before its read of the key (`blocking`: a sync caller).
+    pub(crate) fn join(&self, key: &str, mark: Mark, blocking: bool) -> Role {
+        self.enter(key, Some(mark), blocking)
     }
 
     /// Leads a new flight for `key`, or `None` if one is in progress (never waits).
-    pub(crate) fn try_lead(&self, key: &str) -> Option<Leader> {
-        match self.enter(key, None) {
+    pub(crate) fn try_lead(&self, key: &str, blocking: bool) -> Option<Leader> {
+        match self.enter(key, None, blocking) {
             Role::Leader(leader) => Some(leader),
             Role::Follower(_) | Role::Reread => None,
         }
     }
 
-    fn enter(&self, key: &str, mark: Option<Mark>) -> Role {
+    fn enter(&self, key: &str, mark: Option<Mark>, blocking: bool) -> Role {
         let mut state = self.state.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(flight) = state.in_progress.get(key) {
             return Role::Follower(Follower(flight.clone()));
@@ -109,7 +119,10 @@ impl Flights {
         {
             return Role::Reread;
         }
-        let flight = Arc::new(Flight::default());
+        let flight = Arc::new(Flight {
+            blocking_leader: blocking,
+            ..Flight::default()
+        });
         state.in_progress.insert(key.into(), flight.clone());
         Role::Leader(Leader {
             state: self.state.clone(),
@@ -196,11 +209,17 @@ impl Follower {
         }
     }
 
-    /// Waits, blocking the thread, for the leader's outcome.
-    pub(crate) fn wait_blocking(&self) -> Outcome {
+    /// Waits, blocking the thread, for the leader's outcome; `None`, at once, when blocking
+    /// could stop the leader: its leader is async and this thread is inside a tokio runtime
+    /// (on a current-thread runtime the leader's task needs this very thread). The caller
+    /// then computes without waiting.
+    pub(crate) fn wait_blocking(&self) -> Option<Outcome> {
+        if !self.0.blocking_leader && tokio::runtime::Handle::try_current().is_ok() {
+            return None;
+        }
         loop {
             match self.outcome_or_listener() {
-                Ok(outcome) => return outcome,
+                Ok(outcome) => return Some(outcome),
                 Err(listener) => listener.wait(),
             }
         }
@@ -225,23 +244,23 @@ mod tests {
     fn the_second_caller_follows_until_the_leader_finishes() {
         let flights = Flights::default();
         let read_before_the_store = flights.mark();
-        let Role::Leader(leader) = flights.join("k", flights.mark()) else {
+        let Role::Leader(leader) = flights.join("k", flights.mark(), true) else {
             panic!("first caller must lead")
         };
-        let Role::Follower(follower) = flights.join("k", flights.mark()) else {
+        let Role::Follower(follower) = flights.join("k", flights.mark(), true) else {
             panic!("second caller must follow")
         };
         std::thread::scope(|s| {
             let waiter = s.spawn(|| follower.wait_blocking());
             leader.finish(Outcome::Stored(Bytes::from_static(b"v")));
-            assert!(matches!(waiter.join().unwrap(), Outcome::Stored(v) if v == "v"));
+            assert!(matches!(waiter.join().unwrap(), Some(Outcome::Stored(v)) if v == "v"));
         });
         assert!(
-            matches!(flights.join("k", read_before_the_store), Role::Reread),
+            matches!(flights.join("k", read_before_the_store, true), Role::Reread),
             "a caller whose read began before the store reads again instead of computing"
         );
         assert!(
-            matches!(flights.join("k", flights.mark()), Role::Leader(_)),
+            matches!(flights.join("k", flights.mark(), true), Role::Leader(_)),
             "a finished flight is gone"
         );
     }
@@ -249,11 +268,11 @@ mod tests {
     #[test]
     fn a_dropped_leader_abandons_its_flight() {
         let flights = Flights::default();
-        let leader = flights.join("k", flights.mark());
-        let Role::Follower(follower) = flights.join("k", flights.mark()) else {
+        let leader = flights.join("k", flights.mark(), true);
+        let Role::Follower(follower) = flights.join("k", flights.mark(), true) else {
             panic!("second caller must follow")
         };
         drop(leader);
-        assert!(matches!(follower.wait_blocking(), Outcome::Abandoned));
+        assert!(matches!(follower.wait_blocking(), Some(Outcome::Abandoned)));
     }
 }

@@ -37,8 +37,6 @@ use minijinja::value::{Kwargs, Value};
 use minijinja::{Environment, Error, State};
 
 use crate::Cache;
-use crate::call::{OkOnly, Options, Plan, run_blocking};
-use crate::codec::DefaultCodec;
 
 /// Adds the `cache(name, timeout)` call-block function, backed by `cache`, to `env`.
 pub fn register(env: &mut Environment<'_>, cache: Cache) {
@@ -59,11 +57,11 @@ fn fragment(
 ) -> Result<Value, Error> {
     let caller: Value = kwargs.get("caller")?;
     kwargs.assert_all_used()?;
-    let options = Options::timeout(Duration::from_secs(timeout));
-    let plan = Plan::direct(cache, cache.full_key(name), options);
     let html: Result<String, Error> =
-        run_blocking::<_, OkOnly, DefaultCodec, _>(plan, OkOnly, || {
-            caller.call(state, &[]).map(|rendered| rendered.to_string())
-        });
+        cache
+            .blocking()
+            .try_get_or_set_with(name, Duration::from_secs(timeout), || {
+                caller.call(state, &[]).map(|rendered| rendered.to_string())
+            });
     html.map(Value::from_safe_string)
 }

@@ -13,7 +13,7 @@ pub use core::result::Result::{self, Err, Ok};
 pub use core::time::Duration;
 pub use std::string::String;
 
-pub use crate::call::{OkOnly, Options, Plain, Policy, SomeOnly};
+pub use crate::call::{OkOnly, OkOrShared, Options, Plain, Policy, SomeOnly};
 pub use crate::codec::{Codec, DefaultCodec};
 pub use crate::key::KeyBuilder;
 pub use crate::stampede::Stampede;
@@ -347,8 +347,9 @@ pub const fn seconds(secs: u64) -> Duration {
 
 /// The type whose [`Probe`] traits pick the storing [`Policy`] of a return type `R`.
 ///
-/// The expansion calls `(&&&Probe::<R>::new()).policy()` with the three probe traits in
-/// scope: method resolution picks [`ProbeResult`] for `Result<T, E>`, [`ProbeOption`] for
+/// The expansion calls `(&&&&Probe::<R>::new()).policy()` with the four probe traits in
+/// scope: method resolution picks [`ProbeShared`] for `Result<T, E>` with `E: Clone + Send +
+/// Sync + 'static`, [`ProbeResult`] for any other `Result<T, E>`, [`ProbeOption`] for
 /// `Option<T>`, and [`ProbePlain`] for any other type, by the type itself (aliases included),
 /// never by its name.
 pub struct Probe<R>(PhantomData<fn() -> R>);
@@ -379,6 +380,16 @@ pub trait ProbeResult {
 }
 impl<T, E> ProbeResult for &&Probe<core::result::Result<T, E>> {}
 
+/// `Result<T, E>` with a cloneable error: `Ok` stored, an `Err` shared with the callers
+/// that waited on the same flight.
+pub trait ProbeShared {
+    /// The policy.
+    fn policy(&self) -> OkOrShared {
+        OkOrShared
+    }
+}
+impl<T, E: Clone + Send + Sync + 'static> ProbeShared for &&&Probe<core::result::Result<T, E>> {}
+
 /// `Option<T>`: `Some` stored (and `None` with `cache_none`).
 pub trait ProbeOption {
     /// The policy.
@@ -397,16 +408,22 @@ mod tests {
     }
 
     type Fallible = core::result::Result<u8, String>;
+    type Unshared = core::result::Result<u8, std::io::Error>;
 
     #[test]
+    #[allow(clippy::needless_borrow)] // the borrows are the probe: each level is one rule
     fn the_probe_picks_the_policy_by_type() {
-        assert_eq!(policy_name(&(&&Probe::<u8>::new()).policy()), "Plain");
+        assert_eq!(policy_name(&(&&&&Probe::<u8>::new()).policy()), "Plain");
         assert_eq!(
-            policy_name(&(&&&Probe::<Fallible>::new()).policy()),
+            policy_name(&(&&&&Probe::<Fallible>::new()).policy()),
+            "OkOrShared"
+        );
+        assert_eq!(
+            policy_name(&(&&&&Probe::<Unshared>::new()).policy()),
             "OkOnly"
         );
         assert_eq!(
-            policy_name(&(&&&Probe::<Option<u8>>::new()).policy()),
+            policy_name(&(&&&&Probe::<Option<u8>>::new()).policy()),
             "SomeOnly"
         );
     }

@@ -29,6 +29,7 @@ struct Stripe {
     stores: AtomicU64,
     errors: AtomicU64,
     bypasses: AtomicU64,
+    deletes: AtomicU64,
 }
 
 impl Stripe {
@@ -49,6 +50,7 @@ impl Stripe {
             stores: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             bypasses: AtomicU64::new(0),
+            deletes: AtomicU64::new(0),
         }
     }
 }
@@ -69,6 +71,12 @@ fn stripe_index() -> usize {
 }
 
 /// A copy of the counters at one moment.
+///
+/// Every operation counts, through the attributes or the [`Cache`](crate::Cache) methods:
+/// a read (`get`, `get_many`, `has`, a cached call's lookup) is a hit or a miss, a write
+/// (`set`, `set_many`, a successful `add`, a cached call's store) a store, `delete`,
+/// `delete_many`, `clear`, `delete_prefix` and the `invalidate` companions add the number
+/// of entries they removed to `deletes`, and any of them failing is an error.
 ///
 /// ```
 /// use cache_core::Cache;
@@ -94,6 +102,8 @@ pub struct StatsSnapshot {
     pub errors: u64,
     /// Calls that skipped the cache (`unless`, no cache installed, key not buildable).
     pub bypasses: u64,
+    /// Entries removed (`delete`, `delete_many`, `clear`, `delete_prefix`, `invalidate`).
+    pub deletes: u64,
 }
 
 impl StatsSnapshot {
@@ -130,6 +140,7 @@ impl Stats {
             stores: sum(|s| &s.stores),
             errors: sum(|s| &s.errors),
             bypasses: sum(|s| &s.bypasses),
+            deletes: sum(|s| &s.deletes),
         }
     }
 
@@ -146,6 +157,17 @@ impl Stats {
     }
     pub(crate) fn bypass(&self) {
         self.count(stripe_index(), Event::Bypass);
+    }
+    pub(crate) fn hit(&self) {
+        self.count(stripe_index(), Event::Hit);
+    }
+    pub(crate) fn miss(&self) {
+        self.count(stripe_index(), Event::Miss);
+    }
+    pub(crate) fn deleted(&self, removed: u64) {
+        self.stripes[stripe_index()]
+            .deletes
+            .fetch_add(removed, Relaxed);
     }
 }
 
@@ -223,6 +245,7 @@ mod tests {
             stores: threads,
             errors: 0,
             bypasses: 0,
+            deletes: 0,
         };
         assert_eq!(stats.snapshot(), expected);
         assert_eq!(site.snapshot(), expected);

@@ -23,13 +23,10 @@ fn square_key(namespace: &str, num: &u64) -> cache_core::Result<String> {
 
 async fn square(cache: &Cache, num: u64) -> String {
     let prepared = p::prepare(Some(cache), |ns| square_key(ns, &num));
-    // Three borrows on purpose: the autoref probe picks the policy by return type.
+    // Four borrows on purpose: the autoref probe picks the policy by return type.
     #[allow(clippy::needless_borrow)]
-    let policy = (&&&p::Probe::<String>::new()).policy();
-    let options = p::Options {
-        timeout: Some(p::seconds(60)),
-        ..p::Options::default()
-    };
+    let policy = (&&&&p::Probe::<String>::new()).policy();
+    let options = p::Options::timeout(p::seconds(60));
     p::call_async::<String, _, p::DefaultCodec, _>(
         prepared,
         &SQUARE_SITE,

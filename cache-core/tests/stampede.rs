@@ -148,11 +148,10 @@ fn serve_stale_returns_the_old_value_while_one_caller_refreshes() {
 #[test]
 fn early_refresh_recomputes_before_expiry_and_only_near_it() {
     let cache = Cache::memory();
-    let early = CallOptions {
-        timeout: Some(Duration::from_millis(400)),
-        stampede: Stampede::default().early_refresh(1.0),
-        ..CallOptions::default()
-    };
+    let early = CallOptions::builder()
+        .timeout(Duration::from_millis(400))
+        .stampede(Stampede::default().early_refresh(1.0))
+        .build();
     let runs = AtomicUsize::new(0);
     let slow = || {
         std::thread::sleep(Duration::from_millis(100));

@@ -450,8 +450,10 @@ impl<'a> Ctx<'a> {
         };
         let policy = quote_spanned! {ret.span()=>
             #[allow(unused_imports, clippy::needless_borrow)]
-            use #krate::__private::{ProbeOption as _, ProbePlain as _, ProbeResult as _};
-            (&&&#krate::__private::Probe::<#ret>::new()).policy()
+            use #krate::__private::{
+                ProbeOption as _, ProbePlain as _, ProbeResult as _, ProbeShared as _,
+            };
+            (&&&&#krate::__private::Probe::<#ret>::new()).policy()
         };
         quote! {
             let __cache_cache = #cache;

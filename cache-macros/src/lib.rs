@@ -308,13 +308,10 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 ///     let cache = p::default_cache(&square::SITE);
 ///     // The key is built before the body may move the arguments.
 ///     let prepared = p::prepare(cache, |namespace| square::build_key(namespace, &num));
-///     let options = p::Options {
-///         timeout: Some(p::seconds(60)),
-///         ..p::Options::default()
-///     };
+///     let options = p::Options::timeout(p::seconds(60));
 ///     let policy = {
-///         use p::{ProbeOption as _, ProbePlain as _, ProbeResult as _};
-///         (&&&p::Probe::<String>::new()).policy() // Plain, OkOnly or SomeOnly, by type
+///         use p::{ProbeOption as _, ProbePlain as _, ProbeResult as _, ProbeShared as _};
+///         (&&&&p::Probe::<String>::new()).policy() // Plain, OkOnly, OkOrShared or SomeOnly, by type
 ///     };
 ///     p::call_blocking::<String, _, p::DefaultCodec>(prepared, &square::SITE, options, policy, move || {
 ///         format!("{}", num * num)

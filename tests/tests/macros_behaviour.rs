@@ -81,6 +81,15 @@ impl BlockingBackend for Recorder {
         entries.retain(|key, _| !key.starts_with(prefix));
         Ok((before - entries.len()) as u64)
     }
+    fn delete_if_equal(&self, key: &str, expected: &[u8]) -> cache_core::Result<bool> {
+        self.record(format!("delete_if_equal {key}"));
+        let mut entries = self.entries.lock().unwrap();
+        if entries.get(key).is_some_and(|value| value == expected) {
+            entries.remove(key);
+            return Ok(true);
+        }
+        Ok(false)
+    }
 }
 
 /// The async half goes through the same recording methods, so sync and async functions
@@ -117,6 +126,9 @@ impl Backend for Recorder {
     }
     async fn delete_prefix(&self, prefix: &str) -> cache_core::Result<u64> {
         BlockingBackend::delete_prefix(self, prefix)
+    }
+    async fn delete_if_equal(&self, key: &str, expected: &[u8]) -> cache_core::Result<bool> {
+        BlockingBackend::delete_if_equal(self, key, expected)
     }
 }
 
@@ -627,4 +639,175 @@ fn without_an_installed_cache_the_function_runs_uncached() {
     assert_eq!(uncached::stats().bypasses, 2);
     assert!(!uncached::invalidate(1).unwrap());
     assert_eq!(uncached::invalidate_all().unwrap(), 0);
+}
+
+// ---------------------------------------------------------------- one call, step by step
+
+/// A lease miss: read, take the lease, read once more, store, release; then a hit is one read.
+#[tokio::test]
+async fn a_leased_miss_reads_leases_rereads_stores_and_releases() {
+    let recorded = Recorded::new();
+    let options = cache_core::CallOptions::builder()
+        .timeout(Duration::from_secs(60))
+        .stampede(cache_core::stampede::Stampede::default().lease(Duration::from_secs(5)))
+        .build();
+    let v = recorded
+        .get_or_set_with_options("k", options, || async { 1u8 })
+        .await;
+    assert_eq!(v, 1);
+    assert_eq!(
+        recorded.take(),
+        [
+            "get cache:k",
+            "add cache:k:~lease",
+            "get cache:k",
+            "set cache:k Some(60s)",
+            "delete_if_equal cache:k:~lease",
+        ]
+    );
+    let blocking = recorded
+        .blocking()
+        .get_or_set_with_options("k", options, || 2u8);
+    assert_eq!(blocking, 1);
+    assert_eq!(recorded.take(), ["get cache:k"]);
+}
+
+/// A follower sends nothing but its own read: it is served the leader's sealed value.
+#[tokio::test]
+async fn a_follower_reads_once_and_is_served_the_leaders_value() {
+    let recorded = Recorded::new();
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let (entered, inside) = tokio::sync::oneshot::channel();
+    let leader = {
+        let (cache, gate) = (recorded.cache.clone(), gate.clone());
+        tokio::spawn(async move {
+            cache
+                .get_or_set_with("k", Duration::from_secs(60), || async move {
+                    let _ = entered.send(());
+                    gate.notified().await;
+                    7u8
+                })
+                .await
+        })
+    };
+    inside.await.unwrap();
+    let follower = {
+        let cache = recorded.cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_set_with("k", Duration::from_secs(60), || async { 9u8 })
+                .await
+        })
+    };
+    for _ in 0..3 {
+        tokio::task::yield_now().await; // the follower reads, then waits on the flight
+    }
+    gate.notify_one();
+    let both = (leader.await.unwrap(), follower.await.unwrap());
+    assert_eq!(both, (7, 7), "{:?}", recorded.take());
+    assert_eq!(
+        recorded.take(),
+        ["get cache:k", "get cache:k", "set cache:k Some(60s)"]
+    );
+}
+
+/// A failing body: one read, no store, no release; the next call computes again.
+#[test]
+fn a_failed_call_reads_and_stores_nothing() {
+    let recorded = Recorded::new();
+    let failed = recorded
+        .blocking()
+        .try_get_or_set_with("k", Duration::from_secs(60), || Err::<u8, _>("down"));
+    assert_eq!(failed, Err("down"));
+    assert_eq!(recorded.take(), ["get cache:k"]);
+}
+
+/// A call dropped inside its body stores nothing and releases its lease; the next caller
+/// leads a flight of its own.
+#[tokio::test]
+async fn a_call_cancelled_in_its_body_stores_nothing_and_the_next_one_leads() {
+    let recorded = Recorded::new();
+    let options = cache_core::CallOptions::builder()
+        .timeout(Duration::from_secs(60))
+        .stampede(cache_core::stampede::Stampede::default().lease(Duration::from_secs(5)))
+        .build();
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(20),
+        recorded.get_or_set_with_options("k", options, || async {
+            std::future::pending::<u8>().await
+        }),
+    )
+    .await;
+    assert!(cancelled.is_err());
+    tokio::task::yield_now().await; // the dropped lease's release runs in a spawned task
+    assert_eq!(
+        recorded.take(),
+        [
+            "get cache:k",
+            "add cache:k:~lease",
+            "get cache:k",
+            "delete_if_equal cache:k:~lease",
+        ],
+        "no store; the lease released, so other processes need not wait for it to expire"
+    );
+    let v = recorded
+        .get_or_set_with_options("k", options, || async { 3u8 })
+        .await;
+    assert_eq!(v, 3, "the abandoned flight does not block the next caller");
+}
+
+/// A stale value is served while the caller that won the refresh takes a lease, checks the
+/// value is still stale, recomputes, stores and releases.
+#[test]
+fn a_stale_read_is_served_and_refreshed_once() {
+    let recorded = Recorded::new();
+    let options = cache_core::CallOptions::builder()
+        .timeout(Duration::from_millis(50))
+        .stampede(cache_core::stampede::Stampede::default().serve_stale(Duration::from_secs(30)))
+        .build();
+    let blocking = recorded.blocking();
+    assert_eq!(blocking.get_or_set_with_options("k", options, || 1u8), 1);
+    recorded.take();
+    std::thread::sleep(Duration::from_millis(80));
+    assert_eq!(blocking.get_or_set_with_options("k", options, || 2u8), 2);
+    assert_eq!(
+        recorded.take(),
+        [
+            "get cache:k",
+            "add cache:k:~lease",
+            "get cache:k",
+            "set cache:k Some(30.05s)",
+            "delete_if_equal cache:k:~lease",
+        ]
+    );
+}
+
+/// A sync body that panics while its call holds the lease: the lease is released as the
+/// panic unwinds, and the flight is abandoned, not stuck.
+#[test]
+fn a_panicking_sync_body_releases_its_lease() {
+    let recorded = Recorded::new();
+    let options = cache_core::CallOptions::builder()
+        .timeout(Duration::from_secs(60))
+        .stampede(cache_core::stampede::Stampede::default().lease(Duration::from_secs(5)))
+        .build();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        recorded
+            .blocking()
+            .get_or_set_with_options("k", options, || -> u8 { panic!("body failed") })
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(
+        recorded.take(),
+        [
+            "get cache:k",
+            "add cache:k:~lease",
+            "get cache:k",
+            "delete_if_equal cache:k:~lease",
+        ]
+    );
+    let v = recorded
+        .blocking()
+        .get_or_set_with_options("k", options, || 4u8);
+    assert_eq!(v, 4);
 }

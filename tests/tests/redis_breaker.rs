@@ -138,11 +138,10 @@ async fn cancel_after(after: Duration, call: impl Future<Output = u32>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_call_at_each_await_point_leaves_the_cache_working() {
     let mut server = RedisServer::start();
-    let options = CallOptions {
-        timeout: Some(TTL),
-        stampede: Stampede::default().lease(Duration::from_secs(1)),
-        ..CallOptions::default()
-    };
+    let options = CallOptions::builder()
+        .timeout(TTL)
+        .stampede(Stampede::default().lease(Duration::from_secs(1)))
+        .build();
     let delays = [0, 1, 3, 10, 30, 60, 120, 210, 260, 400].map(Duration::from_millis);
     let runs = Arc::new(AtomicUsize::new(0));
     let call = |cache: &Cache, key: String| {

@@ -1,0 +1,75 @@
+//! A cross-process lease held by one cached call, as a guard: whatever ends the call (its
+//! normal end, a cancelled future, a panicking body), a lease it still holds is released.
+
+use bytes::Bytes;
+
+use crate::backend::Backend;
+use crate::cache::Cache;
+
+/// A lease this caller took (`SET {key}:~lease {token} NX PX`).
+///
+/// The call releases it itself once it stored its value ([`Lease::key`] and
+/// [`Lease::token`] for the compare-and-delete, then [`Lease::settle`]), or settles it
+/// without a release after an outage (it then expires on its own). Dropped unsettled,
+/// because the call was cancelled or its body panicked, it is released at once so other
+/// processes need not wait for it to expire: by a sync caller with a blocking call; by an
+/// async caller in a task spawned on the current tokio runtime (`Drop` cannot await).
+/// Outside any runtime an async caller's lease is left to expire.
+pub(crate) struct Lease {
+    cache: Cache,
+    key: String,
+    token: Bytes,
+    blocking: bool,
+    held: bool,
+}
+
+impl Lease {
+    /// A lease on `key` held with `token`, by a sync caller when `blocking`.
+    pub(crate) fn new(cache: &Cache, key: String, token: Bytes, blocking: bool) -> Self {
+        Self {
+            cache: cache.clone(),
+            key,
+            token,
+            blocking,
+            held: true,
+        }
+    }
+
+    /// The lease key.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The token the lease holds.
+    pub(crate) fn token(&self) -> &[u8] {
+        &self.token
+    }
+
+    /// The call released the lease, or leaves it to expire: nothing is left to undo.
+    pub(crate) fn settle(mut self) {
+        self.held = false;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
+        let store = &self.cache.inner.store;
+        if self.blocking {
+            let _ = store.blocking().delete_if_equal(&self.key, &self.token);
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (cache, key, token) = (
+                self.cache.clone(),
+                std::mem::take(&mut self.key),
+                self.token.clone(),
+            );
+            runtime.spawn(async move {
+                let _ = Backend::delete_if_equal(&*cache.inner.store, &key, &token).await;
+            });
+        }
+    }
+}

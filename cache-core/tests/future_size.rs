@@ -1,0 +1,25 @@
+//! The size of a memoized `async fn`'s future, which every caller's own future embeds:
+//! asserted so it never grows unnoticed. Run with `-- --nocapture` to see the figure.
+
+use std::sync::LazyLock;
+
+use cache_core::{Cache, memoize};
+
+static CACHE: LazyLock<Cache> = LazyLock::new(Cache::memory);
+
+/// The benchmarks' function (`hit_cost`, `redis_ab`): one `u64` argument, a `String` back.
+#[memoize(cache = CACHE, timeout = 0)]
+async fn hundred(n: u64) -> String {
+    format!("{n:0>100}")
+}
+
+/// The size measured on the code before issue 10, in bytes (debug and release builds
+/// agree on it).
+const BEFORE: usize = 1_904;
+
+#[test]
+fn a_memoized_async_fns_future_is_no_larger_than_before() {
+    let size = std::mem::size_of_val(&hundred(1));
+    println!("future of a memoized async fn(u64) -> String: {size} bytes");
+    assert!(size <= BEFORE, "{size} bytes, {BEFORE} before");
+}
