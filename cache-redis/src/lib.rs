@@ -50,6 +50,7 @@ mod breaker;
 mod error;
 mod ops;
 mod pool;
+mod sentinel;
 mod target;
 mod topology;
 
@@ -61,6 +62,7 @@ pub use backend::{
     RedisBackend, RedisBackendBuilder,
 };
 pub use breaker::BreakerSettings;
+pub use sentinel::RedisSentinelBuilder;
 
 /// A cache configured from the environment: memory, null or Redis, as `CACHE_TYPE` (or the
 /// presence of `CACHE_REDIS_URL`/`CACHE_REDIS_HOST`) says. See [`from_config`].
@@ -93,6 +95,11 @@ pub fn from_config(config: &Config) -> Result<Cache> {
     match config.cache_type {
         CacheType::Redis => Cache::builder()
             .backend(backend_for(config)?)
+            .namespace(config.key_prefix.clone())
+            .default_timeout(config.default_timeout)
+            .build(),
+        CacheType::RedisSentinel => Cache::builder()
+            .backend(sentinel::backend_for(config)?)
             .namespace(config.key_prefix.clone())
             .default_timeout(config.default_timeout)
             .build(),
