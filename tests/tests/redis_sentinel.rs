@@ -8,7 +8,7 @@
 
 use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use cache_core::{Cache, memoize};
@@ -253,4 +253,187 @@ fn without_a_reachable_sentinel_calls_fail_open_within_one_time_out() {
     assert!(slowest < Duration::from_secs(1), "{slowest:?}");
     let err = NOWHERE.blocking().get::<u64>("k").unwrap_err();
     assert!(err.is_connection(), "{err:#}");
+}
+
+static SWITCH: Late = Late(OnceLock::new());
+static HALVE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[memoize(cache = SWITCH, timeout = 60)]
+fn halve(n: u64) -> u64 {
+    HALVE_RUNS.fetch_add(1, Ordering::SeqCst);
+    n / 2
+}
+
+#[test]
+fn a_switch_announced_with_switch_master_is_followed_without_a_call_or_an_error() {
+    let _one = one_at_a_time();
+    let set_up = RedisSentinels::start();
+    let (old, new) = (set_up.data_nodes()[0].port(), set_up.data_nodes()[1].port());
+    let backend = backend(&set_up);
+    let _ = SWITCH.0.set(cache_on(backend.clone(), "app:"));
+    for n in 0..10 {
+        assert_eq!(halve(n), n / 2);
+    }
+    assert_eq!(backend.sentinel_master(), Some(format!("127.0.0.1:{old}")));
+    replicate(&set_up);
+
+    // A manual failover: the old master stays up (as a replica) and answers reads, so no
+    // call could notice the switch by an error; and no call is made until it is followed.
+    let _: () = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(set_up.master_name())
+        .query(&mut set_up.sentinels()[0].connection())
+        .unwrap();
+    let started = Instant::now();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            backend.sentinel_master() == Some(format!("127.0.0.1:{new}"))
+        }),
+        "the backend still sends to {:?}",
+        backend.sentinel_master()
+    );
+    eprintln!(
+        "+switch-master followed {:.2} s after SENTINEL FAILOVER",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(set_up.master_port(), new);
+
+    set_up.reset_stats();
+    for n in 0..10 {
+        assert_eq!(halve(n), n / 2);
+    }
+    assert_eq!(HALVE_RUNS.load(Ordering::SeqCst), 10, "hits on the new master");
+    let gets = set_up.command_counts("get");
+    assert_eq!((gets[&new], gets[&old]), (10, 0), "{gets:?}");
+    assert_eq!(halve(100), 50);
+    assert_eq!(
+        set_up.command_counts("set")[&new],
+        1,
+        "the miss stored on the new master"
+    );
+    assert_eq!(SWITCH.stats().errors, 0, "no call met an error");
+}
+
+static LOAD: Late = Late(OnceLock::new());
+static ANSWER_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// Known answers for the load test, as a `Result` so that an error could surface.
+#[memoize(cache = LOAD, timeout = 300)]
+async fn answer(n: u64) -> Result<u64, String> {
+    ANSWER_RUNS.fetch_add(1, Ordering::SeqCst);
+    Ok(n * 7 + 1)
+}
+
+/// What the callers saw.
+#[derive(Debug, Default)]
+struct Seen {
+    calls: u64,
+    wrong: u64,
+    errors: u64,
+    /// The longest call that started after the kill.
+    longest_after_kill: Duration,
+}
+
+#[test]
+fn failover_under_load_gives_no_wrong_answer_no_error_and_hits_resume_on_the_promoted_master() {
+    const CALLERS: u64 = 32;
+    const KEYS: u64 = 64;
+    let _one = one_at_a_time();
+    let mut set_up = RedisSentinels::start();
+    let promoted = set_up.data_nodes()[1].port();
+    let backend = backend(&set_up);
+    let _ = LOAD.0.set(cache_on(backend.clone(), "app:"));
+    let rt = runtime();
+    rt.block_on(async {
+        for n in 0..KEYS {
+            assert_eq!(answer(n).await, Ok(n * 7 + 1));
+        }
+    });
+    replicate(&set_up);
+
+    let killed_at: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|caller| {
+            let (killed_at, stop) = (killed_at.clone(), stop.clone());
+            rt.spawn(async move {
+                let mut seen = Seen::default();
+                let mut i = caller;
+                while !stop.load(Ordering::Relaxed) {
+                    let n = i % KEYS;
+                    i += 7;
+                    let started = Instant::now();
+                    let result = answer(n).await;
+                    let took = started.elapsed();
+                    seen.calls += 1;
+                    match result {
+                        Ok(value) if value == n * 7 + 1 => {}
+                        Ok(_) => seen.wrong += 1,
+                        Err(_) => seen.errors += 1,
+                    }
+                    if killed_at.get().is_some_and(|kill| started >= *kill) {
+                        seen.longest_after_kill = seen.longest_after_kill.max(took);
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                seen
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let hits_before = answer::stats().hits;
+    assert!(hits_before > 0, "the callers hit before the kill");
+
+    let old = set_up.kill_master();
+    let _ = killed_at.set(Instant::now());
+    let runs_at_kill = ANSWER_RUNS.load(Ordering::SeqCst);
+    let promoted_after = set_up.wait_for_failover();
+    assert_eq!(set_up.master_port(), promoted);
+    assert_ne!(old, promoted);
+    // Hits resume once the backend sends to the promoted master and a hit lands there.
+    let on_promoted = format!("127.0.0.1:{promoted}");
+    let mut resumed = None;
+    let mut hits = answer::stats().hits;
+    while killed_at.get().unwrap().elapsed() < Duration::from_secs(30) {
+        let now = answer::stats().hits;
+        if backend.sentinel_master().as_deref() == Some(on_promoted.as_str()) && now > hits {
+            resumed = Some(killed_at.get().unwrap().elapsed());
+            break;
+        }
+        hits = now;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let resumed = resumed.expect("hits resumed on the promoted master within 30 s");
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let mut total = Seen::default();
+    for caller in callers {
+        let seen = rt.block_on(caller).expect("no caller panicked");
+        total.calls += seen.calls;
+        total.wrong += seen.wrong;
+        total.errors += seen.errors;
+        total.longest_after_kill = total.longest_after_kill.max(seen.longest_after_kill);
+    }
+    let recomputed = ANSWER_RUNS.load(Ordering::SeqCst) - runs_at_kill;
+    eprintln!(
+        "failover under load: {CALLERS} callers, {} calls, {} wrong answers, {} errors; \
+         longest call after the kill {:.3} s; Sentinels promoted the replica {:.2} s after \
+         the kill; hits resumed on it {:.2} s after the kill; {recomputed} bodies ran \
+         meanwhile (fail-open misses)",
+        total.calls,
+        total.wrong,
+        total.errors,
+        total.longest_after_kill.as_secs_f64(),
+        promoted_after.as_secs_f64(),
+        resumed.as_secs_f64(),
+    );
+    assert_eq!(total.wrong, 0, "wrong answers");
+    assert_eq!(total.errors, 0, "errors surfaced to callers");
+    assert!(
+        total.longest_after_kill < Duration::from_millis(1500),
+        "{:?}",
+        total.longest_after_kill
+    );
+    assert!(resumed < Duration::from_secs(20), "{resumed:?}");
+    assert!(set_up.command_counts("get")[&promoted] > 0);
 }
