@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use cache_core::config::Config;
 use cache_core::{Cache, memoize};
 use cache_redis::RedisBackend;
 use tests::sentinel::RedisSentinels;
@@ -436,4 +437,141 @@ fn failover_under_load_gives_no_wrong_answer_no_error_and_hits_resume_on_the_pro
     );
     assert!(resumed < Duration::from_secs(20), "{resumed:?}");
     assert!(set_up.command_counts("get")[&promoted] > 0);
+}
+
+/// The data nodes' password and the Sentinels' password, as distinctive strings.
+const DATA_SECRET: &str = "Sekr3t-data-51c2";
+const SENTINEL_SECRET: &str = "Sekr3t-sentinel-8d0e";
+
+fn assert_clean(what: &str, text: &str) {
+    assert!(!text.contains("Sekr3t"), "{what} shows a secret: {text}");
+}
+
+/// Everything an error shows: `Display`, `{:#}`, `Debug`, and each `source()` in turn.
+fn everything_shown(error: &cache_core::Error) -> String {
+    let mut shown = format!("{error} | {error:#} | {error:?}");
+    let mut next = std::error::Error::source(error);
+    while let Some(cause) = next {
+        shown.push_str(&format!(" | {cause} | {cause:?}"));
+        next = cause.source();
+    }
+    shown
+}
+
+/// The configuration of `set_up` from Flask-Caching's variables, with these passwords.
+fn config(set_up: &RedisSentinels, sentinel_password: &str, password: &str) -> Config {
+    let vars = [
+        ("CACHE_TYPE", "RedisSentinelCache".to_owned()),
+        ("CACHE_REDIS_SENTINELS", set_up.sentinel_list()),
+        ("CACHE_REDIS_SENTINEL_MASTER", set_up.master_name().to_owned()),
+        ("CACHE_REDIS_SENTINEL_PASSWORD", sentinel_password.to_owned()),
+        ("CACHE_REDIS_PASSWORD", password.to_owned()),
+        ("CACHE_REDIS_DB", "3".to_owned()),
+        ("CACHE_KEY_PREFIX", "app:".to_owned()),
+    ];
+    Config::from_vars(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap()
+}
+
+#[test]
+fn both_passwords_work_from_the_environment_and_never_show() {
+    let _one = one_at_a_time();
+    let set_up = RedisSentinels::builder()
+        .master_name("cache-1")
+        .requirepass(DATA_SECRET)
+        .sentinel_password(SENTINEL_SECRET)
+        .start();
+    let (logs, _guard) = tests::logs::capture();
+
+    let good = config(&set_up, SENTINEL_SECRET, DATA_SECRET);
+    assert_clean("the config's Debug", &format!("{good:?}"));
+    let cache = cache_redis::from_config(&good).unwrap();
+    assert_clean("the cache's Debug", &format!("{cache:?}"));
+    cache.blocking().set("k", &7).unwrap();
+    assert_eq!(cache.blocking().get::<i32>("k").unwrap(), Some(7));
+    assert_clean("the cache's Debug", &format!("{cache:?}"));
+    let mut db3 = set_up.master().connection();
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut db3).unwrap();
+    let size: u64 = redis::cmd("DBSIZE").query(&mut db3).unwrap();
+    assert_eq!((size, set_up.master().dbsize()), (1, 0), "CACHE_REDIS_DB applies");
+
+    for (sentinel_password, password, what) in [
+        ("Sekr3t-wrong-1", DATA_SECRET, "a wrong Sentinel password"),
+        (SENTINEL_SECRET, "Sekr3t-wrong-2", "a wrong data password"),
+    ] {
+        let cache = cache_redis::from_config(&config(&set_up, sentinel_password, password)).unwrap();
+        let err = cache.blocking().get::<i32>("k").unwrap_err();
+        assert!(err.is_connection(), "{what}: {err:#}");
+        assert_clean(what, &everything_shown(&err));
+        let value = cache
+            .blocking()
+            .get_or_set_with("v", Duration::from_secs(5), || 42);
+        assert_eq!(value, 42, "{what}: fails open");
+        assert_clean(what, &format!("{cache:?}"));
+    }
+    // The resolutions ran on their own threads, logging where the calls would.
+    let text = logs.text();
+    assert!(
+        text.contains("Redis refused the credentials"),
+        "the resolutions' warnings say why: {text}"
+    );
+    assert!(text.contains("Sentinel master `cache-1` is at"), "{text}");
+    assert_clean("the logs", &text);
+}
+
+#[test]
+fn a_call_cancelled_while_the_master_is_resolved_or_while_it_answers_leaves_nothing_stuck() {
+    let _one = one_at_a_time();
+    let mut set_up = RedisSentinels::start();
+    // A Sentinel that accepts connections and never answers, asked first.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung_addr = format!("127.0.0.1:{}", hung.local_addr().unwrap().port());
+    let accepted = std::thread::spawn(move || {
+        let held: Vec<_> = hung.incoming().take(1).collect();
+        std::thread::sleep(Duration::from_secs(3));
+        drop(held);
+    });
+    let mut builder = RedisBackend::sentinel_builder().sentinel(hung_addr);
+    for addr in set_up.sentinel_addrs() {
+        builder = builder.sentinel(addr);
+    }
+    let cache = cache_on(builder.build().unwrap(), "app:");
+    let rt = runtime();
+
+    // Cancelled while it waits for the first resolution (the hung Sentinel costs it one
+    // response time-out, 200 ms).
+    let cancelled = rt.block_on(async {
+        tokio::time::timeout(Duration::from_millis(10), cache.get::<i32>("k")).await
+    });
+    assert!(cancelled.is_err(), "the wait was cancelled");
+    assert!(
+        eventually(Duration::from_secs(2), || cache.blocking().set("k", &1).is_ok()),
+        "the resolution went on without the cancelled caller"
+    );
+    assert_eq!(rt.block_on(cache.get::<i32>("k")).unwrap(), Some(1));
+
+    // Cancelled while the master is asked (it is paused).
+    let master = set_up.master_port();
+    set_up.data_node_mut(master).pause();
+    let cancelled = rt.block_on(async {
+        tokio::time::timeout(Duration::from_millis(10), cache.get::<i32>("k")).await
+    });
+    assert!(cancelled.is_err(), "the query was cancelled");
+    set_up.data_node_mut(master).resume();
+    assert!(
+        eventually(Duration::from_secs(2), || rt
+            .block_on(cache.get::<i32>("k"))
+            .is_ok_and(|v| v == Some(1))),
+        "hits resume after the cancelled query"
+    );
+    assert_eq!(
+        rt.block_on(cache.get::<i32>("k")).unwrap(),
+        Some(1),
+        "and stay"
+    );
+    accepted.join().unwrap();
 }
