@@ -245,7 +245,9 @@ impl RedisSentinelBuilder {
         }
         let master_name = check_master_name(
             names.master,
-            self.master_name.as_deref().unwrap_or(DEFAULT_SENTINEL_MASTER),
+            self.master_name
+                .as_deref()
+                .unwrap_or(DEFAULT_SENTINEL_MASTER),
         )?;
         let mut sentinel_auth = RedisConnectionInfo::default();
         if let Some(password) = &self.sentinel_password {
@@ -298,10 +300,7 @@ impl RedisSentinelBuilder {
 
     /// The deployment for `Debug` and logs, every password as `***`.
     fn describe(&self, master_name: &str, addrs: &[String], db: i64) -> String {
-        let mut target = format!(
-            "Sentinel master `{master_name}` via {}",
-            addrs.join(",")
-        );
+        let mut target = format!("Sentinel master `{master_name}` via {}", addrs.join(","));
         if self.sentinel_password.is_some() {
             target.push_str(" (Sentinel password ***)");
         }
@@ -371,7 +370,10 @@ mod tests {
     #[test]
     fn bad_settings_name_their_setter() {
         for (builder, says) in [
-            (RedisBackend::sentinel_builder(), "invalid sentinel: no Sentinel"),
+            (
+                RedisBackend::sentinel_builder(),
+                "invalid sentinel: no Sentinel",
+            ),
             (
                 RedisBackend::sentinel_builder().sentinel("h:0"),
                 "invalid sentinel: ",

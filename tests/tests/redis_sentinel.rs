@@ -82,7 +82,10 @@ fn subscribed_clients(set_up: &RedisSentinels) -> usize {
                 .query(&mut sentinel.connection())
                 .unwrap();
             list.lines()
-                .filter(|line| line.split(' ').any(|f| f.starts_with("sub=") && f != "sub=0"))
+                .filter(|line| {
+                    line.split(' ')
+                        .any(|f| f.starts_with("sub=") && f != "sub=0")
+                })
                 .count()
         })
         .sum()
@@ -177,7 +180,12 @@ fn a_hit_is_one_get_on_the_master_reads_follow_writes_and_clear_keeps_foreign_ke
     assert_eq!(ESSENTIALS.blocking().clear().unwrap(), 120);
     replicate(&set_up);
     for node in set_up.data_nodes() {
-        assert_eq!(node.dbsize(), 2, "node {}: other:kept and foreign", node.port());
+        assert_eq!(
+            node.dbsize(),
+            2,
+            "node {}: other:kept and foreign",
+            node.port()
+        );
     }
     assert_eq!(other.blocking().get::<i32>("kept").unwrap(), Some(1));
     assert_eq!(rt.block_on(other.clear()).unwrap(), 1);
@@ -203,7 +211,9 @@ fn a_hit_is_one_get_on_the_master_reads_follow_writes_and_clear_keeps_foreign_ke
     let own = crate::backend(&set_up);
     let own_cache = cache_on(own.clone(), "own:");
     own_cache.blocking().set("k", &1).unwrap();
-    assert!(eventually(Duration::from_secs(5), || subscribed_clients(&set_up) == 2));
+    assert!(eventually(Duration::from_secs(5), || subscribed_clients(
+        &set_up
+    ) == 2));
     drop((own, own_cache));
     assert!(
         eventually(Duration::from_secs(2), || subscribed_clients(&set_up) == 1),
@@ -248,7 +258,11 @@ fn without_a_reachable_sentinel_calls_fail_open_within_one_time_out() {
         assert_eq!(rt.block_on(triple_async(n)), n * 3);
         slowest = slowest.max(started.elapsed());
     }
-    assert_eq!(TRIPLE_RUNS.load(Ordering::SeqCst), 40, "every call ran its body");
+    assert_eq!(
+        TRIPLE_RUNS.load(Ordering::SeqCst),
+        40,
+        "every call ran its body"
+    );
     assert!(NOWHERE.stats().errors >= 40, "{:?}", NOWHERE.stats());
     eprintln!("slowest pair of calls without Sentinels: {slowest:?}");
     assert!(slowest < Duration::from_secs(1), "{slowest:?}");
@@ -303,7 +317,11 @@ fn a_switch_announced_with_switch_master_is_followed_without_a_call_or_an_error(
     for n in 0..10 {
         assert_eq!(halve(n), n / 2);
     }
-    assert_eq!(HALVE_RUNS.load(Ordering::SeqCst), 10, "hits on the new master");
+    assert_eq!(
+        HALVE_RUNS.load(Ordering::SeqCst),
+        10,
+        "hits on the new master"
+    );
     let gets = set_up.command_counts("get");
     assert_eq!((gets[&new], gets[&old]), (10, 0), "{gets:?}");
     assert_eq!(halve(100), 50);
@@ -463,8 +481,14 @@ fn config(set_up: &RedisSentinels, sentinel_password: &str, password: &str) -> C
     let vars = [
         ("CACHE_TYPE", "RedisSentinelCache".to_owned()),
         ("CACHE_REDIS_SENTINELS", set_up.sentinel_list()),
-        ("CACHE_REDIS_SENTINEL_MASTER", set_up.master_name().to_owned()),
-        ("CACHE_REDIS_SENTINEL_PASSWORD", sentinel_password.to_owned()),
+        (
+            "CACHE_REDIS_SENTINEL_MASTER",
+            set_up.master_name().to_owned(),
+        ),
+        (
+            "CACHE_REDIS_SENTINEL_PASSWORD",
+            sentinel_password.to_owned(),
+        ),
         ("CACHE_REDIS_PASSWORD", password.to_owned()),
         ("CACHE_REDIS_DB", "3".to_owned()),
         ("CACHE_KEY_PREFIX", "app:".to_owned()),
@@ -497,13 +521,18 @@ fn both_passwords_work_from_the_environment_and_never_show() {
     let mut db3 = set_up.master().connection();
     let _: () = redis::cmd("SELECT").arg(3).query(&mut db3).unwrap();
     let size: u64 = redis::cmd("DBSIZE").query(&mut db3).unwrap();
-    assert_eq!((size, set_up.master().dbsize()), (1, 0), "CACHE_REDIS_DB applies");
+    assert_eq!(
+        (size, set_up.master().dbsize()),
+        (1, 0),
+        "CACHE_REDIS_DB applies"
+    );
 
     for (sentinel_password, password, what) in [
         ("Sekr3t-wrong-1", DATA_SECRET, "a wrong Sentinel password"),
         (SENTINEL_SECRET, "Sekr3t-wrong-2", "a wrong data password"),
     ] {
-        let cache = cache_redis::from_config(&config(&set_up, sentinel_password, password)).unwrap();
+        let cache =
+            cache_redis::from_config(&config(&set_up, sentinel_password, password)).unwrap();
         let err = cache.blocking().get::<i32>("k").unwrap_err();
         assert!(err.is_connection(), "{what}: {err:#}");
         assert_clean(what, &everything_shown(&err));
@@ -549,7 +578,10 @@ fn a_call_cancelled_while_the_master_is_resolved_or_while_it_answers_leaves_noth
     });
     assert!(cancelled.is_err(), "the wait was cancelled");
     assert!(
-        eventually(Duration::from_secs(2), || cache.blocking().set("k", &1).is_ok()),
+        eventually(Duration::from_secs(2), || cache
+            .blocking()
+            .set("k", &1)
+            .is_ok()),
         "the resolution went on without the cancelled caller"
     );
     assert_eq!(rt.block_on(cache.get::<i32>("k")).unwrap(), Some(1));

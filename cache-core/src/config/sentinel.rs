@@ -45,9 +45,9 @@ pub fn parse_sentinel_addr(field: &str, addr: &str) -> Result<(String, u16)> {
         },
     };
     let port = match port {
-        Some(port) => port.parse::<u16>().map_err(|_| {
-            Error::config(field, "a Sentinel's port must be a number, 1 to 65535")
-        })?,
+        Some(port) => port
+            .parse::<u16>()
+            .map_err(|_| Error::config(field, "a Sentinel's port must be a number, 1 to 65535"))?,
         None => DEFAULT_SENTINEL_PORT,
     };
     Ok((check_host(field, host)?, check_port(field, port)?))

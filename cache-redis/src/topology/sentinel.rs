@@ -141,7 +141,10 @@ impl Sentinel {
             let wait = self.shared.settings.timeouts.connect;
             let _ = tokio::time::timeout(wait, listener).await;
         }
-        self.shared.master.load_full().ok_or_else(|| self.shared.unresolved())
+        self.shared
+            .master
+            .load_full()
+            .ok_or_else(|| self.shared.unresolved())
     }
 
     /// [`master`](Self::master) for sync callers.
@@ -153,7 +156,10 @@ impl Sentinel {
         if self.shared.request_resolution() {
             let _ = listener.wait_timeout(self.shared.settings.timeouts.connect);
         }
-        self.shared.master.load_full().ok_or_else(|| self.shared.unresolved())
+        self.shared
+            .master
+            .load_full()
+            .ok_or_else(|| self.shared.unresolved())
     }
 
     /// The master as last resolved, if any.

@@ -137,7 +137,10 @@ mod tests {
             parse("mymaster 127.0.0.1 6379 127.0.0.1 6380", "mymaster"),
             Some(("127.0.0.1".to_owned(), 6380))
         );
-        assert_eq!(parse("other 127.0.0.1 6379 127.0.0.1 6380", "mymaster"), None);
+        assert_eq!(
+            parse("other 127.0.0.1 6379 127.0.0.1 6380", "mymaster"),
+            None
+        );
         assert_eq!(parse("mymaster 127.0.0.1 6379", "mymaster"), None);
         assert_eq!(parse("mymaster a 1 b port", "mymaster"), None);
         assert_eq!(
