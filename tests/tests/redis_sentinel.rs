@@ -334,12 +334,10 @@ fn a_switch_announced_with_switch_master_is_followed_without_a_call_or_an_error(
 }
 
 static LOAD: Late = Late(OnceLock::new());
-static ANSWER_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 /// Known answers for the load test, as a `Result` so that an error could surface.
 #[memoize(cache = LOAD, timeout = 300)]
 async fn answer(n: u64) -> Result<u64, String> {
-    ANSWER_RUNS.fetch_add(1, Ordering::SeqCst);
     Ok(n * 7 + 1)
 }
 
@@ -353,97 +351,85 @@ struct Seen {
     longest_after_kill: Duration,
 }
 
-#[test]
-fn failover_under_load_gives_no_wrong_answer_no_error_and_hits_resume_on_the_promoted_master() {
-    const CALLERS: u64 = 32;
-    const KEYS: u64 = 64;
-    let _one = one_at_a_time();
-    let mut set_up = RedisSentinels::start();
-    let promoted = set_up.data_nodes()[1].port();
-    let backend = backend(&set_up);
-    let _ = LOAD.0.set(cache_on(backend.clone(), "app:"));
-    let rt = runtime();
-    rt.block_on(async {
-        for n in 0..KEYS {
-            assert_eq!(answer(n).await, Ok(n * 7 + 1));
+impl Seen {
+    /// One call for `n` that started at `started` and returned `result`.
+    fn record(&mut self, n: u64, result: Result<u64, String>, started: Instant, kill: &Kill) {
+        let took = started.elapsed();
+        self.calls += 1;
+        match result {
+            Ok(value) if value == n * 7 + 1 => {}
+            Ok(_) => self.wrong += 1,
+            Err(_) => self.errors += 1,
         }
-    });
-    replicate(&set_up);
+        if kill.at.get().is_some_and(|at| started >= *at) {
+            self.longest_after_kill = self.longest_after_kill.max(took);
+        }
+    }
 
-    let killed_at: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let callers: Vec<_> = (0..CALLERS)
-        .map(|caller| {
-            let (killed_at, stop) = (killed_at.clone(), stop.clone());
-            rt.spawn(async move {
-                let mut seen = Seen::default();
-                let mut i = caller;
-                while !stop.load(Ordering::Relaxed) {
-                    let n = i % KEYS;
-                    i += 7;
-                    let started = Instant::now();
-                    let result = answer(n).await;
-                    let took = started.elapsed();
-                    seen.calls += 1;
-                    match result {
-                        Ok(value) if value == n * 7 + 1 => {}
-                        Ok(_) => seen.wrong += 1,
-                        Err(_) => seen.errors += 1,
-                    }
-                    if killed_at.get().is_some_and(|kill| started >= *kill) {
-                        seen.longest_after_kill = seen.longest_after_kill.max(took);
-                    }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                seen
-            })
-        })
-        .collect();
+    fn add(&mut self, other: Seen) {
+        self.calls += other.calls;
+        self.wrong += other.wrong;
+        self.errors += other.errors;
+        self.longest_after_kill = self.longest_after_kill.max(other.longest_after_kill);
+    }
+}
+
+/// When the master was killed, and when the callers should stop.
+#[derive(Default)]
+struct Kill {
+    at: OnceLock<Instant>,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+const CALLERS: u64 = 32;
+const KEYS: u64 = 64;
+
+/// Kills the master while the callers run, waits until hits (`hits()` grows) come from the
+/// promoted master, lets the callers run 0.5 s more and stops them. Returns the seconds
+/// from the kill until the Sentinels promoted the replica and until hits resumed.
+fn kill_under_load(
+    set_up: &mut RedisSentinels,
+    backend: &RedisBackend,
+    kill: &Kill,
+    hits: impl Fn() -> u64,
+) -> (Duration, Duration) {
     std::thread::sleep(Duration::from_millis(300));
-    let hits_before = answer::stats().hits;
-    assert!(hits_before > 0, "the callers hit before the kill");
-
-    let old = set_up.kill_master();
-    let _ = killed_at.set(Instant::now());
-    let runs_at_kill = ANSWER_RUNS.load(Ordering::SeqCst);
+    assert!(hits() > 0, "the callers hit before the kill");
+    let promoted = set_up.data_nodes()[1].port();
+    assert_ne!(set_up.kill_master(), promoted);
+    let at = *kill.at.get_or_init(Instant::now);
     let promoted_after = set_up.wait_for_failover();
     assert_eq!(set_up.master_port(), promoted);
-    assert_ne!(old, promoted);
-    // Hits resume once the backend sends to the promoted master and a hit lands there.
     let on_promoted = format!("127.0.0.1:{promoted}");
     let mut resumed = None;
-    let mut hits = answer::stats().hits;
-    while killed_at.get().unwrap().elapsed() < Duration::from_secs(30) {
-        let now = answer::stats().hits;
-        if backend.sentinel_master().as_deref() == Some(on_promoted.as_str()) && now > hits {
-            resumed = Some(killed_at.get().unwrap().elapsed());
+    let mut before = hits();
+    while at.elapsed() < Duration::from_secs(30) {
+        let now = hits();
+        if backend.sentinel_master().as_deref() == Some(on_promoted.as_str()) && now > before {
+            resumed = Some(at.elapsed());
             break;
         }
-        hits = now;
+        before = now;
         std::thread::sleep(Duration::from_millis(5));
     }
     let resumed = resumed.expect("hits resumed on the promoted master within 30 s");
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    let mut total = Seen::default();
-    for caller in callers {
-        let seen = rt.block_on(caller).expect("no caller panicked");
-        total.calls += seen.calls;
-        total.wrong += seen.wrong;
-        total.errors += seen.errors;
-        total.longest_after_kill = total.longest_after_kill.max(seen.longest_after_kill);
-    }
-    let recomputed = ANSWER_RUNS.load(Ordering::SeqCst) - runs_at_kill;
+    kill.stop.store(true, Ordering::Relaxed);
+    assert!(set_up.command_counts("get")[&promoted] > 0);
+    (promoted_after, resumed)
+}
+
+/// Prints the figures and asserts them (generously for the times).
+fn check_failover(what: &str, total: &Seen, (promoted, resumed): (Duration, Duration)) {
     eprintln!(
-        "failover under load: {CALLERS} callers, {} calls, {} wrong answers, {} errors; \
-         longest call after the kill {:.3} s; Sentinels promoted the replica {:.2} s after \
-         the kill; hits resumed on it {:.2} s after the kill; {recomputed} bodies ran \
-         meanwhile (fail-open misses)",
+        "failover under load, {what}: {CALLERS} callers, {} calls, {} wrong answers, {} \
+         errors; longest call after the kill {:.3} s; the Sentinels promoted the replica \
+         {:.2} s after the kill; hits resumed on it {:.2} s after the kill",
         total.calls,
         total.wrong,
         total.errors,
         total.longest_after_kill.as_secs_f64(),
-        promoted_after.as_secs_f64(),
+        promoted.as_secs_f64(),
         resumed.as_secs_f64(),
     );
     assert_eq!(total.wrong, 0, "wrong answers");
@@ -454,7 +440,92 @@ fn failover_under_load_gives_no_wrong_answer_no_error_and_hits_resume_on_the_pro
         total.longest_after_kill
     );
     assert!(resumed < Duration::from_secs(20), "{resumed:?}");
-    assert!(set_up.command_counts("get")[&promoted] > 0);
+}
+
+#[test]
+fn failover_under_load_gives_no_wrong_answer_no_error_and_hits_resume_on_the_promoted_master() {
+    let _one = one_at_a_time();
+    let mut set_up = RedisSentinels::start();
+    let backend = backend(&set_up);
+    let _ = LOAD.0.set(cache_on(backend.clone(), "app:"));
+    let rt = runtime();
+    rt.block_on(async {
+        for n in 0..KEYS {
+            assert_eq!(answer(n).await, Ok(n * 7 + 1));
+        }
+    });
+    replicate(&set_up);
+
+    let kill = Arc::new(Kill::default());
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|caller| {
+            let kill = kill.clone();
+            rt.spawn(async move {
+                let mut seen = Seen::default();
+                let mut i = caller;
+                while !kill.stop.load(Ordering::Relaxed) {
+                    let n = i % KEYS;
+                    i += 7;
+                    let started = Instant::now();
+                    seen.record(n, answer(n).await, started, &kill);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                seen
+            })
+        })
+        .collect();
+    let times = kill_under_load(&mut set_up, &backend, &kill, || answer::stats().hits);
+    let mut total = Seen::default();
+    for caller in callers {
+        total.add(rt.block_on(caller).expect("no caller panicked"));
+    }
+    check_failover("async", &total, times);
+}
+
+static SYNC_LOAD: Late = Late(OnceLock::new());
+
+/// The same known answers, for sync callers.
+#[memoize(cache = SYNC_LOAD, timeout = 300)]
+fn answer_sync(n: u64) -> Result<u64, String> {
+    Ok(n * 7 + 1)
+}
+
+#[test]
+fn sync_failover_under_load_gives_no_wrong_answer_no_error_and_hits_resume_on_the_promoted_master()
+{
+    let _one = one_at_a_time();
+    let mut set_up = RedisSentinels::start();
+    let backend = backend(&set_up);
+    let _ = SYNC_LOAD.0.set(cache_on(backend.clone(), "app:"));
+    for n in 0..KEYS {
+        assert_eq!(answer_sync(n), Ok(n * 7 + 1));
+    }
+    replicate(&set_up);
+
+    let kill = Arc::new(Kill::default());
+    let callers: Vec<_> = (0..CALLERS)
+        .map(|caller| {
+            let kill = kill.clone();
+            std::thread::spawn(move || {
+                let mut seen = Seen::default();
+                let mut i = caller;
+                while !kill.stop.load(Ordering::Relaxed) {
+                    let n = i % KEYS;
+                    i += 7;
+                    let started = Instant::now();
+                    seen.record(n, answer_sync(n), started, &kill);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                seen
+            })
+        })
+        .collect();
+    let times = kill_under_load(&mut set_up, &backend, &kill, || answer_sync::stats().hits);
+    let mut total = Seen::default();
+    for caller in callers {
+        total.add(caller.join().expect("no caller panicked"));
+    }
+    check_failover("sync", &total, times);
 }
 
 /// The data nodes' password and the Sentinels' password, as distinctive strings.
