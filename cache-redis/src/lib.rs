@@ -28,6 +28,11 @@
 //! time-outs, pool size and the circuit breaker, build a [`RedisBackend`] with
 //! [`RedisBackend::builder`].
 //!
+//! With `CACHE_TYPE=RedisSentinelCache` (or `redis-sentinel`, the default when
+//! `CACHE_REDIS_SENTINELS` is set), the Sentinels of `CACHE_REDIS_SENTINELS` name the
+//! master `CACHE_REDIS_SENTINEL_MASTER`, and the backend follows it across failovers; in
+//! code, [`RedisBackend::sentinel_builder`]. See [`RedisSentinelBuilder`].
+//!
 //! | setting | default |
 //! |---|---|
 //! | connect time-out | [`DEFAULT_CONNECT_TIMEOUT`] (250 ms) |
