@@ -678,3 +678,72 @@ fn a_call_cancelled_while_the_master_is_resolved_or_while_it_answers_leaves_noth
     );
     accepted.join().unwrap();
 }
+
+#[test]
+fn calls_with_a_hung_sentinel_share_one_resolution_at_a_time_and_then_fail_fast() {
+    // A "Sentinel" that accepts connections and never answers, counting them.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("127.0.0.1:{}", hung.local_addr().unwrap().port());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in hung.incoming() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            held.push(conn);
+        }
+    });
+    let cache = cache_on(
+        RedisBackend::sentinel_builder()
+            .sentinel(addr)
+            .build()
+            .unwrap(),
+        "app:",
+    );
+    let started = Instant::now();
+    let first = cache
+        .blocking()
+        .get_or_set_with("k", Duration::from_secs(5), || 1);
+    let first_took = started.elapsed();
+    assert_eq!(first, 1);
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                let mut slowest = Duration::ZERO;
+                let deadline = Instant::now() + Duration::from_millis(1500);
+                while Instant::now() < deadline {
+                    let started = Instant::now();
+                    assert_eq!(
+                        cache
+                            .blocking()
+                            .get_or_set_with("k", Duration::from_secs(5), || 1),
+                        1
+                    );
+                    slowest = slowest.max(started.elapsed());
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                slowest
+            })
+        })
+        .collect();
+    let slowest = callers
+        .into_iter()
+        .map(|caller| caller.join().unwrap())
+        .max()
+        .unwrap();
+    let connections = accepted.load(Ordering::SeqCst);
+    eprintln!(
+        "hung Sentinel: first call {first_took:?}, slowest later call {slowest:?}, {connections} \
+         connections to the Sentinel in 1.5 s (resolutions and the watcher)"
+    );
+    assert!(first_took < Duration::from_millis(600), "{first_took:?}");
+    assert!(
+        slowest < Duration::from_millis(100),
+        "later calls fail fast: {slowest:?}"
+    );
+    assert!(
+        connections <= 15,
+        "{connections} connections: resolutions are rate-limited"
+    );
+}

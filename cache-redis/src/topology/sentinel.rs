@@ -16,9 +16,10 @@
 //!
 //! Calls never wait for a switch: while the master is down they fail open through its
 //! breaker (a miss for a cached call), and the first call after the switch goes to the
-//! new master. Only a call made while no master has been found yet (the first one, or
-//! while no Sentinel answers) waits for the resolution in flight, for at most the connect
-//! time-out, and then fails with a connection error.
+//! new master. Only a call made before any master was found waits for the resolution in
+//! flight, for at most the connect time-out, and then fails with a connection error; once
+//! a resolution has found none (no Sentinel answers, say), such calls fail at once while
+//! resolutions go on in the background.
 //!
 //! The resolver and the watcher are plain threads holding only [`Weak`] references, so
 //! they need no runtime and end when the backend is dropped; "a resolution runs" and "a
@@ -70,6 +71,9 @@ struct Shared {
     epoch: Instant,
     /// Notified when a resolution ends, for the callers waiting for a first master.
     resolved: Event,
+    /// A resolution ended without finding any master: callers stop waiting for the next
+    /// ones (they fail fast until one succeeds).
+    gave_up: AtomicBool,
     /// The watcher thread runs (owned by its [`Watching`] guard).
     watching: AtomicBool,
 }
@@ -99,6 +103,7 @@ impl Sentinel {
                 next_resolution: AtomicU64::new(0),
                 epoch: Instant::now(),
                 resolved: Event::new(),
+                gave_up: AtomicBool::new(false),
                 watching: AtomicBool::new(false),
             }),
         }
@@ -130,14 +135,14 @@ impl Sentinel {
         result
     }
 
-    /// The master, waiting (at most the connect time-out) for a resolution if none is
-    /// known yet.
+    /// The master, waiting (at most the connect time-out) for the resolution in flight if
+    /// none is known yet; once a resolution has failed to find any, without waiting.
     pub(crate) async fn master(&self) -> Result<Arc<Master>> {
         let listener = self.shared.resolved.listen();
         if let Some(master) = self.shared.master.load_full() {
             return Ok(master);
         }
-        if self.shared.request_resolution() {
+        if self.shared.request_resolution() && !self.shared.gave_up.load(Ordering::Relaxed) {
             let wait = self.shared.settings.timeouts.connect;
             let _ = tokio::time::timeout(wait, listener).await;
         }
@@ -153,7 +158,7 @@ impl Sentinel {
         if let Some(master) = self.shared.master.load_full() {
             return Ok(master);
         }
-        if self.shared.request_resolution() {
+        if self.shared.request_resolution() && !self.shared.gave_up.load(Ordering::Relaxed) {
             let _ = listener.wait_timeout(self.shared.settings.timeouts.connect);
         }
         self.shared
@@ -242,6 +247,7 @@ impl Shared {
                 tracing::debug!(target: "cache_redis", error = %format_args!("{error:#}"), "Sentinel resolution found no new master");
             }
             Err(error) => {
+                self.gave_up.store(true, Ordering::Relaxed);
                 tracing::warn!(target: "cache_redis", error = %format_args!("{error:#}"), "Sentinel resolution found no master; calls fail open until one is found");
             }
         }
