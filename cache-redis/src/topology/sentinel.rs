@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use event_listener::{Event, Listener as _};
+use event_listener::{Event, EventListener, Listener as _};
 use redis::Value;
 
 use cache_core::{Error, ErrorKind, Result};
@@ -138,29 +138,46 @@ impl Sentinel {
     /// The master, waiting (at most the connect time-out) for the resolution in flight if
     /// none is known yet; once a resolution has failed to find any, without waiting.
     pub(crate) async fn master(&self) -> Result<Arc<Master>> {
-        let listener = self.shared.resolved.listen();
-        if let Some(master) = self.shared.master.load_full() {
-            return Ok(master);
+        match self.first_master() {
+            Lookup::Known(master) => return Ok(master),
+            Lookup::Wait(listener) => {
+                let _ = tokio::time::timeout(self.shared.settings.timeouts.connect, listener).await;
+            }
+            Lookup::Unknown => {}
         }
-        if self.shared.request_resolution() && !self.shared.gave_up.load(Ordering::Relaxed) {
-            let wait = self.shared.settings.timeouts.connect;
-            let _ = tokio::time::timeout(wait, listener).await;
-        }
-        self.shared
-            .master
-            .load_full()
-            .ok_or_else(|| self.shared.unresolved())
+        self.after_wait()
     }
 
     /// [`master`](Self::master) for sync callers.
     pub(crate) fn master_blocking(&self) -> Result<Arc<Master>> {
+        match self.first_master() {
+            Lookup::Known(master) => return Ok(master),
+            Lookup::Wait(listener) => {
+                let _ = listener.wait_timeout(self.shared.settings.timeouts.connect);
+            }
+            Lookup::Unknown => {}
+        }
+        self.after_wait()
+    }
+
+    /// The step before waiting, shared by both: the master if known, else a listener for
+    /// the end of the resolution in flight (unless a resolution has found none).
+    #[cold]
+    fn first_master(&self) -> Lookup {
+        // Listening before looking, so a resolution that ends in between is not missed.
         let listener = self.shared.resolved.listen();
         if let Some(master) = self.shared.master.load_full() {
-            return Ok(master);
+            return Lookup::Known(master);
         }
         if self.shared.request_resolution() && !self.shared.gave_up.load(Ordering::Relaxed) {
-            let _ = listener.wait_timeout(self.shared.settings.timeouts.connect);
+            Lookup::Wait(listener)
+        } else {
+            Lookup::Unknown
         }
+    }
+
+    /// The step after waiting, shared by both.
+    fn after_wait(&self) -> Result<Arc<Master>> {
         self.shared
             .master
             .load_full()
@@ -176,6 +193,13 @@ impl Sentinel {
     pub(crate) fn master_addr(&self) -> Option<String> {
         self.current().map(|master| show(&master.addr))
     }
+}
+
+/// Where a call without a known master stands.
+enum Lookup {
+    Known(Arc<Master>),
+    Wait(EventListener),
+    Unknown,
 }
 
 impl Shared {

@@ -38,15 +38,20 @@ pub(crate) trait Listener: Send + Sync + Sized {
 
 /// Watches until `listener` is dropped. See the module docs.
 pub(crate) fn run<L: Listener>(listener: &Weak<L>, settings: &Settings) {
-    let mut subscribed_before = false;
+    let mut subscriptions = 0u64;
     let mut failures_in_a_row = 0;
     for sentinel in settings.sentinels.iter().cycle() {
         if listener.strong_count() == 0 {
             return;
         }
-        match listen(listener, settings, sentinel, &mut subscribed_before) {
+        let before = subscriptions;
+        match listen(listener, settings, sentinel, &mut subscriptions) {
             Ok(()) => return,
             Err(error) => {
+                if subscriptions != before {
+                    // It was subscribed: a Sentinel that failed later, not one in a row.
+                    failures_in_a_row = 0;
+                }
                 tracing::debug!(
                     target: "cache_redis",
                     sentinel = %sentinel_addr(sentinel),
@@ -63,13 +68,13 @@ pub(crate) fn run<L: Listener>(listener: &Weak<L>, settings: &Settings) {
     }
 }
 
-/// Subscribes on `sentinel` and passes announcements on until the listener is gone
-/// (`Ok`) or the Sentinel fails (`Err`).
+/// Subscribes on `sentinel` (counting it in `subscriptions`) and passes announcements on
+/// until the listener is gone (`Ok`) or the Sentinel fails (`Err`).
 fn listen<L: Listener>(
     listener: &Weak<L>,
     settings: &Settings,
     sentinel: &ConnectionInfo,
-    subscribed_before: &mut bool,
+    subscriptions: &mut u64,
 ) -> RedisResult<()> {
     let client = Client::open(sentinel.clone())?;
     let connector = Connector::new(
@@ -81,7 +86,8 @@ fn listen<L: Listener>(
     let mut pubsub = conn.as_pubsub();
     pubsub.subscribe(CHANNEL)?;
     tracing::debug!(target: "cache_redis", sentinel = %sentinel_addr(sentinel), "listening for +switch-master");
-    if std::mem::replace(subscribed_before, true) {
+    *subscriptions += 1;
+    if *subscriptions > 1 {
         match listener.upgrade() {
             Some(listener) => listener.resubscribed(),
             None => return Ok(()),
