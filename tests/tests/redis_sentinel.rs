@@ -70,25 +70,28 @@ fn replicate(set_up: &RedisSentinels) {
     assert_eq!(replicas, 1, "the replica acknowledged the writes");
 }
 
-/// How many clients of each Sentinel hold a subscription (`sub=` in `CLIENT LIST`).
+/// How many clients of the running Sentinels hold a subscription.
 fn subscribed_clients(set_up: &RedisSentinels) -> usize {
     set_up
         .sentinels()
         .iter()
         .filter(|sentinel| sentinel.pid().is_some())
-        .map(|sentinel| {
-            let list: String = redis::cmd("CLIENT")
-                .arg("LIST")
-                .query(&mut sentinel.connection())
-                .unwrap();
-            list.lines()
-                .filter(|line| {
-                    line.split(' ')
-                        .any(|f| f.starts_with("sub=") && f != "sub=0")
-                })
-                .count()
-        })
+        .map(subscribed_on)
         .sum()
+}
+
+/// How many clients of `sentinel` hold a subscription (`sub=` in `CLIENT LIST`).
+fn subscribed_on(sentinel: &tests::RedisServer) -> usize {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut sentinel.connection())
+        .unwrap();
+    list.lines()
+        .filter(|line| {
+            line.split(' ')
+                .any(|f| f.starts_with("sub=") && f != "sub=0")
+        })
+        .count()
 }
 
 fn eventually(within: Duration, mut done: impl FnMut() -> bool) -> bool {
@@ -746,4 +749,41 @@ fn calls_with_a_hung_sentinel_share_one_resolution_at_a_time_and_then_fail_fast(
         connections <= 15,
         "{connections} connections: resolutions are rate-limited"
     );
+}
+
+#[test]
+fn the_watcher_moves_to_another_sentinel_when_its_own_dies_and_still_follows_a_switch() {
+    let _one = one_at_a_time();
+    let mut set_up = RedisSentinels::start();
+    let (old, new) = (set_up.data_nodes()[0].port(), set_up.data_nodes()[1].port());
+    let backend = backend(&set_up);
+    let cache = cache_on(backend.clone(), "app:");
+    cache.blocking().set("k", &1).unwrap();
+    replicate(&set_up);
+    // The watcher subscribes on the first Sentinel; kill it (`kill -9`).
+    assert!(eventually(Duration::from_secs(5), || subscribed_on(
+        &set_up.sentinels()[0]
+    ) == 1));
+    set_up.sentinel_mut(0).kill();
+    assert!(
+        eventually(Duration::from_secs(5), || subscribed_clients(&set_up) == 1),
+        "the watcher subscribed on another Sentinel"
+    );
+
+    let _: () = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(set_up.master_name())
+        .query(&mut set_up.sentinels()[1].connection())
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            backend.sentinel_master() == Some(format!("127.0.0.1:{new}"))
+        }),
+        "the backend still sends to {:?} (old master {old})",
+        backend.sentinel_master()
+    );
+    set_up.reset_stats();
+    assert_eq!(cache.blocking().get::<i32>("k").unwrap(), Some(1));
+    assert_eq!(set_up.command_counts("get")[&new], 1);
+    assert_eq!(cache.stats().errors, 0);
 }
