@@ -2,6 +2,7 @@
 
 mod limits;
 mod redact;
+mod sentinel;
 
 use std::time::Duration;
 
@@ -14,6 +15,10 @@ pub use limits::{
     MAX_REDIS_DB, MAX_TIMEOUT, REDIS_DBS, check_db, check_host, check_port, check_timeout,
 };
 pub use redact::{Secret, redact_url};
+pub use sentinel::{
+    DEFAULT_SENTINEL_MASTER, DEFAULT_SENTINEL_PORT, check_master_name, parse_sentinel_addr,
+    parse_sentinels,
+};
 
 /// Which backend a configuration asks for (`CACHE_TYPE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +30,9 @@ pub enum CacheType {
     Redis,
     /// No caching: `NullCache`, `null`.
     Null,
+    /// Redis behind Sentinels, following failovers: `RedisSentinelCache`, `redis-sentinel`
+    /// (the default when `CACHE_REDIS_SENTINELS` is set).
+    RedisSentinel,
 }
 
 impl CacheType {
@@ -33,11 +41,15 @@ impl CacheType {
             "simplecache" | "simple" | "memory" | "memorycache" => Ok(Self::Memory),
             "rediscache" | "redis" => Ok(Self::Redis),
             "nullcache" | "null" | "none" => Ok(Self::Null),
+            "redissentinelcache" | "redis-sentinel" | "redissentinel" | "sentinel" => {
+                Ok(Self::RedisSentinel)
+            }
             _ => Err(Error::config(
                 "CACHE_TYPE",
                 format!(
                     "unknown cache type {value:?}; expected SimpleCache (or memory), \
-                     RedisCache (or redis), or NullCache (or null)"
+                     RedisCache (or redis), RedisSentinelCache (or redis-sentinel), or \
+                     NullCache (or null)"
                 ),
             )),
         }
@@ -59,6 +71,13 @@ pub struct RedisSettings {
     pub db: Option<i64>,
     /// `CACHE_REDIS_PASSWORD`.
     pub password: Option<Secret>,
+    /// `CACHE_REDIS_SENTINELS`: the Sentinels, `host:port` each (see [`parse_sentinels`]);
+    /// empty when unset.
+    pub sentinels: Vec<(String, u16)>,
+    /// `CACHE_REDIS_SENTINEL_MASTER`: the master's name (see [`check_master_name`]).
+    pub sentinel_master: Option<String>,
+    /// `CACHE_REDIS_SENTINEL_PASSWORD`: the Sentinels' own password.
+    pub sentinel_password: Option<Secret>,
 }
 
 /// A cache configuration, usually read with [`Config::from_env`].
@@ -73,7 +92,11 @@ pub struct RedisSettings {
 /// | `CACHE_REDIS_HOST` | a host name (RFC 1123, `_` allowed), an IPv4 address, or an IPv6 address (`::1` or `[::1]`) | `localhost` |
 /// | `CACHE_REDIS_PORT` | 1 to 65535 | `6379` |
 /// | `CACHE_REDIS_DB` | 0 to 1023 ([`MAX_REDIS_DB`]) | `0` |
-/// | `CACHE_REDIS_PASSWORD` | any text | none |
+/// | `CACHE_REDIS_PASSWORD` | any text (for a Sentinel set-up: the data nodes' password) | none |
+/// | `CACHE_TYPE=RedisSentinelCache` (or `redis-sentinel`) | Redis behind Sentinels | |
+/// | `CACHE_REDIS_SENTINELS` | `host[:port],host[:port],..` ([`parse_sentinels`]; IPv6 as `[::1]:26379`); the port defaults to 26379 | `127.0.0.1:26379` |
+/// | `CACHE_REDIS_SENTINEL_MASTER` | the master's name as the Sentinels know it, without spaces | `mymaster` |
+/// | `CACHE_REDIS_SENTINEL_PASSWORD` | any text: the Sentinels' `requirepass` | none |
 ///
 /// Every value is checked here (the URL by the Redis backend, which parses it): a bad one
 /// is an [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the variable and the
@@ -122,6 +145,8 @@ impl Default for Config {
 const TIMEOUT: &str = "CACHE_DEFAULT_TIMEOUT";
 const PORT: &str = "CACHE_REDIS_PORT";
 const DB: &str = "CACHE_REDIS_DB";
+const SENTINELS: &str = "CACHE_REDIS_SENTINELS";
+const SENTINEL_MASTER: &str = "CACHE_REDIS_SENTINEL_MASTER";
 
 fn parse_number<T: std::str::FromStr>(name: &str, value: &str, what: &str) -> Result<T> {
     value
@@ -158,9 +183,18 @@ impl Config {
                 })
                 .transpose()?,
             password: var("CACHE_REDIS_PASSWORD").map(Secret::new),
+            sentinels: var(SENTINELS)
+                .map(|v| parse_sentinels(SENTINELS, &v))
+                .transpose()?
+                .unwrap_or_default(),
+            sentinel_master: var(SENTINEL_MASTER)
+                .map(|v| check_master_name(SENTINEL_MASTER, &v))
+                .transpose()?,
+            sentinel_password: var("CACHE_REDIS_SENTINEL_PASSWORD").map(Secret::new),
         };
         config.cache_type = match var("CACHE_TYPE") {
             Some(value) => CacheType::parse(&value)?,
+            None if !config.redis.sentinels.is_empty() => CacheType::RedisSentinel,
             None if config.redis.url.is_some() || config.redis.host.is_some() => CacheType::Redis,
             None => CacheType::Memory,
         };
@@ -208,6 +242,11 @@ impl Config {
             CacheType::Redis => Err(Error::config(
                 "CACHE_TYPE",
                 "RedisCache needs the cache-redis crate: build the cache with \
+                 cache_redis::from_env() or cache_redis::from_config(..)",
+            )),
+            CacheType::RedisSentinel => Err(Error::config(
+                "CACHE_TYPE",
+                "RedisSentinelCache needs the cache-redis crate: build the cache with \
                  cache_redis::from_env() or cache_redis::from_config(..)",
             )),
         }
@@ -320,6 +359,37 @@ mod tests {
         ])
         .unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn sentinel_settings_are_read_and_checked() {
+        let sentinel = config(&[
+            ("CACHE_REDIS_SENTINELS", "s1:26379,s2"),
+            ("CACHE_REDIS_SENTINEL_MASTER", "cache"),
+            ("CACHE_REDIS_SENTINEL_PASSWORD", "hunter2"),
+        ])
+        .unwrap();
+        assert_eq!(sentinel.cache_type, CacheType::RedisSentinel);
+        assert_eq!(
+            sentinel.redis.sentinels,
+            [("s1".to_owned(), 26379), ("s2".to_owned(), 26379)]
+        );
+        assert_eq!(sentinel.redis.sentinel_master.as_deref(), Some("cache"));
+        assert!(!format!("{sentinel:?}").contains("hunter2"));
+        for name in ["RedisSentinelCache", "redis-sentinel"] {
+            let typed = config(&[("CACHE_TYPE", name)]).unwrap();
+            assert_eq!(typed.cache_type, CacheType::RedisSentinel);
+        }
+        for (name, value) in [
+            ("CACHE_REDIS_SENTINELS", "s1:0"),
+            ("CACHE_REDIS_SENTINELS", "s1,,s2"),
+            ("CACHE_REDIS_SENTINEL_MASTER", "my master"),
+        ] {
+            let err = config(&[(name, value)]).unwrap_err();
+            assert!(err.is_config() && err.to_string().contains(name), "{err}");
+        }
+        let err = config(&[("CACHE_TYPE", "Memcached")]).unwrap_err();
+        assert!(err.to_string().contains("RedisSentinelCache"), "{err}");
     }
 
     #[test]

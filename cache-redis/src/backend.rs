@@ -163,6 +163,23 @@ impl RedisBackend {
         self.inner.topology.is_circuit_open()
     }
 
+    /// For a backend built with [`sentinel_builder`](Self::sentinel_builder), the `host:port`
+    /// of the master it sends to now; `None` before its first call has resolved one, and for
+    /// other deployments.
+    pub fn sentinel_master(&self) -> Option<String> {
+        match &self.inner.topology {
+            Topology::Sentinel(sentinel) => sentinel.master_addr(),
+            _ => None,
+        }
+    }
+
+    /// A backend on `topology`; `target` describes it with every password masked.
+    pub(crate) fn from_topology(topology: Topology, target: String) -> Self {
+        Self {
+            inner: Arc::new(Inner { topology, target }),
+        }
+    }
+
     /// Deletes **every key of the database** (`FLUSHDB ASYNC`), not only this cache's.
     ///
     /// `Cache::clear()` removes only the keys of its namespace and refuses an empty
@@ -271,7 +288,7 @@ impl Backend for RedisBackend {
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let mut deleted = 0;
-        for node in self.inner.topology.scan_nodes() {
+        for node in self.inner.topology.scan_nodes().await? {
             let mut job = PrefixDeletion::new(prefix);
             while let Some(cmd) = job.next_command() {
                 job.on_reply(node.query(Request::Cmd(&cmd)).await?)?;
@@ -338,7 +355,7 @@ impl BlockingBackend for RedisBackend {
 
     fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let mut deleted = 0;
-        for node in self.inner.topology.scan_nodes() {
+        for node in self.inner.topology.scan_nodes_blocking()? {
             let mut job = PrefixDeletion::new(prefix);
             while let Some(cmd) = job.next_command() {
                 job.on_reply(node.query_blocking(Request::Cmd(&cmd))?)?;
@@ -564,21 +581,11 @@ impl RedisBackendBuilder {
     /// assert!(err.to_string().starts_with("invalid db: database -1 is out of range"));
     /// ```
     pub fn build(self) -> Result<RedisBackend> {
-        if self.connect_timeout.is_zero() {
-            return Err(Error::config(
-                "connect_timeout",
-                "must be greater than zero",
-            ));
-        }
-        if self.response_timeout.is_zero() {
-            return Err(Error::config(
-                "response_timeout",
-                "must be greater than zero",
-            ));
-        }
-        if self.max_connections == 0 {
-            return Err(Error::config("max_connections", "must be at least 1"));
-        }
+        check_limits(
+            self.connect_timeout,
+            self.response_timeout,
+            self.max_connections,
+        )?;
         let info = self.connection_info()?;
         let target = describe(&info);
         let client = self.client(info)?;
@@ -645,6 +652,30 @@ impl RedisBackendBuilder {
             Error::config(self.names.url, "the Redis client refused it").with_source(e)
         })
     }
+}
+
+/// Refuses a zero time-out or a zero `max_connections`, naming the setter.
+pub(crate) fn check_limits(
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    max_connections: usize,
+) -> Result<()> {
+    if connect_timeout.is_zero() {
+        return Err(Error::config(
+            "connect_timeout",
+            "must be greater than zero",
+        ));
+    }
+    if response_timeout.is_zero() {
+        return Err(Error::config(
+            "response_timeout",
+            "must be greater than zero",
+        ));
+    }
+    if max_connections == 0 {
+        return Err(Error::config("max_connections", "must be at least 1"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -28,6 +28,11 @@
 //! time-outs, pool size and the circuit breaker, build a [`RedisBackend`] with
 //! [`RedisBackend::builder`].
 //!
+//! With `CACHE_TYPE=RedisSentinelCache` (or `redis-sentinel`, the default when
+//! `CACHE_REDIS_SENTINELS` is set), the Sentinels of `CACHE_REDIS_SENTINELS` name the
+//! master `CACHE_REDIS_SENTINEL_MASTER`, and the backend follows it across failovers; in
+//! code, [`RedisBackend::sentinel_builder`]. See [`RedisSentinelBuilder`].
+//!
 //! | setting | default |
 //! |---|---|
 //! | connect time-out | [`DEFAULT_CONNECT_TIMEOUT`] (250 ms) |
@@ -50,6 +55,7 @@ mod breaker;
 mod error;
 mod ops;
 mod pool;
+mod sentinel;
 mod target;
 mod topology;
 
@@ -61,6 +67,7 @@ pub use backend::{
     RedisBackend, RedisBackendBuilder,
 };
 pub use breaker::BreakerSettings;
+pub use sentinel::RedisSentinelBuilder;
 
 /// A cache configured from the environment: memory, null or Redis, as `CACHE_TYPE` (or the
 /// presence of `CACHE_REDIS_URL`/`CACHE_REDIS_HOST`) says. See [`from_config`].
@@ -93,6 +100,11 @@ pub fn from_config(config: &Config) -> Result<Cache> {
     match config.cache_type {
         CacheType::Redis => Cache::builder()
             .backend(backend_for(config)?)
+            .namespace(config.key_prefix.clone())
+            .default_timeout(config.default_timeout)
+            .build(),
+        CacheType::RedisSentinel => Cache::builder()
+            .backend(sentinel::backend_for(config)?)
             .namespace(config.key_prefix.clone())
             .default_timeout(config.default_timeout)
             .build(),

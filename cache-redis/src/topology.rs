@@ -2,10 +2,9 @@
 //!
 //! [`Topology`] answers two questions for the backend: *which connection does this command
 //! go to* ([`Topology::query`], [`Topology::query_blocking`]) and *which nodes must a `SCAN`
-//! visit* ([`Topology::scan_nodes`]). Today there is one variant, [`Topology::Single`]; a
-//! Redis Cluster variant would route keyed commands by slot and scan every primary, and a
-//! Sentinel variant would resolve the primary before connecting, without a change in
-//! `backend.rs` or `ops.rs`.
+//! visit* ([`Topology::scan_nodes`]). [`Topology::Single`] is one server;
+//! [`Topology::Sentinel`] is the master of a Sentinel set-up, resolved through the
+//! Sentinels and followed across failovers (see [`sentinel`]).
 //!
 //! A [`Server`] holds, for one address:
 //!
@@ -22,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use futures_util::future::Either;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisResult, Value};
 
@@ -31,6 +31,10 @@ use crate::blocking::{self, Connector};
 use crate::breaker::{Breaker, BreakerSettings, Probe};
 use crate::error::{breaks_connection, from_redis};
 use crate::pool::{Pool, Slot};
+
+pub(crate) mod sentinel;
+
+use sentinel::{Master, Sentinel};
 
 /// The time-outs that bound every call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,10 +51,33 @@ pub(crate) enum Request<'a> {
 }
 
 /// The servers a backend talks to. See the module docs.
+// One per backend, inside its `Arc`: boxing the single server would only add an
+// indirection to every call.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Topology {
     /// One standalone server (or a proxy in front of several).
     Single(Server),
+    /// The master of a Sentinel set-up, followed across failovers.
+    Sentinel(Sentinel),
+}
+
+/// A node a `SCAN` visits: one the topology holds, or the master a Sentinel set-up has
+/// now (kept alive for the whole scan even if the master moves meanwhile).
+pub(crate) enum Node<'a> {
+    Held(&'a Server),
+    Master(Arc<Master>),
+}
+
+impl std::ops::Deref for Node<'_> {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        match self {
+            Self::Held(server) => server,
+            Self::Master(master) => &master.server,
+        }
+    }
 }
 
 impl Topology {
@@ -65,7 +92,8 @@ impl Topology {
         request: Request<'a>,
     ) -> impl Future<Output = Result<Value>> + 'a {
         match self {
-            Self::Single(server) => server.query(request),
+            Self::Single(server) => Either::Left(server.query(request)),
+            Self::Sentinel(sentinel) => Either::Right(sentinel.query(request)),
         }
     }
 
@@ -75,6 +103,7 @@ impl Topology {
     pub(crate) fn query_blocking(&self, request: Request<'_>) -> Result<Value> {
         match self {
             Self::Single(server) => server.query_blocking(request),
+            Self::Sentinel(sentinel) => sentinel.query_blocking(request),
         }
     }
 
@@ -82,13 +111,25 @@ impl Topology {
     pub(crate) fn is_circuit_open(&self) -> bool {
         match self {
             Self::Single(server) => server.breaker.is_open_now(),
+            Self::Sentinel(sentinel) => sentinel
+                .current()
+                .is_some_and(|master| master.server.breaker.is_open_now()),
         }
     }
 
     /// The nodes whose key spaces a `SCAN` must cover: every node holding primary data.
-    pub(crate) fn scan_nodes(&self) -> impl Iterator<Item = &Server> {
+    pub(crate) async fn scan_nodes(&self) -> Result<Vec<Node<'_>>> {
         match self {
-            Self::Single(server) => std::iter::once(server),
+            Self::Single(server) => Ok(vec![Node::Held(server)]),
+            Self::Sentinel(sentinel) => Ok(vec![Node::Master(sentinel.master().await?)]),
+        }
+    }
+
+    /// [`scan_nodes`](Self::scan_nodes) for sync callers.
+    pub(crate) fn scan_nodes_blocking(&self) -> Result<Vec<Node<'_>>> {
+        match self {
+            Self::Single(server) => Ok(vec![Node::Held(server)]),
+            Self::Sentinel(sentinel) => Ok(vec![Node::Master(sentinel.master_blocking()?)]),
         }
     }
 }

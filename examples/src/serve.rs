@@ -41,11 +41,49 @@ fn describe(config: &Config, cache: &Cache) {
             tracing::info!("see the keys:   {cli} --scan --pattern '{pattern}'");
             tracing::info!("see a TTL:      {cli} TTL '{}homepage'", cache.namespace());
         }
+        CacheType::RedisSentinel => {
+            let redis = &config.redis;
+            let sentinels = sentinel_list(config);
+            let first = sentinels.split(',').next().unwrap_or_default();
+            let (host, port) = first.rsplit_once(':').unwrap_or((first, "26379"));
+            let master = redis
+                .sentinel_master
+                .as_deref()
+                .unwrap_or(cache_core::config::DEFAULT_SENTINEL_MASTER);
+            let masked = |set: bool| if set { " (password ***)" } else { "" };
+            tracing::info!(
+                "cache: Redis Sentinel master `{master}` via {sentinels}{}, db {}{} (namespace {:?})",
+                masked(redis.sentinel_password.is_some()),
+                redis.db.unwrap_or(0),
+                masked(redis.password.is_some()),
+                cache.namespace()
+            );
+            tracing::info!(
+                "see the master: redis-cli -h {} -p {port} SENTINEL get-master-addr-by-name {master}",
+                host.trim_matches(['[', ']'])
+            );
+        }
         CacheType::Null => tracing::info!("cache: disabled (NullCache)"),
         _ => tracing::info!(
             "cache: in process memory (set CACHE_REDIS_URL=redis://localhost:6379/0 to use Redis)"
         ),
     }
+}
+
+/// `CACHE_REDIS_SENTINELS` as the backend reads it (Flask-Caching's default when unset).
+fn sentinel_list(config: &Config) -> String {
+    let sentinels = &config.redis.sentinels;
+    if sentinels.is_empty() {
+        return format!("127.0.0.1:{}", cache_core::config::DEFAULT_SENTINEL_PORT);
+    }
+    let shown: Vec<String> = sentinels
+        .iter()
+        .map(|(host, port)| match host.contains(':') {
+            true => format!("[{host}]:{port}"),
+            false => format!("{host}:{port}"),
+        })
+        .collect();
+    shown.join(",")
 }
 
 /// The Redis target with its password masked.

@@ -268,6 +268,16 @@ impl RedisSentinels {
         &self.sentinels
     }
 
+    /// The Sentinel at `index` (in [`sentinel_addrs`](Self::sentinel_addrs) order), to
+    /// pause, kill or restart it.
+    ///
+    /// # Panics
+    ///
+    /// If there is no Sentinel at `index`.
+    pub fn sentinel_mut(&mut self, index: usize) -> &mut RedisServer {
+        &mut self.sentinels[index]
+    }
+
     /// `127.0.0.1:port` of every Sentinel, the form `CACHE_REDIS_SENTINELS` takes.
     pub fn sentinel_addrs(&self) -> Vec<String> {
         self.sentinels

@@ -1,0 +1,50 @@
+//! What a Sentinel deployment is made of, fixed when the backend is built.
+
+use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
+
+use crate::breaker::BreakerSettings;
+use crate::topology::{PoolLimits, Timeouts};
+
+/// A data node's address as the Sentinels report it.
+pub(crate) type Addr = (String, u16);
+
+/// The settings of a Sentinel deployment; shared (read-only) by the manager, the resolver
+/// and the watcher.
+pub(crate) struct Settings {
+    /// The name the Sentinels know the master by.
+    pub(crate) master_name: String,
+    /// Every Sentinel, with the Sentinels' password if any.
+    pub(crate) sentinels: Vec<ConnectionInfo>,
+    /// The data nodes' database, user and password.
+    pub(crate) node: RedisConnectionInfo,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) pool: PoolLimits,
+    pub(crate) breaker: BreakerSettings,
+}
+
+impl Settings {
+    /// A client for the data node at `addr`, with the data nodes' credentials.
+    pub(crate) fn node_client(&self, addr: &Addr) -> redis::RedisResult<Client> {
+        let info = ConnectionAddr::Tcp(addr.0.clone(), addr.1)
+            .into_connection_info()?
+            .set_redis_settings(self.node.clone());
+        Client::open(info)
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+pub(crate) fn show(addr: &Addr) -> String {
+    if addr.0.contains(':') {
+        format!("[{}]:{}", addr.0, addr.1)
+    } else {
+        format!("{}:{}", addr.0, addr.1)
+    }
+}
+
+/// The address of a Sentinel's connection info.
+pub(crate) fn sentinel_addr(info: &ConnectionInfo) -> String {
+    match info.addr() {
+        ConnectionAddr::Tcp(host, port) => show(&(host.clone(), *port)),
+        other => other.to_string(),
+    }
+}
