@@ -330,7 +330,7 @@ impl<'a> Plan<'a> {
         let bytes = match read {
             Ok(bytes) => bytes,
             Err(error) => {
-                tracing::warn!(function = self.label, %error, "cache read failed; running the function");
+                tracing::warn!(function = self.label, error = %format_args!("{error:#}"), "cache read failed; running the function");
                 self.counters.error();
                 self.counters.miss();
                 return Lookup::Miss;
@@ -365,7 +365,7 @@ impl<'a> Plan<'a> {
         match envelope::seal::<C, P::Stored>(stored, meta) {
             Ok(bytes) => Some((bytes, ttl)),
             Err(error) => {
-                tracing::warn!(function = self.label, %error, "cannot encode the result; not cached");
+                tracing::warn!(function = self.label, error = %format_args!("{error:#}"), "cannot encode the result; not cached");
                 self.counters.error();
                 None
             }
@@ -390,7 +390,7 @@ impl<'a> Plan<'a> {
         match write {
             Ok(()) => self.counters.store(),
             Err(error) => {
-                tracing::warn!(function = self.label, %error, "cache write failed; result returned uncached");
+                tracing::warn!(function = self.label, error = %format_args!("{error:#}"), "cache write failed; result returned uncached");
                 self.counters.error();
             }
         }
@@ -400,7 +400,7 @@ impl<'a> Plan<'a> {
         match envelope::open::<C, P::Stored>(bytes) {
             Ok((stored, _)) => Some(policy.restore(stored)),
             Err(error) => {
-                tracing::warn!(function = self.label, %error, "shared result did not decode");
+                tracing::warn!(function = self.label, error = %format_args!("{error:#}"), "shared result did not decode");
                 None
             }
         }
@@ -475,7 +475,7 @@ impl<'a> Plan<'a> {
             Ok(true) => Attempt::Held,
             Ok(false) => Attempt::Busy,
             Err(error) => {
-                tracing::warn!(function = self.label, %error, "cannot take the lease; computing without it");
+                tracing::warn!(function = self.label, error = %format_args!("{error:#}"), "cannot take the lease; computing without it");
                 self.counters.error();
                 Attempt::Failed
             }
@@ -484,7 +484,7 @@ impl<'a> Plan<'a> {
 
     fn released(&self, release: Result<bool>, lease: Lease) {
         if let Err(error) = release {
-            tracing::debug!(function = self.label, %error, "lease not released; it will expire");
+            tracing::debug!(function = self.label, error = %format_args!("{error:#}"), "lease not released; it will expire");
         }
         lease.settle();
     }

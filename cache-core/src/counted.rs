@@ -23,7 +23,7 @@ pub(crate) fn open_counted<C: Codec, T: DeserializeOwned>(
             Some(opened)
         }
         Err(error) => {
-            tracing::warn!(function = label, %error, "cached value did not decode; treating as a miss");
+            tracing::warn!(function = label, error = %format_args!("{error:#}"), "cached value did not decode; treating as a miss");
             counters.error();
             counters.miss();
             None

@@ -193,7 +193,7 @@ fn plan<'a>(prepared: Prepared<'a>, site: &'a Site, options: Options) -> Option<
             outage: Default::default(),
         }),
         Err(error) => {
-            tracing::warn!(function = site.path, %error, "cannot build the cache key; running uncached");
+            tracing::warn!(function = site.path, error = %format_args!("{error:#}"), "cannot build the cache key; running uncached");
             counters.error();
             counters.bypass();
             None

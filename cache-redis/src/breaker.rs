@@ -259,7 +259,7 @@ fn probe_until_closed(running: &Running) {
         }
         match (shared.probe)() {
             Err(error) if is_outage(&error) => {
-                tracing::debug!(target: "cache_redis", %error, "probe failed: Redis still unreachable");
+                tracing::debug!(target: "cache_redis", error = %format_args!("{error:#}"), "probe failed: Redis still unreachable");
             }
             _ => {
                 shared.close();

@@ -45,3 +45,45 @@ async fn breaker_transitions_and_reconnections_are_logged_without_the_password()
     assert!(logs.contains("connection to Redis opened"), "{logs}");
     assert!(!logs.contains(PASSWORD), "{logs}");
 }
+
+/// The cache of [`logged`], set by its test.
+struct Late(std::sync::OnceLock<cache_core::Cache>);
+
+impl std::ops::Deref for Late {
+    type Target = cache_core::Cache;
+    fn deref(&self) -> &cache_core::Cache {
+        self.0.get().expect("the test sets the cache first")
+    }
+}
+
+static LOGGED: Late = Late(std::sync::OnceLock::new());
+
+#[cache_core::memoize(cache = LOGGED, timeout = 60)]
+fn logged(n: u32) -> u32 {
+    n + 1
+}
+
+/// Since messages no longer repeat their cause, a cached call's warning prints the whole
+/// chain (`{error:#}`): what failed and why, still without the password.
+#[test]
+fn a_failed_read_is_logged_with_its_cause_and_without_the_password() {
+    let (captured, _guard) = tests::logs::capture();
+    let mut server = RedisServer::builder().requirepass(PASSWORD).start();
+    let cache = cache_core::Cache::builder()
+        .backend(RedisBackend::open(&server.url()).unwrap())
+        .namespace("logs")
+        .build()
+        .unwrap();
+    let _ = LOGGED.0.set(cache);
+    server.kill();
+    assert_eq!(logged(1), 2, "fail-open: the real result");
+
+    let logs = captured.text();
+    let line = logs
+        .lines()
+        .find(|line| line.contains("cache read failed"))
+        .unwrap_or_else(|| panic!("no warning for the failed read: {logs}"));
+    assert!(line.contains("cannot reach Redis: "), "{line}");
+    assert!(line.to_lowercase().contains("refused"), "{line}");
+    assert!(!logs.contains(PASSWORD), "{logs}");
+}
