@@ -13,6 +13,7 @@ use cache_core::{Error, Result};
 use redis::{ConnectionInfo, Value};
 
 use crate::breaker::BreakerSettings;
+use crate::cluster::{self, Cluster, NodeSettings};
 use crate::error::is_wrong_type;
 use crate::ops::{self, PrefixDeletion};
 use crate::target::{self, Names, describe};
@@ -271,7 +272,7 @@ impl Backend for RedisBackend {
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let mut deleted = 0;
-        for node in self.inner.topology.scan_nodes() {
+        for node in self.inner.topology.scan_nodes().await? {
             let mut job = PrefixDeletion::new(prefix);
             while let Some(cmd) = job.next_command() {
                 job.on_reply(node.query(Request::Cmd(&cmd)).await?)?;
@@ -338,7 +339,7 @@ impl BlockingBackend for RedisBackend {
 
     fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let mut deleted = 0;
-        for node in self.inner.topology.scan_nodes() {
+        for node in self.inner.topology.scan_nodes_blocking()? {
             let mut job = PrefixDeletion::new(prefix);
             while let Some(cmd) = job.next_command() {
                 job.on_reply(node.query_blocking(Request::Cmd(&cmd))?)?;
@@ -394,6 +395,7 @@ pub struct RedisBackendBuilder {
     max_connections: usize,
     pool_size: usize,
     breaker: BreakerSettings,
+    cluster: Option<Secret>,
     #[cfg(feature = "tls")]
     tls_root_cert: Option<Vec<u8>>,
 }
@@ -413,6 +415,7 @@ impl Default for RedisBackendBuilder {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             pool_size: DEFAULT_POOL_SIZE,
             breaker: BreakerSettings::default(),
+            cluster: None,
             #[cfg(feature = "tls")]
             tls_root_cert: None,
         }
@@ -437,6 +440,10 @@ impl fmt::Debug for RedisBackendBuilder {
             .field("max_connections", &self.max_connections)
             .field("pool_size", &self.pool_size)
             .field("breaker", &self.breaker)
+            .field(
+                "cluster",
+                &self.cluster.as_ref().map(|seeds| cluster::redact_seeds(seeds.expose())),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -539,6 +546,36 @@ impl RedisBackendBuilder {
         self
     }
 
+    /// A Redis Cluster reached through these seed nodes, instead of one server: `host:port`
+    /// or `redis://` (`rediss://`) URLs separated by commas, as in
+    /// `"10.0.0.1:7000,10.0.0.2:7000"` (`CACHE_REDIS_CLUSTER`). Any one reachable seed is
+    /// enough: the others are asked only when it is not.
+    ///
+    /// The credentials (from the first seed's URL, or [`username`](Self::username) and
+    /// [`password`](Self::password)) and TLS settings apply to every node. A cluster has only
+    /// database 0: another [`db`](Self::db) is refused. [`url`](Self::url),
+    /// [`host`](Self::host) and [`port`](Self::port) are not used. Every other setting (time-outs,
+    /// pool, breaker) applies per node: each node has its own connections and circuit
+    /// breaker. See [`RedisBackend`]'s "Redis Cluster" section.
+    ///
+    /// ```
+    /// use cache_redis::RedisBackend;
+    ///
+    /// // Building does not connect, so this works with no cluster running.
+    /// let backend = RedisBackend::builder()
+    ///     .cluster("127.0.0.1:7000,127.0.0.1:7001")
+    ///     .password("hunter2")
+    ///     .build()?;
+    /// assert!(!format!("{backend:?}").contains("hunter2"));
+    /// let err = RedisBackend::builder().cluster("127.0.0.1").build().unwrap_err();
+    /// assert!(err.is_config() && err.to_string().starts_with("invalid cluster: "));
+    /// # Ok::<(), cache_core::Error>(())
+    /// ```
+    pub fn cluster(mut self, seeds: impl AsRef<str>) -> Self {
+        self.cluster = Some(Secret::new(seeds.as_ref()));
+        self
+    }
+
     /// Names the environment variables (`CACHE_REDIS_URL`, ...) in errors rather than the
     /// setters, for a backend built from a `Config`.
     pub(crate) fn env_names(mut self) -> Self {
@@ -579,6 +616,10 @@ impl RedisBackendBuilder {
         if self.max_connections == 0 {
             return Err(Error::config("max_connections", "must be at least 1"));
         }
+        if let Some(seeds) = &self.cluster {
+            let seeds = seeds.clone();
+            return self.build_cluster(seeds.expose());
+        }
         let info = self.connection_info()?;
         let target = describe(&info);
         let client = self.client(info)?;
@@ -597,6 +638,63 @@ impl RedisBackendBuilder {
                     },
                     self.breaker,
                 )),
+                target,
+            }),
+        })
+    }
+
+    /// The cluster backend for `seeds`; see [`cluster`](Self::cluster).
+    fn build_cluster(self, seeds: &str) -> Result<RedisBackend> {
+        let field = self.names.cluster;
+        let mut infos = cluster::parse_seeds(seeds, field)?;
+        for info in &mut infos {
+            let mut settings = info.redis_settings().clone();
+            if let Some(db) = self.db {
+                settings = settings.set_db(check_db(self.names.db, db)?);
+            }
+            if settings.db() != 0 {
+                return Err(Error::config(
+                    field,
+                    "a Redis Cluster has only database 0; remove the database number",
+                ));
+            }
+            if let Some(username) = &self.username {
+                settings = settings.set_username(username);
+            }
+            if let Some(password) = &self.password {
+                settings = settings.set_password(password.expose());
+            }
+            *info = info.clone().set_redis_settings(settings);
+        }
+        let target = format!(
+            "cluster {}",
+            infos.iter().map(describe).collect::<Vec<_>>().join(",")
+        );
+        let seeds = infos.iter().filter_map(cluster::addr_of).collect();
+        let template = infos.swap_remove(0);
+        // Checked once here, so that a TLS or client setting the `redis` crate refuses is a
+        // start-up error, not a failure of every node later.
+        self.client(template.clone())?;
+        let timeouts = Timeouts {
+            connect: self.connect_timeout,
+            response: self.response_timeout,
+        };
+        let pool = PoolLimits {
+            max_connections: self.max_connections,
+            idle: self.pool_size,
+        };
+        let breaker = self.breaker;
+        let builder = self;
+        let settings = NodeSettings {
+            template,
+            client: Box::new(move |info| builder.client(info)),
+            timeouts,
+            pool,
+            breaker,
+        };
+        Ok(RedisBackend {
+            inner: Arc::new(Inner {
+                topology: Topology::Cluster(Cluster::new(seeds, settings)),
                 target,
             }),
         })

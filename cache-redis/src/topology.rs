@@ -2,10 +2,9 @@
 //!
 //! [`Topology`] answers two questions for the backend: *which connection does this command
 //! go to* ([`Topology::query`], [`Topology::query_blocking`]) and *which nodes must a `SCAN`
-//! visit* ([`Topology::scan_nodes`]). Today there is one variant, [`Topology::Single`]; a
-//! Redis Cluster variant would route keyed commands by slot and scan every primary, and a
-//! Sentinel variant would resolve the primary before connecting, without a change in
-//! `backend.rs` or `ops.rs`.
+//! visit* ([`Topology::scan_nodes`]). [`Topology::Single`] is one server;
+//! [`Topology::Cluster`] routes keyed commands by slot and scans every primary (see
+//! [`crate::cluster`]).
 //!
 //! A [`Server`] holds, for one address:
 //!
@@ -29,6 +28,7 @@ use cache_core::{Error, ErrorKind, Result};
 
 use crate::blocking::{self, Connector};
 use crate::breaker::{Breaker, BreakerSettings, Probe};
+use crate::cluster::{Cluster, Primary};
 use crate::error::{breaks_connection, from_redis};
 use crate::pool::{Pool, Slot};
 
@@ -51,6 +51,61 @@ pub(crate) enum Request<'a> {
 pub(crate) enum Topology {
     /// One standalone server (or a proxy in front of several).
     Single(Server),
+    /// A Redis Cluster: one server per node, commands routed by hash slot.
+    Cluster(Cluster),
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Topology::query`]: the single server's query, or the cluster's.
+    #[project = QueryProjection]
+    pub(crate) enum Query<S, C> {
+        Single { #[pin] future: S },
+        Cluster { #[pin] future: C },
+    }
+}
+
+impl<S, C> Future for Query<S, C>
+where
+    S: Future<Output = Result<Value>>,
+    C: Future<Output = Result<Value>>,
+{
+    type Output = Result<Value>;
+
+    #[inline]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.project() {
+            QueryProjection::Single { future } => future.poll(cx),
+            QueryProjection::Cluster { future } => future.poll(cx),
+        }
+    }
+}
+
+/// A node whose key space a `SCAN` covers: the single server, or a cluster primary (which
+/// unlinks each batch per slot).
+pub(crate) enum ScanNode<'a> {
+    Single(&'a Server),
+    Cluster(Primary),
+}
+
+impl ScanNode<'_> {
+    /// Sends a request to this node.
+    pub(crate) async fn query(&self, request: Request<'_>) -> Result<Value> {
+        match self {
+            Self::Single(server) => server.query(request).await,
+            Self::Cluster(primary) => primary.query(request).await,
+        }
+    }
+
+    /// Sends a request to this node on a blocking connection.
+    pub(crate) fn query_blocking(&self, request: Request<'_>) -> Result<Value> {
+        match self {
+            Self::Single(server) => server.query_blocking(request),
+            Self::Cluster(primary) => primary.query_blocking(request),
+        }
+    }
 }
 
 impl Topology {
@@ -65,7 +120,12 @@ impl Topology {
         request: Request<'a>,
     ) -> impl Future<Output = Result<Value>> + 'a {
         match self {
-            Self::Single(server) => server.query(request),
+            Self::Single(server) => Query::Single {
+                future: server.query(request),
+            },
+            Self::Cluster(cluster) => Query::Cluster {
+                future: cluster.query(request),
+            },
         }
     }
 
@@ -75,6 +135,7 @@ impl Topology {
     pub(crate) fn query_blocking(&self, request: Request<'_>) -> Result<Value> {
         match self {
             Self::Single(server) => server.query_blocking(request),
+            Self::Cluster(cluster) => cluster.query_blocking(request),
         }
     }
 
@@ -82,13 +143,33 @@ impl Topology {
     pub(crate) fn is_circuit_open(&self) -> bool {
         match self {
             Self::Single(server) => server.breaker.is_open_now(),
+            Self::Cluster(cluster) => cluster.is_circuit_open(),
         }
     }
 
-    /// The nodes whose key spaces a `SCAN` must cover: every node holding primary data.
-    pub(crate) fn scan_nodes(&self) -> impl Iterator<Item = &Server> {
+    /// The nodes whose key spaces a `SCAN` must cover: every node holding primary data (on
+    /// a cluster, every primary of a slot map read just now).
+    pub(crate) async fn scan_nodes(&self) -> Result<Vec<ScanNode<'_>>> {
         match self {
-            Self::Single(server) => std::iter::once(server),
+            Self::Single(server) => Ok(vec![ScanNode::Single(server)]),
+            Self::Cluster(cluster) => Ok(cluster
+                .primaries()
+                .await?
+                .into_iter()
+                .map(ScanNode::Cluster)
+                .collect()),
+        }
+    }
+
+    /// [`scan_nodes`](Self::scan_nodes) on blocking connections.
+    pub(crate) fn scan_nodes_blocking(&self) -> Result<Vec<ScanNode<'_>>> {
+        match self {
+            Self::Single(server) => Ok(vec![ScanNode::Single(server)]),
+            Self::Cluster(cluster) => Ok(cluster
+                .primaries_blocking()?
+                .into_iter()
+                .map(ScanNode::Cluster)
+                .collect()),
         }
     }
 }
@@ -163,6 +244,11 @@ impl Server {
             generation: AtomicU64::new(0),
             pool: Pool::new(pool.max_connections, pool.idle),
         }
+    }
+
+    /// True while this server's circuit breaker fails calls fast.
+    pub(crate) fn is_circuit_open(&self) -> bool {
+        self.breaker.is_open_now()
     }
 
     /// Sends one request on the shared connection, through the circuit breaker.
