@@ -442,7 +442,10 @@ impl fmt::Debug for RedisBackendBuilder {
             .field("breaker", &self.breaker)
             .field(
                 "cluster",
-                &self.cluster.as_ref().map(|seeds| cluster::redact_seeds(seeds.expose())),
+                &self
+                    .cluster
+                    .as_ref()
+                    .map(|seeds| cluster::redact_seeds(seeds.expose())),
             )
             .finish_non_exhaustive()
     }
@@ -666,6 +669,11 @@ impl RedisBackendBuilder {
             }
             *info = info.clone().set_redis_settings(settings);
         }
+        // The first seed's credentials and protocol are every node's.
+        let settings = infos[0].redis_settings().clone();
+        for info in &mut infos[1..] {
+            *info = info.clone().set_redis_settings(settings.clone());
+        }
         let target = format!(
             "cluster {}",
             infos.iter().map(describe).collect::<Vec<_>>().join(",")
@@ -782,6 +790,37 @@ mod tests {
             describe(&builder.connection_info().unwrap()),
             "redis://u@localhost:6379/5"
         );
+    }
+
+    #[test]
+    fn a_cluster_builds_without_connecting_and_refuses_a_database() {
+        let backend = RedisBackend::builder()
+            .cluster("redis://:hunter2@127.0.0.1:1,127.0.0.1:2")
+            .build()
+            .unwrap();
+        let shown = format!("{backend:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("cluster redis://:***@127.0.0.1:1/0,redis://:***@127.0.0.1:2/0"),
+            "the first seed's password applies to every node: {shown}"
+        );
+        let err = RedisBackend::builder()
+            .cluster("127.0.0.1:1")
+            .db(2)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("only database 0"), "{err}");
+        let err = RedisBackend::builder()
+            .cluster("redis://h:1/3")
+            .env_names()
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid CACHE_REDIS_CLUSTER: "),
+            "{err}"
+        );
+        let builder = RedisBackend::builder().cluster("redis://:hunter2@h:1");
+        assert!(!format!("{builder:?}").contains("hunter2"));
     }
 
     #[test]

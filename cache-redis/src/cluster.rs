@@ -78,10 +78,12 @@ pub(crate) fn parse_seeds(seeds: &str, field: &str) -> Result<Vec<ConnectionInfo
             "no seed node; expected \"host1:port1,host2:port2\"",
         ));
     }
-    if infos
-        .iter()
-        .any(|info| !matches!(info.addr(), ConnectionAddr::Tcp(..) | ConnectionAddr::TcpTls { .. }))
-    {
+    if infos.iter().any(|info| {
+        !matches!(
+            info.addr(),
+            ConnectionAddr::Tcp(..) | ConnectionAddr::TcpTls { .. }
+        )
+    }) {
         return Err(Error::config(
             field,
             "a Redis Cluster is reached over TCP: unix:// seeds are not supported",
@@ -186,7 +188,12 @@ impl std::fmt::Debug for Cluster {
         f.debug_struct("Cluster")
             .field(
                 "seeds",
-                &self.shared.seeds.iter().map(Addr::to_string).collect::<Vec<_>>(),
+                &self
+                    .shared
+                    .seeds
+                    .iter()
+                    .map(Addr::to_string)
+                    .collect::<Vec<_>>(),
             )
             .field("primaries", &primaries)
             .field("timeouts", &self.shared.settings.timeouts)
@@ -320,9 +327,9 @@ impl Primary {
     /// Sends `request` to this primary, an `UNLINK` of several slots split per slot.
     pub(crate) async fn query(&self, request: Request<'_>) -> Result<Value> {
         match per_slot_unlink(request) {
-            Some((pipe, merge)) => merge.finish(vec![
-                self.server.query(Request::Pipeline(&pipe)).await?,
-            ]),
+            Some((pipe, merge)) => {
+                merge.finish(vec![self.server.query(Request::Pipeline(&pipe)).await?])
+            }
             None => self.server.query(request).await,
         }
     }
@@ -466,7 +473,11 @@ impl Shared {
         drop(nodes);
         let changed = self.map.load().as_ref().is_none_or(|old| {
             old.owners != layout.owners
-                || old.primaries.iter().map(|(a, _)| a).ne(layout.primaries.iter())
+                || old
+                    .primaries
+                    .iter()
+                    .map(|(a, _)| a)
+                    .ne(layout.primaries.iter())
         });
         if changed {
             tracing::info!(
@@ -631,19 +642,20 @@ impl<'a> Load<'a> {
     /// Reads the reply of the node [`next`](Self::next) gave; true once the map is read.
     fn on_reply(&mut self, reply: Result<Value>) -> bool {
         let asked = self.asked.take();
-        let outcome = reply.and_then(|value| {
-            match asked.and_then(|asked| Layout::parse(&value, &asked)) {
-                Some(layout) if !layout.primaries.is_empty() => {
-                    self.shared.install(layout);
-                    Ok(())
-                }
-                _ => Err(Error::new(
-                    ErrorKind::Backend,
-                    "a Redis Cluster node answered CLUSTER SLOTS with no slot map (is cluster \
+        let outcome =
+            reply.and_then(
+                |value| match asked.and_then(|asked| Layout::parse(&value, &asked)) {
+                    Some(layout) if !layout.primaries.is_empty() => {
+                        self.shared.install(layout);
+                        Ok(())
+                    }
+                    _ => Err(Error::new(
+                        ErrorKind::Backend,
+                        "a Redis Cluster node answered CLUSTER SLOTS with no slot map (is cluster \
                      mode enabled?)",
-                )),
-            }
-        });
+                    )),
+                },
+            );
         let done = outcome.is_ok();
         self.outcome = Some(outcome);
         done
@@ -1150,6 +1162,42 @@ mod tests {
             .and_then(|s| s.downcast_ref::<RedisError>())
             .unwrap();
         assert_eq!(source.redirect_node(), Some(("127.0.0.1:6381", 3999)));
+    }
+
+    #[test]
+    fn seeds_parse_as_host_port_or_urls_and_bad_ones_name_the_field_only() {
+        let infos =
+            parse_seeds(" 127.0.0.1:7000, redis://:hunter2@h:7001 ,[::1]:7002", "f").unwrap();
+        let addrs: Vec<String> = infos
+            .iter()
+            .filter_map(addr_of)
+            .map(|addr| addr.to_string())
+            .collect();
+        assert_eq!(addrs, ["127.0.0.1:7000", "h:7001", "[::1]:7002"]);
+        assert_eq!(infos[1].redis_settings().password(), Some("hunter2"));
+        for (seeds, says) in [
+            ("", "no seed node"),
+            (" , ", "no seed node"),
+            ("h", "seed 1 is neither"),
+            ("h:7000,h:notaport", "seed 2 is neither"),
+            ("h:0", "1 to 65535"),
+            ("bad host!:7000", "not a host name"),
+            ("unix:///tmp/redis.sock", "over TCP"),
+            ("redis://:hunter2@h/x", "database number"),
+        ] {
+            let err = parse_seeds(seeds, "CACHE_REDIS_CLUSTER").unwrap_err();
+            let shown = format!("{err:#} {err:?}");
+            assert!(err.is_config(), "{seeds}: {shown}");
+            assert!(
+                shown.contains("CACHE_REDIS_CLUSTER") && shown.contains(says),
+                "{seeds}: {shown}"
+            );
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+        assert_eq!(
+            redact_seeds("h:1,redis://:hunter2@h:2"),
+            "h:1,redis://:***@h:2"
+        );
     }
 
     #[test]

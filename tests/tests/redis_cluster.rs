@@ -108,9 +108,7 @@ fn key_per_primary(cluster: &RedisCluster, prefix: &str) -> BTreeMap<u16, String
     let primaries = cluster.shards().len();
     for i in 0.. {
         let key = format!("{prefix}{i}");
-        found
-            .entry(cluster.shard_of(&key).primary)
-            .or_insert(key);
+        found.entry(cluster.shard_of(&key).primary).or_insert(key);
         if found.len() == primaries {
             return found;
         }
@@ -165,9 +163,15 @@ fn a_cluster_keeps_the_single_server_guarantees() {
                 .primary
         })
         .collect();
-    assert_eq!(holders, primaries, "the keys of `square` are on every primary");
+    assert_eq!(
+        holders, primaries,
+        "the keys of `square` are on every primary"
+    );
     for primary in &primaries {
-        assert!(cluster.node(*primary).dbsize() > 0, "primary {primary} holds entries");
+        assert!(
+            cluster.node(*primary).dbsize() > 0,
+            "primary {primary} holds entries"
+        );
     }
 
     // A lease's commands go to the lease key's node: SET NX, GET, the value's SET and EVAL.
@@ -216,7 +220,11 @@ fn a_cluster_keeps_the_single_server_guarantees() {
     for (port, key) in &foreign {
         let kept: Option<String> = raw(&cluster, *port, redis::cmd("GET").arg(key));
         assert_eq!(kept.as_deref(), Some("theirs"), "the foreign key on {port}");
-        assert_eq!(cluster.node(*port).dbsize(), 1, "only the foreign key is left on {port}");
+        assert_eq!(
+            cluster.node(*port).dbsize(),
+            1,
+            "only the foreign key is left on {port}"
+        );
     }
 }
 
@@ -307,12 +315,20 @@ async fn ask_and_moved_during_and_after_a_slot_migration_are_followed() {
     finish_migration(&cluster, slot, to);
     cluster.reset_stats();
     assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(1));
-    assert_eq!(cluster.node(to).command_count("asking"), 0, "MOVED, not ASK");
+    assert_eq!(
+        cluster.node(to).command_count("asking"),
+        0,
+        "MOVED, not ASK"
+    );
     assert_eq!(cluster.node(to).command_count("get"), 1);
     cluster.reset_stats();
     assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(1));
     assert_eq!(cache.blocking().get::<u32>("k").unwrap(), Some(1));
-    assert_eq!(cluster.node(to).command_count("get"), 2, "straight to the new owner");
+    assert_eq!(
+        cluster.node(to).command_count("get"),
+        2,
+        "straight to the new owner"
+    );
 }
 
 #[memoize(cache = PAUSED, timeout = 60)]
@@ -341,11 +357,13 @@ fn a_paused_cluster_costs_misses_not_errors() {
         .enable_all()
         .build()
         .unwrap();
-    let value = runtime.block_on(cache.get_or_set_with("k", Duration::from_secs(5), || async {
-        5u8
-    }));
+    let value =
+        runtime.block_on(cache.get_or_set_with("k", Duration::from_secs(5), || async { 5u8 }));
     assert_eq!(value, 5);
-    assert!(runtime.block_on(cache.get::<u8>("k")).is_err(), "the direct API says why");
+    assert!(
+        runtime.block_on(cache.get::<u8>("k")).is_err(),
+        "the direct API says why"
+    );
     for port in &ports {
         cluster.node_mut(*port).resume();
     }
@@ -377,12 +395,9 @@ fn a_cluster_with_a_password_works_and_never_shows_it() {
         ("CACHE_REDIS_CLUSTER", urls),
         ("CACHE_KEY_PREFIX", "sec:".to_owned()),
     ];
-    let config = Config::from_vars(|name| {
-        env.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    })
-    .unwrap();
+    let config =
+        Config::from_vars(|name| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
+            .unwrap();
     assert!(!format!("{config:?}").contains("s3cret-pw"));
     let from_env = cache_redis::from_config(&config).unwrap();
     assert!(!format!("{from_env:?}").contains("s3cret-pw"));
@@ -529,7 +544,11 @@ fn a_primary_killed_under_load_fails_over_without_a_wrong_answer_or_an_error() {
         resumed.as_secs_f64(),
     );
     assert_eq!(wrong.load(Ordering::Relaxed), 0, "wrong answers");
-    assert_eq!(errors.load(Ordering::Relaxed), 0, "errors surfaced to callers");
+    assert_eq!(
+        errors.load(Ordering::Relaxed),
+        0,
+        "errors surfaced to callers"
+    );
     assert!(longest < Duration::from_secs(2), "longest call {longest:?}");
     assert!(
         resumed < failover + Duration::from_secs(3),
