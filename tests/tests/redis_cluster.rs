@@ -280,9 +280,18 @@ fn finish_migration(cluster: &RedisCluster, slot: u16, to: u16) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ask_and_moved_during_and_after_a_slot_migration_are_followed() {
+#[test]
+fn ask_and_moved_during_and_after_a_slot_migration_are_followed() {
     let _one = one_at_a_time();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(migration());
+}
+
+async fn migration() {
     let cluster = RedisCluster::builder().replicas_per_primary(0).start();
     let cache = cache_on(backend(&cluster), "mig:");
     let blocking_cache = cache.clone();
