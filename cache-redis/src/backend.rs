@@ -60,6 +60,34 @@ pub const DEFAULT_POOL_SIZE: usize = DEFAULT_MAX_CONNECTIONS;
 /// A key that holds another Redis type (a list, a hash, ...) reads as a miss, and the next
 /// store overwrites it.
 ///
+/// # Redis Cluster
+///
+/// With [`RedisBackendBuilder::cluster`] (or `CACHE_REDIS_CLUSTER`), the backend talks to a
+/// Redis Cluster: one server (connection, blocking pool, circuit breaker) per node, each
+/// command sent to the primary of its key's hash slot. A hit is still one `GET`. The slot
+/// map is read on the first call and followed through `MOVED` (the slot is re-pointed and
+/// the command sent once more), `ASK` (`ASKING` and the command on the named node, once) and
+/// failovers (a connection error or time-out refreshes the map in the background, at most
+/// once per [`BreakerSettings::probe_interval`]). `get_many`, `set_many` and `delete_many`
+/// send one pipeline per node with one command per slot, never a `CROSSSLOT` error;
+/// `delete_prefix` reads a fresh map and scans every primary, unlinking per slot;
+/// [`flush_database`](Self::flush_database) flushes every primary. A call starts no new
+/// request once the connect plus response time-out has passed since it began. Replicas are
+/// never read.
+///
+/// ```no_run
+/// use cache_redis::RedisBackend;
+///
+/// # fn main() -> cache_core::Result<()> {
+/// let backend = RedisBackend::builder()
+///     .cluster("10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000")
+///     .password("s3cret")
+///     .build()?;
+/// let cache = cache_core::Cache::builder().backend(backend).build()?;
+/// cache.blocking().set("greeting", "hello")?;
+/// # Ok(()) }
+/// ```
+///
 /// # Failures
 ///
 /// Errors are typed: [`ErrorKind::Connection`](cache_core::ErrorKind::Connection) when Redis

@@ -293,7 +293,22 @@ fn ask_and_moved_during_and_after_a_slot_migration_are_followed() {
 
 async fn migration() {
     let cluster = RedisCluster::builder().replicas_per_primary(0).start();
-    let cache = cache_on(backend(&cluster), "mig:");
+    let backend = backend(&cluster);
+    let cache = cache_on(backend.clone(), "mig:");
+
+    // Calls cancelled at every await point (reading the map, a request, a multi-key split,
+    // a clear) leave nothing behind: the next calls work and no circuit opened.
+    let names: Vec<String> = (0..8).map(|i| format!("c{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    for micros in (0..3000).step_by(50) {
+        let limit = Duration::from_micros(micros);
+        let _ = tokio::time::timeout(limit, cache.get::<u32>("k")).await;
+        let _ = tokio::time::timeout(limit, cache.get_many::<u32>(&names)).await;
+        let _ = tokio::time::timeout(limit, cache.clear()).await;
+    }
+    assert!(!backend.is_circuit_open());
+    assert_eq!(cache.get::<u32>("k").await.unwrap(), None);
+    assert_eq!(cache.clear().await.unwrap(), 0);
     let blocking_cache = cache.clone();
     cache.set("k", &1u32).await.unwrap();
     let key = cache.full_key("k");
