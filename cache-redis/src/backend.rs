@@ -13,9 +13,10 @@ use cache_core::{Error, Result};
 use redis::{ConnectionInfo, Value};
 
 use crate::breaker::BreakerSettings;
-use crate::cluster::{self, Cluster, NodeSettings};
+use crate::cluster::{Cluster, NodeSettings};
 use crate::error::is_wrong_type;
 use crate::ops::{self, PrefixDeletion};
+use crate::seeds;
 use crate::target::{self, Names, describe};
 use crate::topology::{PoolLimits, Request, Server, Timeouts, Topology};
 
@@ -473,7 +474,7 @@ impl fmt::Debug for RedisBackendBuilder {
                 &self
                     .cluster
                     .as_ref()
-                    .map(|seeds| cluster::redact_seeds(seeds.expose())),
+                    .map(|seeds| seeds::redact_seeds(seeds.expose())),
             )
             .finish_non_exhaustive()
     }
@@ -677,7 +678,7 @@ impl RedisBackendBuilder {
     /// The cluster backend for `seeds`; see [`cluster`](Self::cluster).
     fn build_cluster(self, seeds: &str) -> Result<RedisBackend> {
         let field = self.names.cluster;
-        let mut infos = cluster::parse_seeds(seeds, field)?;
+        let mut infos = seeds::parse_seeds(seeds, field)?;
         for info in &mut infos {
             let mut settings = info.redis_settings().clone();
             if let Some(db) = self.db {
@@ -706,7 +707,7 @@ impl RedisBackendBuilder {
             "cluster {}",
             infos.iter().map(describe).collect::<Vec<_>>().join(",")
         );
-        let seeds = infos.iter().filter_map(cluster::addr_of).collect();
+        let seeds = infos.iter().filter_map(seeds::addr_of).collect();
         let template = infos.swap_remove(0);
         // Checked once here, so that a TLS or client setting the `redis` crate refuses is a
         // start-up error, not a failure of every node later.

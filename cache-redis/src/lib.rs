@@ -54,7 +54,9 @@ mod cluster;
 mod error;
 mod ops;
 mod pool;
+mod seeds;
 mod slots;
+mod split;
 mod target;
 mod topology;
 

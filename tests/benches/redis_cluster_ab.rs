@@ -105,14 +105,14 @@ fn main() {
         let mut conns = Vec::new();
         for key in &keys {
             let port = cluster.shard_of(key).primary;
-            if !by_node.contains_key(&port) {
+            if let std::collections::btree_map::Entry::Vacant(entry) = by_node.entry(port) {
                 let client =
                     redis::Client::open(format!("redis://127.0.0.1:{port}/0")).expect("valid URL");
                 let conn = client
                     .get_multiplexed_async_connection()
                     .await
                     .expect("connection");
-                by_node.insert(port, conn);
+                entry.insert(conn);
             }
             conns.push(by_node[&port].clone());
         }
