@@ -33,6 +33,9 @@ pub enum CacheType {
     /// Redis behind Sentinels, following failovers: `RedisSentinelCache`, `redis-sentinel`
     /// (the default when `CACHE_REDIS_SENTINELS` is set).
     RedisSentinel,
+    /// Redis Cluster: `RedisClusterCache`, `redis-cluster` (the default when
+    /// `CACHE_REDIS_CLUSTER` is set).
+    RedisCluster,
 }
 
 impl CacheType {
@@ -44,12 +47,13 @@ impl CacheType {
             "redissentinelcache" | "redis-sentinel" | "redissentinel" | "sentinel" => {
                 Ok(Self::RedisSentinel)
             }
+            "redisclustercache" | "redis-cluster" | "rediscluster" => Ok(Self::RedisCluster),
             _ => Err(Error::config(
                 "CACHE_TYPE",
                 format!(
                     "unknown cache type {value:?}; expected SimpleCache (or memory), \
-                     RedisCache (or redis), RedisSentinelCache (or redis-sentinel), or \
-                     NullCache (or null)"
+                     RedisCache (or redis), RedisClusterCache (or redis-cluster), \
+                     RedisSentinelCache (or redis-sentinel), or NullCache (or null)"
                 ),
             )),
         }
@@ -78,13 +82,16 @@ pub struct RedisSettings {
     pub sentinel_master: Option<String>,
     /// `CACHE_REDIS_SENTINEL_PASSWORD`: the Sentinels' own password.
     pub sentinel_password: Option<Secret>,
+    /// `CACHE_REDIS_CLUSTER`: the seed nodes of a Redis Cluster, `host:port` or `redis://`
+    /// URLs separated by commas (checked by the Redis backend, which parses them).
+    pub cluster: Option<Secret>,
 }
 
 /// A cache configuration, usually read with [`Config::from_env`].
 ///
 /// | variable | allowed values | default |
 /// |---|---|---|
-/// | `CACHE_TYPE` | `SimpleCache`/`memory`, `RedisCache`/`redis`, `NullCache`/`null` (any case) | `redis` if a Redis URL or host is set, else `memory` |
+/// | `CACHE_TYPE` | `SimpleCache`/`memory`, `RedisCache`/`redis`, `RedisClusterCache`/`redis-cluster`, `RedisSentinelCache`/`redis-sentinel`, `NullCache`/`null` (any case) | `redis-cluster` if `CACHE_REDIS_CLUSTER` is set, else `redis-sentinel` if `CACHE_REDIS_SENTINELS` is set, else `redis` if a Redis URL or host is set, else `memory` |
 /// | `CACHE_DEFAULT_TIMEOUT` | whole seconds, `0` (never expire) to 3153600000 (100 years, [`MAX_TIMEOUT`]) | `300` |
 /// | `CACHE_KEY_PREFIX` | any text: the namespace before every key | `cache:` |
 /// | `CACHE_THRESHOLD` | most entries kept in memory, 1 to 2^64-1 | `10000` |
@@ -93,10 +100,10 @@ pub struct RedisSettings {
 /// | `CACHE_REDIS_PORT` | 1 to 65535 | `6379` |
 /// | `CACHE_REDIS_DB` | 0 to 1023 ([`MAX_REDIS_DB`]) | `0` |
 /// | `CACHE_REDIS_PASSWORD` | any text (for a Sentinel set-up: the data nodes' password) | none |
-/// | `CACHE_TYPE=RedisSentinelCache` (or `redis-sentinel`) | Redis behind Sentinels | |
 /// | `CACHE_REDIS_SENTINELS` | `host[:port],host[:port],..` ([`parse_sentinels`]; IPv6 as `[::1]:26379`); the port defaults to 26379 | `127.0.0.1:26379` |
 /// | `CACHE_REDIS_SENTINEL_MASTER` | the master's name as the Sentinels know it, without spaces | `mymaster` |
 /// | `CACHE_REDIS_SENTINEL_PASSWORD` | any text: the Sentinels' `requirepass` | none |
+/// | `CACHE_REDIS_CLUSTER` | Redis Cluster seed nodes, comma-separated: `host:port` or `redis://`/`rediss://` URLs (no database but 0) | |
 ///
 /// Every value is checked here (the URL by the Redis backend, which parses it): a bad one
 /// is an [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the variable and the
@@ -191,9 +198,11 @@ impl Config {
                 .map(|v| check_master_name(SENTINEL_MASTER, &v))
                 .transpose()?,
             sentinel_password: var("CACHE_REDIS_SENTINEL_PASSWORD").map(Secret::new),
+            cluster: var("CACHE_REDIS_CLUSTER").map(Secret::new),
         };
         config.cache_type = match var("CACHE_TYPE") {
             Some(value) => CacheType::parse(&value)?,
+            None if config.redis.cluster.is_some() => CacheType::RedisCluster,
             None if !config.redis.sentinels.is_empty() => CacheType::RedisSentinel,
             None if config.redis.url.is_some() || config.redis.host.is_some() => CacheType::Redis,
             None => CacheType::Memory,
@@ -239,7 +248,7 @@ impl Config {
                 builder.backend(memory.build()?).build()
             }
             CacheType::Null => builder.backend(NullBackend).build(),
-            CacheType::Redis => Err(Error::config(
+            CacheType::Redis | CacheType::RedisCluster => Err(Error::config(
                 "CACHE_TYPE",
                 "RedisCache needs the cache-redis crate: build the cache with \
                  cache_redis::from_env() or cache_redis::from_config(..)",
@@ -390,6 +399,24 @@ mod tests {
         }
         let err = config(&[("CACHE_TYPE", "Memcached")]).unwrap_err();
         assert!(err.to_string().contains("RedisSentinelCache"), "{err}");
+    }
+
+    #[test]
+    fn a_cluster_is_named_by_its_type_or_by_its_seeds() {
+        for name in ["RedisClusterCache", "redis-cluster", "rediscluster"] {
+            let config = config(&[("CACHE_TYPE", name)]).unwrap();
+            assert_eq!(config.cache_type, CacheType::RedisCluster, "{name}");
+        }
+        let seeds = config(&[("CACHE_REDIS_CLUSTER", "a:7000,b:7001")]).unwrap();
+        assert_eq!(seeds.cache_type, CacheType::RedisCluster);
+        assert_eq!(
+            seeds.redis.cluster.as_ref().map(Secret::expose),
+            Some("a:7000,b:7001")
+        );
+        let err = config(&[("CACHE_TYPE", "cluster")]).unwrap_err();
+        assert!(err.to_string().contains("RedisClusterCache"), "{err}");
+        let secret = config(&[("CACHE_REDIS_CLUSTER", "redis://:hunter2@a:7000")]).unwrap();
+        assert!(!format!("{secret:?}").contains("hunter2"));
     }
 
     #[test]

@@ -13,8 +13,10 @@ use cache_core::{Error, Result};
 use redis::{ConnectionInfo, Value};
 
 use crate::breaker::BreakerSettings;
+use crate::cluster::{Cluster, NodeSettings};
 use crate::error::is_wrong_type;
 use crate::ops::{self, PrefixDeletion};
+use crate::seeds;
 use crate::target::{self, Names, describe};
 use crate::topology::{PoolLimits, Request, Server, Timeouts, Topology};
 
@@ -58,6 +60,34 @@ pub const DEFAULT_POOL_SIZE: usize = DEFAULT_MAX_CONNECTIONS;
 ///
 /// A key that holds another Redis type (a list, a hash, ...) reads as a miss, and the next
 /// store overwrites it.
+///
+/// # Redis Cluster
+///
+/// With [`RedisBackendBuilder::cluster`] (or `CACHE_REDIS_CLUSTER`), the backend talks to a
+/// Redis Cluster: one server (connection, blocking pool, circuit breaker) per node, each
+/// command sent to the primary of its key's hash slot. A hit is still one `GET`. The slot
+/// map is read on the first call and followed through `MOVED` (the slot is re-pointed and
+/// the command sent once more), `ASK` (`ASKING` and the command on the named node, once) and
+/// failovers (a connection error or time-out refreshes the map in the background, at most
+/// once per [`BreakerSettings::probe_interval`]). `get_many`, `set_many` and `delete_many`
+/// send one pipeline per node with one command per slot, never a `CROSSSLOT` error;
+/// `delete_prefix` reads a fresh map and scans every primary, unlinking per slot;
+/// [`flush_database`](Self::flush_database) flushes every primary. A call starts no new
+/// request once the connect plus response time-out has passed since it began. Replicas are
+/// never read.
+///
+/// ```no_run
+/// use cache_redis::RedisBackend;
+///
+/// # fn main() -> cache_core::Result<()> {
+/// let backend = RedisBackend::builder()
+///     .cluster("10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000")
+///     .password("s3cret")
+///     .build()?;
+/// let cache = cache_core::Cache::builder().backend(backend).build()?;
+/// cache.blocking().set("greeting", "hello")?;
+/// # Ok(()) }
+/// ```
 ///
 /// # Failures
 ///
@@ -411,6 +441,7 @@ pub struct RedisBackendBuilder {
     max_connections: usize,
     pool_size: usize,
     breaker: BreakerSettings,
+    cluster: Option<Secret>,
     #[cfg(feature = "tls")]
     tls_root_cert: Option<Vec<u8>>,
 }
@@ -430,6 +461,7 @@ impl Default for RedisBackendBuilder {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             pool_size: DEFAULT_POOL_SIZE,
             breaker: BreakerSettings::default(),
+            cluster: None,
             #[cfg(feature = "tls")]
             tls_root_cert: None,
         }
@@ -454,6 +486,13 @@ impl fmt::Debug for RedisBackendBuilder {
             .field("max_connections", &self.max_connections)
             .field("pool_size", &self.pool_size)
             .field("breaker", &self.breaker)
+            .field(
+                "cluster",
+                &self
+                    .cluster
+                    .as_ref()
+                    .map(|seeds| seeds::redact_seeds(seeds.expose())),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -556,6 +595,36 @@ impl RedisBackendBuilder {
         self
     }
 
+    /// A Redis Cluster reached through these seed nodes, instead of one server: `host:port`
+    /// or `redis://` (`rediss://`) URLs separated by commas, as in
+    /// `"10.0.0.1:7000,10.0.0.2:7000"` (`CACHE_REDIS_CLUSTER`). Any one reachable seed is
+    /// enough: the others are asked only when it is not.
+    ///
+    /// The credentials (from the first seed's URL, or [`username`](Self::username) and
+    /// [`password`](Self::password)) and TLS settings apply to every node. A cluster has only
+    /// database 0: another [`db`](Self::db) is refused. [`url`](Self::url),
+    /// [`host`](Self::host) and [`port`](Self::port) are not used. Every other setting (time-outs,
+    /// pool, breaker) applies per node: each node has its own connections and circuit
+    /// breaker. See [`RedisBackend`]'s "Redis Cluster" section.
+    ///
+    /// ```
+    /// use cache_redis::RedisBackend;
+    ///
+    /// // Building does not connect, so this works with no cluster running.
+    /// let backend = RedisBackend::builder()
+    ///     .cluster("127.0.0.1:7000,127.0.0.1:7001")
+    ///     .password("hunter2")
+    ///     .build()?;
+    /// assert!(!format!("{backend:?}").contains("hunter2"));
+    /// let err = RedisBackend::builder().cluster("127.0.0.1").build().unwrap_err();
+    /// assert!(err.is_config() && err.to_string().starts_with("invalid cluster: "));
+    /// # Ok::<(), cache_core::Error>(())
+    /// ```
+    pub fn cluster(mut self, seeds: impl AsRef<str>) -> Self {
+        self.cluster = Some(Secret::new(seeds.as_ref()));
+        self
+    }
+
     /// Names the environment variables (`CACHE_REDIS_URL`, ...) in errors rather than the
     /// setters, for a backend built from a `Config`.
     pub(crate) fn env_names(mut self) -> Self {
@@ -586,6 +655,10 @@ impl RedisBackendBuilder {
             self.response_timeout,
             self.max_connections,
         )?;
+        if let Some(seeds) = &self.cluster {
+            let seeds = seeds.clone();
+            return self.build_cluster(seeds.expose());
+        }
         let info = self.connection_info()?;
         let target = describe(&info);
         let client = self.client(info)?;
@@ -604,6 +677,68 @@ impl RedisBackendBuilder {
                     },
                     self.breaker,
                 )),
+                target,
+            }),
+        })
+    }
+
+    /// The cluster backend for `seeds`; see [`cluster`](Self::cluster).
+    fn build_cluster(self, seeds: &str) -> Result<RedisBackend> {
+        let field = self.names.cluster;
+        let mut infos = seeds::parse_seeds(seeds, field)?;
+        for info in &mut infos {
+            let mut settings = info.redis_settings().clone();
+            if let Some(db) = self.db {
+                settings = settings.set_db(check_db(self.names.db, db)?);
+            }
+            if settings.db() != 0 {
+                return Err(Error::config(
+                    field,
+                    "a Redis Cluster has only database 0; remove the database number",
+                ));
+            }
+            if let Some(username) = &self.username {
+                settings = settings.set_username(username);
+            }
+            if let Some(password) = &self.password {
+                settings = settings.set_password(password.expose());
+            }
+            *info = info.clone().set_redis_settings(settings);
+        }
+        // The first seed's credentials and protocol are every node's.
+        let settings = infos[0].redis_settings().clone();
+        for info in &mut infos[1..] {
+            *info = info.clone().set_redis_settings(settings.clone());
+        }
+        let target = format!(
+            "cluster {}",
+            infos.iter().map(describe).collect::<Vec<_>>().join(",")
+        );
+        let seeds = infos.iter().filter_map(seeds::addr_of).collect();
+        let template = infos.swap_remove(0);
+        // Checked once here, so that a TLS or client setting the `redis` crate refuses is a
+        // start-up error, not a failure of every node later.
+        self.client(template.clone())?;
+        let timeouts = Timeouts {
+            connect: self.connect_timeout,
+            response: self.response_timeout,
+        };
+        let pool = PoolLimits {
+            max_connections: self.max_connections,
+            idle: self.pool_size,
+        };
+        let breaker = self.breaker;
+        let builder = self;
+        let settings = NodeSettings {
+            template,
+            client: Box::new(move |info| builder.client(info)),
+            timeouts,
+            pool,
+            breaker,
+        };
+        Ok(RedisBackend {
+            inner: Arc::new(Inner {
+                topology: Topology::Cluster(Cluster::new(seeds, settings)),
                 target,
             }),
         })
@@ -715,6 +850,37 @@ mod tests {
             describe(&builder.connection_info().unwrap()),
             "redis://u@localhost:6379/5"
         );
+    }
+
+    #[test]
+    fn a_cluster_builds_without_connecting_and_refuses_a_database() {
+        let backend = RedisBackend::builder()
+            .cluster("redis://:hunter2@127.0.0.1:1,127.0.0.1:2")
+            .build()
+            .unwrap();
+        let shown = format!("{backend:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("cluster redis://:***@127.0.0.1:1/0,redis://:***@127.0.0.1:2/0"),
+            "the first seed's password applies to every node: {shown}"
+        );
+        let err = RedisBackend::builder()
+            .cluster("127.0.0.1:1")
+            .db(2)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("only database 0"), "{err}");
+        let err = RedisBackend::builder()
+            .cluster("redis://h:1/3")
+            .env_names()
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid CACHE_REDIS_CLUSTER: "),
+            "{err}"
+        );
+        let builder = RedisBackend::builder().cluster("redis://:hunter2@h:1");
+        assert!(!format!("{builder:?}").contains("hunter2"));
     }
 
     #[test]

@@ -24,7 +24,10 @@
 //! `_DB` and `_PASSWORD`. Every value is checked when the cache is built (the allowed values
 //! are in [`Config`]'s table and [`RedisBackendBuilder::url`]); a bad one is an
 //! [`ErrorKind::Config`](cache_core::ErrorKind::Config) error naming the variable, and no
-//! error, `Debug` output or log line shows a password, whichever URL form holds it. For
+//! error, `Debug` output or log line shows a password, whichever URL form holds it. A Redis
+//! Cluster is `CACHE_TYPE=RedisClusterCache` (or `redis-cluster`) with the seed nodes in
+//! `CACHE_REDIS_CLUSTER="host1:port1,host2:port2"` (or `CACHE_REDIS_CLUSTER` alone); see
+//! [`RedisBackendBuilder::cluster`]. For
 //! time-outs, pool size and the circuit breaker, build a [`RedisBackend`] with
 //! [`RedisBackend::builder`].
 //!
@@ -52,10 +55,14 @@
 mod backend;
 mod blocking;
 mod breaker;
+mod cluster;
 mod error;
 mod ops;
 mod pool;
+mod seeds;
 mod sentinel;
+mod slots;
+mod split;
 mod target;
 mod topology;
 
@@ -98,7 +105,7 @@ pub fn from_env() -> Result<Cache> {
 /// ```
 pub fn from_config(config: &Config) -> Result<Cache> {
     match config.cache_type {
-        CacheType::Redis => Cache::builder()
+        CacheType::Redis | CacheType::RedisCluster => Cache::builder()
             .backend(backend_for(config)?)
             .namespace(config.key_prefix.clone())
             .default_timeout(config.default_timeout)
@@ -116,6 +123,15 @@ pub fn from_config(config: &Config) -> Result<Cache> {
 fn backend_for(config: &Config) -> Result<RedisBackend> {
     let redis = &config.redis;
     let mut builder = RedisBackend::builder().env_names();
+    if config.cache_type == CacheType::RedisCluster {
+        let Some(seeds) = &redis.cluster else {
+            return Err(cache_core::Error::config(
+                "CACHE_REDIS_CLUSTER",
+                "RedisClusterCache needs the seed nodes, as in \"host1:port1,host2:port2\"",
+            ));
+        };
+        builder = builder.cluster(seeds.expose());
+    }
     if let Some(url) = &redis.url {
         builder = builder.url(url.expose());
     }

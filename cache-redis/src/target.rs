@@ -13,6 +13,8 @@ pub(crate) struct Names {
     pub(crate) host: &'static str,
     pub(crate) port: &'static str,
     pub(crate) db: &'static str,
+    /// The seed nodes of a Redis Cluster.
+    pub(crate) cluster: &'static str,
 }
 
 impl Names {
@@ -22,6 +24,7 @@ impl Names {
         host: "host",
         port: "port",
         db: "db",
+        cluster: "cluster",
     };
 
     /// Flask-Caching's variables.
@@ -30,6 +33,7 @@ impl Names {
         host: "CACHE_REDIS_HOST",
         port: "CACHE_REDIS_PORT",
         db: "CACHE_REDIS_DB",
+        cluster: "CACHE_REDIS_CLUSTER",
     };
 }
 

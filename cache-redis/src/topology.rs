@@ -4,7 +4,8 @@
 //! go to* ([`Topology::query`], [`Topology::query_blocking`]) and *which nodes must a `SCAN`
 //! visit* ([`Topology::scan_nodes`]). [`Topology::Single`] is one server;
 //! [`Topology::Sentinel`] is the master of a Sentinel set-up, resolved through the
-//! Sentinels and followed across failovers (see [`sentinel`]).
+//! Sentinels and followed across failovers (see [`sentinel`]); [`Topology::Cluster`] routes
+//! keyed commands by slot and scans every primary (see [`crate::cluster`]).
 //!
 //! A [`Server`] holds, for one address:
 //!
@@ -21,7 +22,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use futures_util::future::Either;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisResult, Value};
 
@@ -29,6 +29,7 @@ use cache_core::{Error, ErrorKind, Result};
 
 use crate::blocking::{self, Connector};
 use crate::breaker::{Breaker, BreakerSettings, Probe};
+use crate::cluster::{Cluster, Primary};
 use crate::error::{breaks_connection, from_redis};
 use crate::pool::{Pool, Slot};
 
@@ -51,31 +52,76 @@ pub(crate) enum Request<'a> {
 }
 
 /// The servers a backend talks to. See the module docs.
-// One per backend, inside its `Arc`: boxing the single server would only add an
-// indirection to every call.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
+// One per backend, behind its `Arc`: boxing the server would add a pointer chase to every
+// single-server call to save memory that is allocated once.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Topology {
     /// One standalone server (or a proxy in front of several).
     Single(Server),
     /// The master of a Sentinel set-up, followed across failovers.
     Sentinel(Sentinel),
+    /// A Redis Cluster: one server per node, commands routed by hash slot.
+    Cluster(Cluster),
 }
 
-/// A node a `SCAN` visits: one the topology holds, or the master a Sentinel set-up has
-/// now (kept alive for the whole scan even if the master moves meanwhile).
-pub(crate) enum Node<'a> {
-    Held(&'a Server),
+pin_project_lite::pin_project! {
+    /// The future of [`Topology::query`]: the single server's query, the Sentinel master's
+    /// or the cluster's.
+    #[project = QueryProjection]
+    pub(crate) enum Query<S, M, C> {
+        Single { #[pin] future: S },
+        Sentinel { #[pin] future: M },
+        Cluster { #[pin] future: C },
+    }
+}
+
+impl<S, M, C> Future for Query<S, M, C>
+where
+    S: Future<Output = Result<Value>>,
+    M: Future<Output = Result<Value>>,
+    C: Future<Output = Result<Value>>,
+{
+    type Output = Result<Value>;
+
+    #[inline]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.project() {
+            QueryProjection::Single { future } => future.poll(cx),
+            QueryProjection::Sentinel { future } => future.poll(cx),
+            QueryProjection::Cluster { future } => future.poll(cx),
+        }
+    }
+}
+
+/// A node whose key space a `SCAN` covers: the single server, the master a Sentinel set-up
+/// has now (kept alive for the whole scan even if the master moves meanwhile), or a cluster
+/// primary (which unlinks each batch per slot).
+pub(crate) enum ScanNode<'a> {
+    Single(&'a Server),
     Master(Arc<Master>),
+    Cluster(Primary),
 }
 
-impl std::ops::Deref for Node<'_> {
-    type Target = Server;
-
-    fn deref(&self) -> &Server {
+impl ScanNode<'_> {
+    /// Sends a request to this node.
+    pub(crate) async fn query(&self, request: Request<'_>) -> Result<Value> {
         match self {
-            Self::Held(server) => server,
-            Self::Master(master) => &master.server,
+            Self::Single(server) => server.query(request).await,
+            Self::Master(master) => master.server.query(request).await,
+            Self::Cluster(primary) => primary.query(request).await,
+        }
+    }
+
+    /// Sends a request to this node on a blocking connection.
+    pub(crate) fn query_blocking(&self, request: Request<'_>) -> Result<Value> {
+        match self {
+            Self::Single(server) => server.query_blocking(request),
+            Self::Master(master) => master.server.query_blocking(request),
+            Self::Cluster(primary) => primary.query_blocking(request),
         }
     }
 }
@@ -92,8 +138,15 @@ impl Topology {
         request: Request<'a>,
     ) -> impl Future<Output = Result<Value>> + 'a {
         match self {
-            Self::Single(server) => Either::Left(server.query(request)),
-            Self::Sentinel(sentinel) => Either::Right(sentinel.query(request)),
+            Self::Single(server) => Query::Single {
+                future: server.query(request),
+            },
+            Self::Sentinel(sentinel) => Query::Sentinel {
+                future: sentinel.query(request),
+            },
+            Self::Cluster(cluster) => Query::Cluster {
+                future: cluster.query(request),
+            },
         }
     }
 
@@ -104,6 +157,7 @@ impl Topology {
         match self {
             Self::Single(server) => server.query_blocking(request),
             Self::Sentinel(sentinel) => sentinel.query_blocking(request),
+            Self::Cluster(cluster) => cluster.query_blocking(request),
         }
     }
 
@@ -114,22 +168,35 @@ impl Topology {
             Self::Sentinel(sentinel) => sentinel
                 .current()
                 .is_some_and(|master| master.server.breaker.is_open_now()),
+            Self::Cluster(cluster) => cluster.is_circuit_open(),
         }
     }
 
-    /// The nodes whose key spaces a `SCAN` must cover: every node holding primary data.
-    pub(crate) async fn scan_nodes(&self) -> Result<Vec<Node<'_>>> {
+    /// The nodes whose key spaces a `SCAN` must cover: every node holding primary data (on
+    /// a cluster, every primary of a slot map read just now).
+    pub(crate) async fn scan_nodes(&self) -> Result<Vec<ScanNode<'_>>> {
         match self {
-            Self::Single(server) => Ok(vec![Node::Held(server)]),
-            Self::Sentinel(sentinel) => Ok(vec![Node::Master(sentinel.master().await?)]),
+            Self::Single(server) => Ok(vec![ScanNode::Single(server)]),
+            Self::Sentinel(sentinel) => Ok(vec![ScanNode::Master(sentinel.master().await?)]),
+            Self::Cluster(cluster) => Ok(cluster
+                .primaries()
+                .await?
+                .into_iter()
+                .map(ScanNode::Cluster)
+                .collect()),
         }
     }
 
-    /// [`scan_nodes`](Self::scan_nodes) for sync callers.
-    pub(crate) fn scan_nodes_blocking(&self) -> Result<Vec<Node<'_>>> {
+    /// [`scan_nodes`](Self::scan_nodes) on blocking connections.
+    pub(crate) fn scan_nodes_blocking(&self) -> Result<Vec<ScanNode<'_>>> {
         match self {
-            Self::Single(server) => Ok(vec![Node::Held(server)]),
-            Self::Sentinel(sentinel) => Ok(vec![Node::Master(sentinel.master_blocking()?)]),
+            Self::Single(server) => Ok(vec![ScanNode::Single(server)]),
+            Self::Sentinel(sentinel) => Ok(vec![ScanNode::Master(sentinel.master_blocking()?)]),
+            Self::Cluster(cluster) => Ok(cluster
+                .primaries_blocking()?
+                .into_iter()
+                .map(ScanNode::Cluster)
+                .collect()),
         }
     }
 }
@@ -204,6 +271,11 @@ impl Server {
             generation: AtomicU64::new(0),
             pool: Pool::new(pool.max_connections, pool.idle),
         }
+    }
+
+    /// True while this server's circuit breaker fails calls fast.
+    pub(crate) fn is_circuit_open(&self) -> bool {
+        self.breaker.is_open_now()
     }
 
     /// Sends one request on the shared connection, through the circuit breaker.

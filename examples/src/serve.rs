@@ -63,6 +63,30 @@ fn describe(config: &Config, cache: &Cache) {
                 host.trim_matches(['[', ']'])
             );
         }
+        CacheType::RedisCluster => {
+            // The seeds with every credential as `***`.
+            let seeds = config
+                .redis
+                .cluster
+                .as_ref()
+                .map(|seeds| {
+                    seeds
+                        .expose()
+                        .split(',')
+                        .map(|seed| redact_url(seed.trim()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            tracing::info!(
+                "cache: Redis Cluster through the seeds {seeds} (namespace {:?})",
+                cache.namespace()
+            );
+            tracing::info!(
+                "see the keys:   redis-cli -c -h <node> -p <port> --scan --pattern '{pattern}' \
+                 (on each primary)"
+            );
+        }
         CacheType::Null => tracing::info!("cache: disabled (NullCache)"),
         _ => tracing::info!(
             "cache: in process memory (set CACHE_REDIS_URL=redis://localhost:6379/0 to use Redis)"

@@ -1,0 +1,581 @@
+//! The Redis backend on a real local Redis Cluster (`tests::cluster`): the single-server
+//! guarantees (one `GET` per hit, scoped clear, fail-open, secrets) summed over the
+//! primaries, keys spread over every primary, `ASK` and `MOVED` during and after a slot
+//! migration, and a failover under load.
+//!
+//! Clusters run one at a time, so that a failover never competes with another cluster for
+//! the machine's cores.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use cache_core::config::Config;
+use cache_core::{Cache, memoize};
+use cache_redis::RedisBackend;
+use tests::cluster::RedisCluster;
+
+static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_CLUSTER_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// A cache the test installs once its cluster runs (an attribute needs a path to a static).
+struct Late(OnceLock<Cache>);
+
+impl Deref for Late {
+    type Target = Cache;
+    fn deref(&self) -> &Cache {
+        self.0.get().expect("the test sets the cache first")
+    }
+}
+
+static BEHAVIOUR: Late = Late(OnceLock::new());
+static PAUSED: Late = Late(OnceLock::new());
+static FAILOVER: Late = Late(OnceLock::new());
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[memoize(cache = BEHAVIOUR, timeout = 60)]
+fn square(num: u64) -> u64 {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    num * num
+}
+
+#[memoize(cache = BEHAVIOUR, timeout = 60)]
+async fn cube(num: u64) -> u64 {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    num * num * num
+}
+
+#[memoize(cache = BEHAVIOUR, timeout = 60, lease = 5)]
+async fn leased(num: u64) -> u64 {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    num + 1
+}
+
+fn backend(cluster: &RedisCluster) -> RedisBackend {
+    let mut builder = RedisBackend::builder().cluster(cluster.seed_list());
+    if let Some(password) = cluster.password() {
+        builder = builder.password(password);
+    }
+    builder.build().expect("a valid cluster")
+}
+
+fn cache_on(backend: RedisBackend, namespace: &str) -> Cache {
+    Cache::builder()
+        .backend(backend)
+        .namespace(namespace)
+        .default_timeout(Duration::from_secs(60))
+        .build()
+        .expect("a valid cache")
+}
+
+/// The data commands the primaries ran since the last reset, summed over them: what the
+/// test itself sends to inspect the nodes, and the slot map reads, are left out.
+fn data_commands(cluster: &RedisCluster) -> BTreeMap<String, u64> {
+    let mut sum = BTreeMap::new();
+    for shard in cluster.shards() {
+        for (name, stat) in cluster.node(shard.primary).command_stats() {
+            let inspection = name == "info"
+                || name == "ping"
+                || name == "config|resetstat"
+                || name.starts_with("cluster|");
+            if !inspection {
+                *sum.entry(name).or_insert(0) += stat.calls;
+            }
+        }
+    }
+    sum
+}
+
+fn expect(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect()
+}
+
+fn raw<T: redis::FromRedisValue>(cluster: &RedisCluster, port: u16, cmd: &mut redis::Cmd) -> T {
+    cmd.query(&mut cluster.node(port).connection())
+        .expect("raw command succeeds")
+}
+
+/// A key under `prefix` held by each primary, by primary.
+fn key_per_primary(cluster: &RedisCluster, prefix: &str) -> BTreeMap<u16, String> {
+    let mut found = BTreeMap::new();
+    let primaries = cluster.shards().len();
+    for i in 0.. {
+        let key = format!("{prefix}{i}");
+        found.entry(cluster.shard_of(&key).primary).or_insert(key);
+        if found.len() == primaries {
+            return found;
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn a_cluster_keeps_the_single_server_guarantees() {
+    let _one = one_at_a_time();
+    let cluster = RedisCluster::builder().replicas_per_primary(0).start();
+    let cache = cache_on(backend(&cluster), "app:");
+    BEHAVIOUR.0.set(cache.clone()).unwrap();
+    let primaries: BTreeSet<u16> = cluster.shards().iter().map(|s| s.primary).collect();
+    assert_eq!(primaries.len(), 3);
+
+    // The first call reads the slot map; building did not connect.
+    assert_eq!(square(2), 4);
+    RUNS.store(0, Ordering::SeqCst);
+
+    // A hit is one GET, a miss one GET and one SET, summed over the primaries; sync and async.
+    cluster.reset_stats();
+    assert_eq!(square(3), 9);
+    assert_eq!(data_commands(&cluster), expect(&[("get", 1), ("set", 1)]));
+    cluster.reset_stats();
+    assert_eq!(square(3), 9);
+    assert_eq!(data_commands(&cluster), expect(&[("get", 1)]));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        assert_eq!(cube(3).await, 27);
+        cluster.reset_stats();
+        assert_eq!(cube(3).await, 27);
+        assert_eq!(data_commands(&cluster), expect(&[("get", 1)]));
+        cluster.reset_stats();
+        assert_eq!(cube(4).await, 64);
+        assert_eq!(data_commands(&cluster), expect(&[("get", 1), ("set", 1)]));
+    });
+    assert_eq!(RUNS.load(Ordering::SeqCst), 3);
+
+    // Keys of one function spread over every primary.
+    for n in 0..60 {
+        square(n);
+    }
+    let namespace = cache.namespace().to_owned();
+    let holders: BTreeSet<u16> = (0..60)
+        .map(|n| {
+            cluster
+                .shard_of(&format!("{namespace}{}", square::key(n).unwrap()))
+                .primary
+        })
+        .collect();
+    assert_eq!(
+        holders, primaries,
+        "the keys of `square` are on every primary"
+    );
+    for primary in &primaries {
+        assert!(
+            cluster.node(*primary).dbsize() > 0,
+            "primary {primary} holds entries"
+        );
+    }
+
+    // A lease's commands go to the lease key's node: SET NX, GET, the value's SET and EVAL.
+    runtime.block_on(async {
+        cluster.reset_stats();
+        assert_eq!(leased(1).await, 2);
+        let counts = data_commands(&cluster);
+        assert_eq!(counts.get("eval"), Some(&1), "{counts:?}");
+        assert_eq!(counts.get("set"), Some(&2), "{counts:?}");
+        cluster.reset_stats();
+        assert_eq!(leased(1).await, 2);
+        assert_eq!(data_commands(&cluster), expect(&[("get", 1)]));
+    });
+
+    // Multi-key operations across slots: no CROSSSLOT, one pipeline per node.
+    let keys: Vec<String> = (0..20).map(|i| format!("multi{i}")).collect();
+    let entries: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 7)).collect();
+    let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let blocking = cache.blocking();
+    blocking.set_many(&entries).unwrap();
+    let mut with_missing = names.clone();
+    with_missing.insert(3, "absent");
+    let got: Vec<Option<u64>> = blocking.get_many(&with_missing).unwrap();
+    assert_eq!(got.len(), 21);
+    assert_eq!(got[3], None);
+    assert!(got.iter().enumerate().all(|(i, v)| i == 3 || *v == Some(7)));
+    runtime.block_on(async {
+        let got: Vec<Option<u64>> = cache.get_many(&names).await.unwrap();
+        assert!(got.iter().all(|v| *v == Some(7)));
+        assert_eq!(cache.delete_many(&names[..10]).await.unwrap(), 10);
+    });
+    assert_eq!(blocking.delete_many(&names).unwrap(), 10);
+
+    // `clear()` and `invalidate_all()` remove only this namespace's keys, on every primary.
+    let foreign = key_per_primary(&cluster, "other:app:");
+    for (port, key) in &foreign {
+        let _: () = raw(&cluster, *port, redis::cmd("SET").arg(key).arg("theirs"));
+    }
+    let before: u64 = primaries.iter().map(|p| cluster.node(*p).dbsize()).sum();
+    assert!(before > 60);
+    square::invalidate_all().unwrap();
+    let after: u64 = primaries.iter().map(|p| cluster.node(*p).dbsize()).sum();
+    assert_eq!(before - after, 60, "the 60 entries of `square`, no other");
+    let removed = runtime.block_on(cache.clear()).unwrap();
+    assert!(removed >= 3, "{removed}");
+    for (port, key) in &foreign {
+        let kept: Option<String> = raw(&cluster, *port, redis::cmd("GET").arg(key));
+        assert_eq!(kept.as_deref(), Some("theirs"), "the foreign key on {port}");
+        assert_eq!(
+            cluster.node(*port).dbsize(),
+            1,
+            "only the foreign key is left on {port}"
+        );
+    }
+}
+
+/// Moves `slot` from its primary to `to`, the way `redis-cli --cluster reshard` does,
+/// stopping after the keys moved (the slot is still the source's, which answers `ASK`).
+fn start_migration(cluster: &RedisCluster, slot: u16, from: u16, to: u16, keys: &[String]) {
+    let id = |port: u16| -> String { raw(cluster, port, redis::cmd("CLUSTER").arg("MYID")) };
+    let (from_id, to_id) = (id(from), id(to));
+    let _: () = raw(
+        cluster,
+        to,
+        redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("IMPORTING")
+            .arg(&from_id),
+    );
+    let _: () = raw(
+        cluster,
+        from,
+        redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("MIGRATING")
+            .arg(&to_id),
+    );
+    let _: () = raw(
+        cluster,
+        from,
+        redis::cmd("MIGRATE")
+            .arg("127.0.0.1")
+            .arg(to)
+            .arg("")
+            .arg(0)
+            .arg(5000)
+            .arg("KEYS")
+            .arg(keys),
+    );
+}
+
+fn finish_migration(cluster: &RedisCluster, slot: u16, to: u16) {
+    let to_id: String = raw(cluster, to, redis::cmd("CLUSTER").arg("MYID"));
+    for shard in cluster.shards() {
+        let _: () = raw(
+            cluster,
+            shard.primary,
+            redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg("NODE")
+                .arg(&to_id),
+        );
+    }
+}
+
+#[test]
+fn ask_and_moved_during_and_after_a_slot_migration_are_followed() {
+    let _one = one_at_a_time();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(migration());
+}
+
+async fn migration() {
+    let cluster = RedisCluster::builder().replicas_per_primary(0).start();
+    let backend = backend(&cluster);
+    let cache = cache_on(backend.clone(), "mig:");
+
+    // Calls cancelled at every await point (reading the map, a request, a multi-key split,
+    // a clear) leave nothing behind: the next calls work and no circuit opened.
+    let names: Vec<String> = (0..8).map(|i| format!("c{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    for micros in (0..3000).step_by(50) {
+        let limit = Duration::from_micros(micros);
+        let _ = tokio::time::timeout(limit, cache.get::<u32>("k")).await;
+        let _ = tokio::time::timeout(limit, cache.get_many::<u32>(&names)).await;
+        let _ = tokio::time::timeout(limit, cache.clear()).await;
+    }
+    assert!(!backend.is_circuit_open());
+    assert_eq!(cache.get::<u32>("k").await.unwrap(), None);
+    assert_eq!(cache.clear().await.unwrap(), 0);
+    let blocking_cache = cache.clone();
+    cache.set("k", &1u32).await.unwrap();
+    let key = cache.full_key("k");
+    let slot = cluster.slot_of(&key);
+    let from = cluster.shard_of(&key).primary;
+    let to = cluster
+        .shards()
+        .iter()
+        .map(|s| s.primary)
+        .find(|p| *p != from)
+        .unwrap();
+
+    // The key moved, the slot not yet: the source answers ASK, the target serves it after
+    // ASKING.
+    start_migration(&cluster, slot, from, to, std::slice::from_ref(&key));
+    cluster.reset_stats();
+    assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(1));
+    // Redis counts no command it redirected, so the source's ASK is not in its stats.
+    assert_eq!(cluster.node(to).command_count("asking"), 1);
+    assert_eq!(cluster.node(to).command_count("get"), 1);
+    let got = tokio::task::spawn_blocking(move || blocking_cache.blocking().get::<u32>("k"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, Some(1), "the blocking half follows ASK too");
+
+    // The slot moved: the source answers MOVED once, and the map then points at the target.
+    finish_migration(&cluster, slot, to);
+    cluster.reset_stats();
+    assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(1));
+    assert_eq!(
+        cluster.node(to).command_count("asking"),
+        0,
+        "MOVED, not ASK"
+    );
+    assert_eq!(cluster.node(to).command_count("get"), 1);
+    cluster.reset_stats();
+    assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(1));
+    assert_eq!(cache.blocking().get::<u32>("k").unwrap(), Some(1));
+    assert_eq!(
+        cluster.node(to).command_count("get"),
+        2,
+        "straight to the new owner"
+    );
+}
+
+#[memoize(cache = PAUSED, timeout = 60)]
+fn paused_square(num: u64) -> u64 {
+    num * num
+}
+
+#[test]
+fn a_paused_cluster_costs_misses_not_errors() {
+    let _one = one_at_a_time();
+    let mut cluster = RedisCluster::builder().replicas_per_primary(0).start();
+    let cache = cache_on(backend(&cluster), "paused:");
+    PAUSED.0.set(cache.clone()).unwrap();
+    assert_eq!(paused_square(3), 9);
+    let ports: Vec<u16> = cluster.shards().iter().map(|s| s.primary).collect();
+    for port in &ports {
+        cluster.node_mut(*port).pause();
+    }
+    let mut slowest = Duration::ZERO;
+    for n in 0..20 {
+        let started = Instant::now();
+        assert_eq!(paused_square(n), n * n);
+        slowest = slowest.max(started.elapsed());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let value =
+        runtime.block_on(cache.get_or_set_with("k", Duration::from_secs(5), || async { 5u8 }));
+    assert_eq!(value, 5);
+    assert!(
+        runtime.block_on(cache.get::<u8>("k")).is_err(),
+        "the direct API says why"
+    );
+    for port in &ports {
+        cluster.node_mut(*port).resume();
+    }
+    eprintln!("slowest memoized call on a paused cluster: {slowest:?}");
+    assert!(slowest < Duration::from_secs(2), "{slowest:?}");
+    // Once the nodes answer again, calls are hits again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cache.blocking().get::<u64>("x").is_err() {
+        assert!(Instant::now() < deadline, "the cache did not recover");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_cluster_with_a_password_works_and_never_shows_it() {
+    let _one = one_at_a_time();
+    let cluster = RedisCluster::builder()
+        .replicas_per_primary(0)
+        .requirepass("s3cret-pw")
+        .start();
+    let by_setter = cache_on(backend(&cluster), "sec:");
+    by_setter.blocking().set("k", &1u8).unwrap();
+    assert_eq!(by_setter.blocking().get::<u8>("k").unwrap(), Some(1));
+    assert!(!format!("{by_setter:?}").contains("s3cret-pw"));
+
+    let urls = cluster.seed_urls().join(",");
+    let env = [
+        ("CACHE_TYPE", "RedisClusterCache".to_owned()),
+        ("CACHE_REDIS_CLUSTER", urls),
+        ("CACHE_KEY_PREFIX", "sec:".to_owned()),
+    ];
+    let config =
+        Config::from_vars(|name| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
+            .unwrap();
+    assert!(!format!("{config:?}").contains("s3cret-pw"));
+    let from_env = cache_redis::from_config(&config).unwrap();
+    assert!(!format!("{from_env:?}").contains("s3cret-pw"));
+    assert_eq!(from_env.blocking().get::<u8>("k").unwrap(), Some(1));
+
+    let wrong = RedisBackend::builder()
+        .cluster(cluster.seed_list())
+        .password("not-the-s3cret-pw")
+        .build()
+        .unwrap();
+    let wrong = cache_on(wrong, "sec:");
+    let err = wrong.blocking().get::<u8>("k").unwrap_err();
+    let shown = format!("{err:#} {err:?}");
+    assert!(err.is_authentication(), "{shown}");
+    assert!(!shown.contains("s3cret-pw"), "{shown}");
+}
+
+#[memoize(cache = FAILOVER, timeout = 600)]
+async fn known_answer(n: u64) -> Result<u64, String> {
+    runs_of(n).fetch_add(1, Ordering::Relaxed);
+    Ok(n * 1000 + 7)
+}
+
+/// Body runs per argument (the test's arguments stay far below the size).
+static FAILOVER_RUNS: [AtomicU64; 4096] = [const { AtomicU64::new(0) }; 4096];
+
+fn runs_of(n: u64) -> &'static AtomicU64 {
+    &FAILOVER_RUNS[usize::try_from(n).unwrap() % FAILOVER_RUNS.len()]
+}
+
+/// Nanoseconds since `epoch`, as an atomic can hold them.
+fn nanos(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[test]
+fn a_primary_killed_under_load_fails_over_without_a_wrong_answer_or_an_error() {
+    let _one = one_at_a_time();
+    let mut cluster = RedisCluster::start();
+    let cache = cache_on(backend(&cluster), "fo:");
+    FAILOVER.0.set(cache.clone()).unwrap();
+    let namespace = cache.namespace().to_owned();
+    let full = |n: u64| format!("{namespace}{}", known_answer::key(n).unwrap());
+    // 32 callers, each with its own key, all on the primary that will be killed.
+    let victim = cluster.shard_of(&full(0)).primary;
+    let keys: Vec<u64> = (0..)
+        .filter(|n| cluster.shard_of(&full(*n)).primary == victim)
+        .take(32)
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Warm: every key stored, and on the replica before the kill.
+    runtime.block_on(async {
+        for n in &keys {
+            assert_eq!(known_answer(*n).await, Ok(n * 1000 + 7));
+        }
+    });
+    let _: i64 = raw(&cluster, victim, redis::cmd("WAIT").arg(1).arg(5000));
+
+    let epoch = Instant::now();
+    let killed_at = Arc::new(AtomicU64::new(u64::MAX));
+    let first_hit_after_kill = Arc::new(AtomicU64::new(u64::MAX));
+    let longest_after_kill = Arc::new(AtomicU64::new(0));
+    let wrong = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let calls = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = keys
+        .iter()
+        .map(|&n| {
+            let (killed_at, first_hit, longest) = (
+                killed_at.clone(),
+                first_hit_after_kill.clone(),
+                longest_after_kill.clone(),
+            );
+            let (wrong, errors, stop, calls) =
+                (wrong.clone(), errors.clone(), stop.clone(), calls.clone());
+            runtime.spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let runs = runs_of(n).load(Ordering::Relaxed);
+                    let started = nanos(epoch);
+                    let answer = known_answer(n).await;
+                    let ended = nanos(epoch);
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    match answer {
+                        Ok(v) if v == n * 1000 + 7 => {}
+                        Ok(_) => {
+                            wrong.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    let kill = killed_at.load(Ordering::Relaxed);
+                    if started > kill {
+                        longest.fetch_max(ended - started, Ordering::Relaxed);
+                        // A hit: the body did not run.
+                        if runs_of(n).load(Ordering::Relaxed) == runs {
+                            first_hit.fetch_min(ended - kill, Ordering::Relaxed);
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let before_kill = calls.load(Ordering::Relaxed);
+    assert!(before_kill > 32, "the callers run ({before_kill} calls)");
+    let killed = cluster.kill_primary_of(&full(keys[0]));
+    killed_at.store(nanos(epoch), Ordering::Relaxed);
+    assert_eq!(killed, victim);
+    let failover = cluster.wait_for_failover();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while first_hit_after_kill.load(Ordering::Relaxed) == u64::MAX {
+        assert!(Instant::now() < deadline, "hits did not resume");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A little more load on the promoted node.
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    runtime.block_on(async {
+        for task in tasks {
+            task.await.expect("no caller panicked");
+        }
+    });
+    let promoted = cluster.shard_of(&full(keys[0])).primary;
+    assert_ne!(promoted, victim);
+    assert!(cluster.node(promoted).command_count("get") > 0);
+
+    let resumed = Duration::from_nanos(first_hit_after_kill.load(Ordering::Relaxed));
+    let longest = Duration::from_nanos(longest_after_kill.load(Ordering::Relaxed));
+    eprintln!(
+        "cluster failover under load: {} calls, {} wrong, {} errors, longest call after the \
+         kill {:?}, failover {:.2} s, hits resumed {:.2} s after the kill",
+        calls.load(Ordering::Relaxed),
+        wrong.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed),
+        longest,
+        failover.as_secs_f64(),
+        resumed.as_secs_f64(),
+    );
+    assert_eq!(wrong.load(Ordering::Relaxed), 0, "wrong answers");
+    assert_eq!(
+        errors.load(Ordering::Relaxed),
+        0,
+        "errors surfaced to callers"
+    );
+    assert!(longest < Duration::from_secs(2), "longest call {longest:?}");
+    assert!(
+        resumed < failover + Duration::from_secs(3),
+        "hits resumed {resumed:?} after the kill, the failover took {failover:?}"
+    );
+}
