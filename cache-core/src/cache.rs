@@ -152,7 +152,7 @@ impl CacheBuilder {
     /// assert!(err.is_config());
     /// ```
     pub fn build(self) -> Result<Cache> {
-        crate::config::check_timeout("default_timeout", self.default_timeout)?;
+        crate::limits::check_timeout("default_timeout", self.default_timeout)?;
         let namespace = key::namespace(&self.namespace);
         if RESERVED_NAMESPACES.contains(&namespace.as_str()) {
             return Err(Error::config(
@@ -186,7 +186,7 @@ const RESERVED_NAMESPACES: [&str; 2] = ["memoize:", "cached:"];
 /// [`MAX_TIMEOUT`](crate::config::MAX_TIMEOUT) (100 years, the longest every backend stores)
 /// counts as that, so `timeout = Duration::MAX` never makes every store fail.
 pub(crate) fn ttl_of(timeout: Duration) -> Ttl {
-    (!timeout.is_zero()).then_some(timeout.min(crate::config::MAX_TIMEOUT))
+    (!timeout.is_zero()).then_some(timeout.min(crate::limits::MAX_TIMEOUT))
 }
 
 impl Cache {

@@ -1,6 +1,5 @@
 //! Configuration from the environment, with Flask-Caching's variable names.
 
-mod limits;
 mod redact;
 mod sentinel;
 
@@ -11,7 +10,7 @@ use crate::backend::null::NullBackend;
 use crate::cache::{DEFAULT_NAMESPACE, DEFAULT_TIMEOUT};
 use crate::{Cache, Error, Result};
 
-pub use limits::{
+pub use crate::limits::{
     MAX_REDIS_DB, MAX_TIMEOUT, REDIS_DBS, check_db, check_host, check_port, check_timeout,
 };
 pub use redact::{Secret, redact_url};

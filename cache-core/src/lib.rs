@@ -68,6 +68,7 @@ pub mod fragment;
 mod global;
 pub mod key;
 mod lease;
+mod limits;
 mod shape;
 pub mod stampede;
 pub mod stats;

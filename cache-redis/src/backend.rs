@@ -17,8 +17,9 @@ use crate::cluster::{Cluster, NodeSettings};
 use crate::error::is_wrong_type;
 use crate::ops::{self, PrefixDeletion};
 use crate::seeds;
+use crate::server::{PoolLimits, Request, Server, Timeouts};
 use crate::target::{self, Names, describe};
-use crate::topology::{PoolLimits, Request, Server, Timeouts, Topology};
+use crate::topology::Topology;
 
 /// How long opening a connection may take, handshake included, unless configured: 250 ms.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);

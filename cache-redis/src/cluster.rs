@@ -38,9 +38,9 @@ use cache_core::{Error, ErrorKind, Result};
 use redis::{Client, Cmd, ConnectionAddr, ConnectionInfo, Pipeline, RedisError, Value};
 
 use crate::breaker::BreakerSettings;
+use crate::server::{PoolLimits, Request, Server, Timeouts};
 use crate::slots::{Addr, Layout, slot};
 use crate::split::{Keys, Merge, by_slot, keys, multi_key, one_slot};
-use crate::topology::{PoolLimits, Request, Server, Timeouts};
 
 /// Opens a `redis` client for a connection target (TLS settings included).
 pub(crate) type ClientFactory = Box<dyn Fn(ConnectionInfo) -> Result<Client> + Send + Sync>;

@@ -61,6 +61,7 @@ mod ops;
 mod pool;
 mod seeds;
 mod sentinel;
+mod server;
 mod slots;
 mod split;
 mod target;

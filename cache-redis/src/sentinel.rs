@@ -15,8 +15,9 @@ use crate::backend::{
     RedisBackend, check_limits,
 };
 use crate::breaker::BreakerSettings;
+use crate::server::{PoolLimits, Timeouts};
+use crate::topology::Topology;
 use crate::topology::sentinel::{Sentinel, Settings};
-use crate::topology::{PoolLimits, Timeouts, Topology};
 
 impl RedisBackend {
     /// Starts a builder for a backend on the master of a Redis Sentinel set-up; see

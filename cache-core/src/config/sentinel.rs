@@ -3,7 +3,7 @@
 
 use crate::{Error, Result};
 
-use super::limits::{check_host, check_port};
+use crate::limits::{check_host, check_port};
 
 /// The port of a Sentinel given without one: 26379, Sentinel's own default.
 pub const DEFAULT_SENTINEL_PORT: u16 = 26379;

@@ -40,7 +40,7 @@ use redis::Value;
 
 use cache_core::{Error, ErrorKind, Result};
 
-use super::{Request, Server};
+use crate::server::{Request, Server};
 use resolve::Resolved;
 pub(crate) use settings::Settings;
 use settings::{Addr, sentinel_addr, show};

@@ -3,7 +3,7 @@
 use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 
 use crate::breaker::BreakerSettings;
-use crate::topology::{PoolLimits, Timeouts};
+use crate::server::{PoolLimits, Timeouts};
 
 /// A data node's address as the Sentinels report it.
 pub(crate) type Addr = (String, u16);
