@@ -90,6 +90,33 @@ pub const DEFAULT_POOL_SIZE: usize = DEFAULT_MAX_CONNECTIONS;
 /// # Ok(()) }
 /// ```
 ///
+/// # Redis Sentinel
+///
+/// With [`RedisBackendBuilder::sentinel`] (or `CACHE_REDIS_SENTINELS`), the backend finds
+/// the master through Redis Sentinel and follows it across failovers. Every call goes to the
+/// master, so a read right after a write never misses (no replica reads), command for
+/// command as on one server (a hit is one `GET` on the master; `clear()` scans the master,
+/// whose deletions reach the replicas), with the same time-outs, bounded blocking pool and
+/// circuit breaker, for the master of the moment. On top of that:
+///
+/// - **Lazy.** Building never connects. The first call asks the Sentinels, one after the
+///   other, for the master (`SENTINEL GET-MASTER-ADDR-BY-NAME`, each within the connect and
+///   response time-outs) and checks that the node answers `ROLE` as a master; that call
+///   waits for it at most the connect time-out.
+/// - **Failover.** A background thread subscribes to `+switch-master` on one Sentinel at a
+///   time and switches as soon as the Sentinels announce a new master; it moves to the next
+///   Sentinel when its own dies or stops answering `PING`. A call that meets a connection
+///   error, a time-out or a `READONLY` answer also starts a resolution in the background
+///   (one at a time, at most one per 100 ms). Callers never wait for a switch: until it
+///   happens they fail open (a miss for a cached call), through the old master's breaker.
+/// - **Threads.** Besides the breaker's prober, one watcher thread per backend while it is
+///   in use, and a short-lived one per resolution; they hold only weak references, so
+///   dropping the backend ends them (the watcher within 0.5 s).
+///
+/// The Sentinels take the [`sentinel_password`](RedisBackendBuilder::sentinel_password)
+/// (their own `requirepass`); the master takes the builder's `password`, `username` and
+/// `db`. Neither password appears in `Debug` output, errors or logs.
+///
 /// # Failures
 ///
 /// Errors are typed: [`ErrorKind::Connection`](cache_core::ErrorKind::Connection) when Redis
@@ -194,7 +221,7 @@ impl RedisBackend {
         self.inner.topology.is_circuit_open()
     }
 
-    /// For a backend built with [`sentinel_builder`](Self::sentinel_builder), the `host:port`
+    /// For a backend on a Sentinel set-up ([`RedisBackendBuilder::sentinel`]), the `host:port`
     /// of the master it sends to now; `None` before its first call has resolved one, and for
     /// other deployments.
     pub fn sentinel_master(&self) -> Option<String> {
@@ -430,19 +457,22 @@ impl BlockingBackend for RedisBackend {
 #[must_use]
 #[derive(Clone)]
 pub struct RedisBackendBuilder {
-    url: Option<Secret>,
-    names: Names,
-    host: Option<String>,
-    port: Option<u16>,
-    db: Option<i64>,
-    username: Option<String>,
-    password: Option<Secret>,
-    connect_timeout: Duration,
-    response_timeout: Duration,
-    max_connections: usize,
-    pool_size: usize,
-    breaker: BreakerSettings,
-    cluster: Option<Secret>,
+    pub(crate) url: Option<Secret>,
+    pub(crate) names: Names,
+    pub(crate) host: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) db: Option<i64>,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<Secret>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) response_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) pool_size: usize,
+    pub(crate) breaker: BreakerSettings,
+    pub(crate) cluster: Option<Secret>,
+    pub(crate) sentinels: Vec<String>,
+    pub(crate) master_name: Option<String>,
+    pub(crate) sentinel_password: Option<Secret>,
     #[cfg(feature = "tls")]
     tls_root_cert: Option<Vec<u8>>,
 }
@@ -463,6 +493,9 @@ impl Default for RedisBackendBuilder {
             pool_size: DEFAULT_POOL_SIZE,
             breaker: BreakerSettings::default(),
             cluster: None,
+            sentinels: Vec::new(),
+            master_name: None,
+            sentinel_password: None,
             #[cfg(feature = "tls")]
             tls_root_cert: None,
         }
@@ -494,6 +527,9 @@ impl fmt::Debug for RedisBackendBuilder {
                     .as_ref()
                     .map(|seeds| seeds::redact_seeds(seeds.expose())),
             )
+            .field("sentinels", &self.sentinels)
+            .field("master_name", &self.master_name)
+            .field("sentinel_password", &self.sentinel_password)
             .finish_non_exhaustive()
     }
 }
@@ -626,6 +662,55 @@ impl RedisBackendBuilder {
         self
     }
 
+    /// Adds a Sentinel of a Redis Sentinel set-up, `host[:port]` (port 26379 by default;
+    /// IPv6 as `[::1]:26379`); with one or more, the backend finds the master through the
+    /// Sentinels and follows it across failovers (see [`RedisBackend`]'s "Redis Sentinel"
+    /// section). Give several: they are asked in this order, and the watcher moves from one
+    /// to the next. [`url`](Self::url), [`host`](Self::host) and [`port`](Self::port) are
+    /// refused with Sentinels (they name the master); [`db`](Self::db),
+    /// [`username`](Self::username) and [`password`](Self::password) are the data nodes',
+    /// and every other setting applies to the master of the moment.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cache_redis::RedisBackend;
+    ///
+    /// let backend = RedisBackend::builder()
+    ///     .sentinel("10.0.0.1:26379")
+    ///     .sentinel("10.0.0.2:26379")
+    ///     .sentinel("10.0.0.3") // port 26379
+    ///     .master_name("mymaster")
+    ///     .sentinel_password("sentinel-secret")
+    ///     .password("data-secret")
+    ///     .db(2)
+    ///     .response_timeout(Duration::from_millis(100))
+    ///     .build()?; // does not connect
+    /// let shown = format!("{backend:?}");
+    /// assert!(!shown.contains("secret"), "{shown}");
+    ///
+    /// let err = RedisBackend::builder().master_name("mymaster").build().unwrap_err();
+    /// assert!(err.is_config() && err.to_string().starts_with("invalid sentinel: "));
+    /// # Ok::<(), cache_core::Error>(())
+    /// ```
+    pub fn sentinel(mut self, addr: impl Into<String>) -> Self {
+        self.sentinels.push(addr.into());
+        self
+    }
+
+    /// The name the Sentinels know the master by (`sentinel monitor <name> ...`; default
+    /// `mymaster`); see [`sentinel`](Self::sentinel).
+    pub fn master_name(mut self, name: impl Into<String>) -> Self {
+        self.master_name = Some(name.into());
+        self
+    }
+
+    /// The Sentinels' own password (their `requirepass`; default none); see
+    /// [`sentinel`](Self::sentinel).
+    pub fn sentinel_password(mut self, password: impl AsRef<str>) -> Self {
+        self.sentinel_password = Some(Secret::new(password.as_ref()));
+        self
+    }
+
     /// Names the environment variables (`CACHE_REDIS_URL`, ...) in errors rather than the
     /// setters, for a backend built from a `Config`.
     pub(crate) fn env_names(mut self) -> Self {
@@ -659,6 +744,12 @@ impl RedisBackendBuilder {
         if let Some(seeds) = &self.cluster {
             let seeds = seeds.clone();
             return self.build_cluster(seeds.expose());
+        }
+        if !self.sentinels.is_empty()
+            || self.master_name.is_some()
+            || self.sentinel_password.is_some()
+        {
+            return crate::sentinel::build(self);
         }
         let info = self.connection_info()?;
         let target = describe(&info);

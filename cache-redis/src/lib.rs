@@ -34,7 +34,7 @@
 //! With `CACHE_TYPE=RedisSentinelCache` (or `redis-sentinel`, the default when
 //! `CACHE_REDIS_SENTINELS` is set), the Sentinels of `CACHE_REDIS_SENTINELS` name the
 //! master `CACHE_REDIS_SENTINEL_MASTER`, and the backend follows it across failovers; in
-//! code, [`RedisBackend::sentinel_builder`]. See [`RedisSentinelBuilder`].
+//! code, [`RedisBackendBuilder::sentinel`].
 //!
 //! | setting | default |
 //! |---|---|
@@ -75,7 +75,6 @@ pub use backend::{
     RedisBackend, RedisBackendBuilder,
 };
 pub use breaker::BreakerSettings;
-pub use sentinel::RedisSentinelBuilder;
 
 /// A cache configured from the environment: memory, null or Redis, as `CACHE_TYPE` (or the
 /// presence of `CACHE_REDIS_URL`/`CACHE_REDIS_HOST`) says. See [`from_config`].

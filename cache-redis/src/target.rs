@@ -15,6 +15,10 @@ pub(crate) struct Names {
     pub(crate) db: &'static str,
     /// The seed nodes of a Redis Cluster.
     pub(crate) cluster: &'static str,
+    /// The Sentinels of a Sentinel set-up.
+    pub(crate) sentinel: &'static str,
+    /// The master's name in a Sentinel set-up.
+    pub(crate) master: &'static str,
 }
 
 impl Names {
@@ -25,6 +29,8 @@ impl Names {
         port: "port",
         db: "db",
         cluster: "cluster",
+        sentinel: "sentinel",
+        master: "master_name",
     };
 
     /// Flask-Caching's variables.
@@ -34,6 +40,8 @@ impl Names {
         port: "CACHE_REDIS_PORT",
         db: "CACHE_REDIS_DB",
         cluster: "CACHE_REDIS_CLUSTER",
+        sentinel: "CACHE_REDIS_SENTINELS",
+        master: "CACHE_REDIS_SENTINEL_MASTER",
     };
 }
 

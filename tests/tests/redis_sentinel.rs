@@ -36,7 +36,7 @@ impl Deref for Late {
 
 /// A Sentinel backend on `set_up`, with the default time-outs and breaker.
 fn backend(set_up: &RedisSentinels) -> RedisBackend {
-    let mut builder = RedisBackend::sentinel_builder().master_name(set_up.master_name());
+    let mut builder = RedisBackend::builder().master_name(set_up.master_name());
     for addr in set_up.sentinel_addrs() {
         builder = builder.sentinel(addr);
     }
@@ -248,7 +248,7 @@ fn without_a_reachable_sentinel_calls_fail_open_within_one_time_out() {
             format!("127.0.0.1:{}", listener.local_addr().unwrap().port())
         })
         .collect();
-    let mut builder = RedisBackend::sentinel_builder();
+    let mut builder = RedisBackend::builder();
     for addr in &closed {
         builder = builder.sentinel(addr);
     }
@@ -638,7 +638,7 @@ fn a_call_cancelled_while_the_master_is_resolved_or_while_it_answers_leaves_noth
         std::thread::sleep(Duration::from_secs(3));
         drop(held);
     });
-    let mut builder = RedisBackend::sentinel_builder().sentinel(hung_addr);
+    let mut builder = RedisBackend::builder().sentinel(hung_addr);
     for addr in set_up.sentinel_addrs() {
         builder = builder.sentinel(addr);
     }
@@ -697,10 +697,7 @@ fn calls_with_a_hung_sentinel_share_one_resolution_at_a_time_and_then_fail_fast(
         }
     });
     let cache = cache_on(
-        RedisBackend::sentinel_builder()
-            .sentinel(addr)
-            .build()
-            .unwrap(),
+        RedisBackend::builder().sentinel(addr).build().unwrap(),
         "app:",
     );
     let started = Instant::now();
