@@ -749,6 +749,34 @@ fn port_error(e: std::io::Error) -> StartError {
     StartError::new(format!("cannot pick a free port: {e}"))
 }
 
+/// A cache that a test installs once its server runs, for the `cache = ..` option of an
+/// attribute, which needs a path to a static.
+///
+/// ```
+/// use std::sync::OnceLock;
+///
+/// static CACHE: tests::Late = tests::Late(OnceLock::new());
+///
+/// #[cache_core::memoize(cache = CACHE)]
+/// fn double(n: u32) -> u32 {
+///     n * 2
+/// }
+///
+/// fn main() {
+///     let _ = CACHE.0.set(cache_core::Cache::memory());
+///     assert_eq!(double(2), 4);
+/// }
+/// ```
+pub struct Late(pub std::sync::OnceLock<cache_core::Cache>);
+
+impl std::ops::Deref for Late {
+    type Target = cache_core::Cache;
+
+    fn deref(&self) -> &cache_core::Cache {
+        self.0.get().expect("the test sets the cache first")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

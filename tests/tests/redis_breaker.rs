@@ -7,7 +7,6 @@
 
 mod redis_support;
 
-use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
@@ -16,22 +15,13 @@ use cache_core::stampede::Stampede;
 use cache_core::{Cache, CallOptions, memoize};
 use cache_redis::{BreakerSettings, RedisBackend};
 use redis_support::cache_on;
+use tests::Late;
 use tests::RedisServer;
 
 const TTL: Duration = Duration::from_secs(60);
 const CONNECT: Duration = Duration::from_millis(250);
 const RESPONSE: Duration = Duration::from_millis(200);
 const BODY: Duration = Duration::from_millis(10);
-
-/// A cache the test installs once its server runs (an attribute needs a path to a static).
-struct Late(OnceLock<Cache>);
-
-impl Deref for Late {
-    type Target = Cache;
-    fn deref(&self) -> &Cache {
-        self.0.get().expect("the test sets the cache first")
-    }
-}
 
 static SYNC: Late = Late(OnceLock::new());
 static ASYNC: Late = Late(OnceLock::new());

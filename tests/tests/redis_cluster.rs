@@ -7,7 +7,6 @@
 //! the machine's cores.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -15,6 +14,7 @@ use std::time::{Duration, Instant};
 use cache_core::config::Config;
 use cache_core::{Cache, memoize};
 use cache_redis::RedisBackend;
+use tests::Late;
 use tests::cluster::RedisCluster;
 
 static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -23,16 +23,6 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_CLUSTER_AT_A_TIME
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-}
-
-/// A cache the test installs once its cluster runs (an attribute needs a path to a static).
-struct Late(OnceLock<Cache>);
-
-impl Deref for Late {
-    type Target = Cache;
-    fn deref(&self) -> &Cache {
-        self.0.get().expect("the test sets the cache first")
-    }
 }
 
 static BEHAVIOUR: Late = Late(OnceLock::new());

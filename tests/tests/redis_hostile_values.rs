@@ -5,22 +5,12 @@
 
 mod redis_support;
 
-use std::ops::Deref;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cache_core::{Cache, memoize};
+use cache_core::memoize;
+use tests::Late;
 use tests::RedisServer;
-
-/// A cache the test installs once its server runs (an attribute needs a path to a static).
-struct Late(OnceLock<Cache>);
-
-impl Deref for Late {
-    type Target = Cache;
-    fn deref(&self) -> &Cache {
-        self.0.get().expect("the test sets the cache first")
-    }
-}
 
 static SYNC: Late = Late(OnceLock::new());
 static ASYNC: Late = Late(OnceLock::new());

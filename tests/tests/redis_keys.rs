@@ -4,23 +4,13 @@
 
 mod redis_support;
 
-use std::ops::Deref;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cache_core::{Cache, cached, memoize};
+use cache_core::{cached, memoize};
 use serde::Serialize;
+use tests::Late;
 use tests::RedisServer;
-
-/// A cache the test sets once its server runs (an attribute needs a path to a static).
-struct Late(OnceLock<Cache>);
-
-impl Deref for Late {
-    type Target = Cache;
-    fn deref(&self) -> &Cache {
-        self.0.get().expect("the test sets the cache first")
-    }
-}
 
 /// Every key on `server`, sorted.
 fn keys(server: &RedisServer) -> Vec<String> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use cache_core::backend::{Backend, BlockingBackend};
 use cache_redis::{BreakerSettings, RedisBackend};
+use tests::Late;
 use tests::RedisServer;
 
 const PASSWORD: &str = "log-Sekr3t-pass";
@@ -44,16 +45,6 @@ async fn breaker_transitions_and_reconnections_are_logged_without_the_password()
     assert!(logs.contains("circuit closed"), "{logs}");
     assert!(logs.contains("connection to Redis opened"), "{logs}");
     assert!(!logs.contains(PASSWORD), "{logs}");
-}
-
-/// The cache of [`logged`], set by its test.
-struct Late(std::sync::OnceLock<cache_core::Cache>);
-
-impl std::ops::Deref for Late {
-    type Target = cache_core::Cache;
-    fn deref(&self) -> &cache_core::Cache {
-        self.0.get().expect("the test sets the cache first")
-    }
 }
 
 static LOGGED: Late = Late(std::sync::OnceLock::new());

@@ -6,7 +6,6 @@
 //! The tests take a lock so that two set-ups never fail over side by side on a small
 //! machine. `cargo test -p tests --test redis_sentinel -- --nocapture` prints the figures.
 
-use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use std::time::{Duration, Instant};
 use cache_core::config::Config;
 use cache_core::{Cache, memoize};
 use cache_redis::RedisBackend;
+use tests::Late;
 use tests::sentinel::RedisSentinels;
 
 static ONE_SET_UP_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -22,16 +22,6 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_SET_UP_AT_A_TIME
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-}
-
-/// A cache the test installs once its set-up runs (an attribute needs a path to a static).
-struct Late(OnceLock<Cache>);
-
-impl Deref for Late {
-    type Target = Cache;
-    fn deref(&self) -> &Cache {
-        self.0.get().expect("the test sets the cache first")
-    }
 }
 
 /// A Sentinel backend on `set_up`, with the default time-outs and breaker.
