@@ -479,9 +479,12 @@ fn sync_callers_beyond_max_connections_on_a_paused_redis_pay_one_timeout() {
     eprintln!(
         "40 sync callers, 4 connections, paused Redis: slowest {slowest:?}, {gets} GETs, {connections} connections"
     );
-    // Only the first four reads reached Redis; the callers that waited for a connection
-    // found the circuit open by then and failed fast instead of paying a second time-out.
-    assert!(gets <= 4, "{gets} GETs reached Redis");
+    // The first four reads take the four connections. A caller waiting for one checks the
+    // breaker again once it has it: those that get one after the circuit opened (3 time-outs)
+    // fail fast; only a slot freed by one of the first time-outs, before the circuit opened,
+    // lets a waiter send its read, within the same one time-out. So at most 4 + 4 GETs (4
+    // to 6 measured, depending on scheduling), and no caller pays a second time-out.
+    assert!(gets <= 8, "{gets} GETs reached Redis");
     assert!(
         *slowest < Duration::from_millis(450),
         "slowest call {slowest:?}"
