@@ -105,13 +105,8 @@ pub fn from_env() -> Result<Cache> {
 /// ```
 pub fn from_config(config: &Config) -> Result<Cache> {
     match config.cache_type {
-        CacheType::Redis | CacheType::RedisCluster => Cache::builder()
+        CacheType::Redis | CacheType::RedisCluster | CacheType::RedisSentinel => Cache::builder()
             .backend(backend_for(config)?)
-            .namespace(config.key_prefix.clone())
-            .default_timeout(config.default_timeout)
-            .build(),
-        CacheType::RedisSentinel => Cache::builder()
-            .backend(sentinel::backend_for(config)?)
             .namespace(config.key_prefix.clone())
             .default_timeout(config.default_timeout)
             .build(),
@@ -119,10 +114,16 @@ pub fn from_config(config: &Config) -> Result<Cache> {
     }
 }
 
-/// The Redis backend a configuration describes.
+/// The Redis backend a configuration describes: one server, a cluster, or the master of a
+/// Sentinel set-up (the Sentinels of `CACHE_REDIS_SENTINELS`, default `127.0.0.1:26379` as
+/// in Flask-Caching, the master `CACHE_REDIS_SENTINEL_MASTER`, `CACHE_REDIS_SENTINEL_PASSWORD`
+/// for the Sentinels; `CACHE_REDIS_PASSWORD` and `CACHE_REDIS_DB` are the data nodes').
 fn backend_for(config: &Config) -> Result<RedisBackend> {
     let redis = &config.redis;
     let mut builder = RedisBackend::builder().env_names();
+    if config.cache_type == CacheType::RedisSentinel {
+        builder = sentinel::from_settings(builder, redis);
+    }
     if config.cache_type == CacheType::RedisCluster {
         let Some(seeds) = &redis.cluster else {
             return Err(cache_core::Error::config(

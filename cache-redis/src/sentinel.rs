@@ -3,7 +3,7 @@
 //! given, and the backend of a `CACHE_TYPE=RedisSentinelCache` configuration.
 
 use cache_core::config::{
-    Config, DEFAULT_SENTINEL_MASTER, check_db, check_master_name, parse_sentinel_addr,
+    DEFAULT_SENTINEL_MASTER, RedisSettings, check_db, check_master_name, parse_sentinel_addr,
 };
 use cache_core::{Error, Result};
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
@@ -54,11 +54,7 @@ pub(crate) fn build(builder: RedisBackendBuilder) -> Result<RedisBackend> {
     let mut sentinels = Vec::with_capacity(builder.sentinels.len());
     for sentinel in &builder.sentinels {
         let (host, port) = parse_sentinel_addr(names.sentinel, sentinel)?;
-        addrs.push(if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        });
+        addrs.push(addr(&host, port));
         let info = ConnectionAddr::Tcp(host, port)
             .into_connection_info()
             .map_err(|e| {
@@ -111,22 +107,13 @@ fn describe(builder: &RedisBackendBuilder, master_name: &str, addrs: &[String], 
     target
 }
 
-/// The backend of a `CACHE_TYPE=RedisSentinelCache` configuration: the Sentinels of
-/// `CACHE_REDIS_SENTINELS` (default `127.0.0.1:26379`, as Flask-Caching), the master
-/// `CACHE_REDIS_SENTINEL_MASTER` (default `mymaster`), `CACHE_REDIS_SENTINEL_PASSWORD`
-/// for the Sentinels and `CACHE_REDIS_PASSWORD`, `CACHE_REDIS_DB` for the data nodes.
-pub(crate) fn backend_for(config: &Config) -> Result<RedisBackend> {
-    let redis = &config.redis;
-    let mut builder = RedisBackend::builder().env_names();
-    if let Some(url) = &redis.url {
-        builder = builder.url(url.expose());
-    }
-    if let Some(host) = &redis.host {
-        builder = builder.host(host.clone());
-    }
-    if let Some(port) = redis.port {
-        builder = builder.port(port);
-    }
+/// `builder` with the Sentinel settings of a `CACHE_TYPE=RedisSentinelCache`
+/// configuration: the Sentinels (default `127.0.0.1:26379`, as Flask-Caching), the master's
+/// name and the Sentinels' password.
+pub(crate) fn from_settings(
+    mut builder: RedisBackendBuilder,
+    redis: &RedisSettings,
+) -> RedisBackendBuilder {
     if redis.sentinels.is_empty() {
         builder = builder.sentinel(format!(
             "127.0.0.1:{}",
@@ -134,11 +121,7 @@ pub(crate) fn backend_for(config: &Config) -> Result<RedisBackend> {
         ));
     }
     for (host, port) in &redis.sentinels {
-        builder = builder.sentinel(if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        });
+        builder = builder.sentinel(addr(host, *port));
     }
     if let Some(name) = &redis.sentinel_master {
         builder = builder.master_name(name.clone());
@@ -146,13 +129,16 @@ pub(crate) fn backend_for(config: &Config) -> Result<RedisBackend> {
     if let Some(password) = &redis.sentinel_password {
         builder = builder.sentinel_password(password.expose());
     }
-    if let Some(db) = redis.db {
-        builder = builder.db(db);
+    builder
+}
+
+/// `host:port`, with an IPv6 host in brackets.
+fn addr(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
-    if let Some(password) = &redis.password {
-        builder = builder.password(password.expose());
-    }
-    builder.build()
 }
 
 #[cfg(test)]
@@ -200,13 +186,13 @@ mod tests {
 
     #[test]
     fn a_server_address_with_sentinels_names_its_variable() {
-        let config = Config::from_vars(|name| match name {
+        let config = cache_core::config::Config::from_vars(|name| match name {
             "CACHE_TYPE" => Some("RedisSentinelCache".to_owned()),
             "CACHE_REDIS_HOST" => Some("cache.internal".to_owned()),
             _ => None,
         })
         .unwrap();
-        let err = backend_for(&config).unwrap_err();
+        let err = crate::backend_for(&config).unwrap_err();
         assert!(
             err.is_config()
                 && err
