@@ -12,7 +12,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cache::{BlockingCache, Cache};
-use crate::call::{Inline, Inspect, OkOnly, Options as CallOptions, Plan, Policy, SomeOnly};
+use crate::drive::{Inline, run_async, run_blocking};
+use crate::engine::Plan;
+use crate::options::Options as CallOptions;
+use crate::policy::{Inspect, OkOnly, Policy, SomeOnly};
 use crate::codec::DefaultCodec;
 
 impl Cache {
@@ -174,7 +177,7 @@ impl Cache {
         policy: P,
         body: F,
     ) -> R {
-        crate::call::run_async::<R, P, DefaultCodec, _>(
+        run_async::<R, P, DefaultCodec, _>(
             || Plan::direct(self, key, options),
             policy,
             body,
@@ -266,7 +269,7 @@ impl BlockingCache<'_> {
         compute: impl FnOnce() -> R,
     ) -> R {
         match Plan::direct(self.cache, key, options) {
-            Some(plan) => crate::call::run_blocking::<R, P, DefaultCodec, _>(plan, policy, compute),
+            Some(plan) => run_blocking::<R, P, DefaultCodec, _>(plan, policy, compute),
             None => compute(),
         }
     }

@@ -13,13 +13,15 @@ pub use core::result::Result::{self, Err, Ok};
 pub use core::time::Duration;
 pub use std::string::String;
 
-pub use crate::call::{OkOnly, OkOrShared, Options, Plain, Policy, SomeOnly};
+pub use crate::options::Options;
+pub use crate::policy::{OkOnly, OkOrShared, Plain, Policy, SomeOnly};
 pub use crate::codec::{Codec, DefaultCodec};
 pub use crate::key::KeyBuilder;
 pub use crate::stampede::Stampede;
 
 use crate::Cache;
-use crate::call::{Inline, Plan, Spawn, run_async, run_blocking};
+use crate::drive::{Inline, Spawn, run_async, run_blocking};
+use crate::engine::Plan;
 use crate::key::{escape_name, escape_str, write_path};
 use crate::stampede::lease_key;
 use crate::stats::{Counters, Stats, StatsSnapshot};
@@ -264,13 +266,13 @@ pub fn call_async_detached<'a, R, P, C, F>(
 where
     R: Send + 'static,
     P: Stores<R> + Copy + Send + Sync + 'static,
+    P::Stored: Send,
     C: Codec,
     F: Future<Output = R> + Send + 'static,
 {
-    let spawn: Spawn<R, P, C> = Spawn {
-        policy,
+    let spawn: Spawn<C> = Spawn {
         site: Some(&site.stats),
-        marker: PhantomData,
+        codec: PhantomData,
     };
     run_async::<R, P, C, _>(move || plan(prepared, site, options), policy, body, spawn)
 }
