@@ -60,7 +60,7 @@ impl Capabilities {
 
 /// The bytes a [`GetFuture`] holds in place: enough for the Redis backend's read (checked by
 /// its tests), so a Redis hit allocates no future on the heap.
-pub const GET_FUTURE_SPACE: usize = 1536;
+pub const GET_FUTURE_SPACE: usize = 1496;
 
 pin_project_lite::pin_project! {
     /// The future of [`Backend::get_inline`]: a read stored in the caller's own future, not on

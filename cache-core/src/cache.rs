@@ -298,7 +298,8 @@ impl Cache {
     /// decode, is `None` (and counted as an error).
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let full = self.full_key(key);
-        let bytes = self.gateway().read(&full).await?;
+        let gateway = self.gateway();
+        let bytes = gateway.count_read(gateway.read(&full).await)?;
         Ok(self.decode_read(key, bytes))
     }
 
@@ -503,7 +504,10 @@ impl BlockingCache<'_> {
 
     /// See [`Cache::get`].
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let bytes = self.cache.gateway().read_blocking(&self.cache.full_key(key))?;
+        let bytes = self
+            .cache
+            .gateway()
+            .read_blocking(&self.cache.full_key(key))?;
         Ok(self.cache.decode_read(key, bytes))
     }
 

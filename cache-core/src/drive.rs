@@ -61,7 +61,11 @@ pub(crate) async fn run_async<'a, R, P: Policy<R>, C: Codec, F: Future<Output = 
     };
     let opening = plan.opening();
     let read = match opening {
-        Some(_) => Some(plan.gateway().read(&plan.key).await),
+        Some(_) => {
+            // Two statements: the gateway is not kept across the await.
+            let read = plan.gateway().read(&plan.key);
+            Some(plan.gateway().count_read(read.await))
+        }
         None => None,
     };
     let mut call = Call::<R, P, C>::opened(plan, policy, false, opening);
@@ -137,7 +141,7 @@ fn perform_blocking<R>(gateway: Gateway<'_>, request: Request<'_>) -> Input<R> {
 /// Performs one of the engine's requests on the async half.
 async fn perform<R>(gateway: Gateway<'_>, request: Request<'_>) -> Input<R> {
     match request {
-        Request::Read(key) => Input::Read(gateway.read(key).await),
+        Request::Read(key) => Input::Read(gateway.count_read(gateway.read(key).await)),
         Request::TakeLease { key, token, time } => {
             let op = TakeLease { key, token, time };
             Input::Lease(gateway.perform(op).await)

@@ -821,3 +821,6 @@ impl<'a> Plan<'a> {
 fn wait_limit(lease: Duration) -> Duration {
     lease * 2
 }
+
+#[cfg(test)]
+mod tests;

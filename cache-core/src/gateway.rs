@@ -10,12 +10,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::Result;
-use crate::backend::{Backend, BlockingBackend, Store, Ttl};
+use crate::backend::{Backend, BlockingBackend, GetFuture, Store, Ttl};
 use crate::stats::Counters;
 
 /// The boxed future of an [`async_trait`](async_trait::async_trait) backend method.
@@ -63,17 +64,30 @@ impl<'a> Gateway<'a> {
         self.failures(self.store.blocking().get(key))
     }
 
-    /// `GET`: the bytes under `key`; in line on an in-process backend, else with the
-    /// backend's read future kept in place ([`GetFuture`](crate::backend::GetFuture)), so a remote hit allocates no
-    /// future. (Whether it is a hit depends on whether the bytes decode: the reader counts
-    /// that.)
+    /// `GET`: the bytes under `key`, in line on an in-process backend, or the backend's
+    /// read future awaited in place ([`GetFuture`]), so a
+    /// remote hit allocates no future; then [`Gateway::count_read`]. (Not an `async fn`: its
+    /// future would hold this gateway beside the read, making every cached call's future
+    /// larger.)
     #[inline]
-    pub(crate) async fn read(&self, key: &str) -> Result<Option<Bytes>> {
-        let read = if self.in_process {
-            self.store.blocking().get(key)
+    pub(crate) fn read<'s>(&self, key: &'s str) -> Read<'s>
+    where
+        'a: 's,
+    {
+        if self.in_process {
+            Read::Ready {
+                read: Some(self.store.blocking().get(key)),
+            }
         } else {
-            self.store.get_inline(key).await
-        };
+            Read::Pending {
+                read: self.store.get_inline(key),
+            }
+        }
+    }
+
+    /// Counts what a [`Gateway::read`] gave.
+    #[inline]
+    pub(crate) fn count_read(&self, read: Result<Option<Bytes>>) -> Result<Option<Bytes>> {
         self.failures(read)
     }
 
@@ -110,6 +124,31 @@ fn counted<O: Op>(counters: Counters<'_>, result: Result<O::Output>) -> Result<O
         Err(_) => counters.error(),
     }
     result
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`Gateway::read`].
+    #[project = ReadProjection]
+    pub(crate) enum Read<'s> {
+        /// What an in-process backend found.
+        Ready { read: Option<Result<Option<Bytes>>> },
+        /// A remote backend's read.
+        Pending { #[pin] read: GetFuture<'s> },
+    }
+}
+
+impl Future for Read<'_> {
+    type Output = Result<Option<Bytes>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            ReadProjection::Ready { read } => {
+                Poll::Ready(read.take().expect("a read is polled after it completed"))
+            }
+            ReadProjection::Pending { read } => read.poll(cx),
+        }
+    }
 }
 
 /// Declares an operation that maps onto one method of both backend halves.
