@@ -217,11 +217,6 @@ impl Cache {
         &self.inner.namespace
     }
 
-    /// What the backend supports.
-    pub fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities
-    }
-
     /// The counters of this cache, all functions included.
     pub fn stats(&self) -> StatsSnapshot {
         self.inner.stats.snapshot()
@@ -473,7 +468,6 @@ impl Cache {
             .collect::<Result<_>>()?;
         Ok((keys, sealed))
     }
-
 }
 
 fn seal<T: Serialize + ?Sized>(value: &T) -> Result<Bytes> {

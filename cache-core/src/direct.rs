@@ -12,11 +12,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cache::{BlockingCache, Cache};
+use crate::codec::DefaultCodec;
 use crate::drive::{Inline, run_async, run_blocking};
 use crate::engine::Plan;
 use crate::options::Options as CallOptions;
 use crate::policy::{Inspect, OkOnly, Policy, SomeOnly};
-use crate::codec::DefaultCodec;
 
 impl Cache {
     /// The value under `key`, or else the result of `compute`, stored for `timeout` (zero:

@@ -91,7 +91,11 @@ pub(crate) enum Request<'s> {
         time: Duration,
     },
     /// `SET key value PX ttl`; answer with [`Input::Stored`].
-    Store { key: &'s str, value: Bytes, ttl: Ttl },
+    Store {
+        key: &'s str,
+        value: Bytes,
+        ttl: Ttl,
+    },
     /// Delete `key` if it holds `token`; answer with [`Input::Released`].
     Release { key: &'s str, token: &'s [u8] },
 }
@@ -168,7 +172,11 @@ enum State<R, T> {
     /// Not started, or waiting for the first read.
     Reading { mark: Mark },
     /// Stale: taking the refresh lease.
-    RefreshLease { stale: T, leader: Leader, lease: Taking },
+    RefreshLease {
+        stale: T,
+        leader: Leader,
+        lease: Taking,
+    },
     /// Stale, holding the refresh guards: the read that checks nobody refreshed meanwhile.
     RefreshCheck { stale: T, guards: Guards },
     /// Stale and refreshed meanwhile: releasing the refresh lease.

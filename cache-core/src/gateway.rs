@@ -205,7 +205,9 @@ impl<'k> Op for SetMany<'k> {
     type Output = usize;
 
     fn blocking(self, store: &dyn BlockingBackend) -> Result<usize> {
-        store.set_many(self.entries, self.ttl).map(|()| self.entries.len())
+        store
+            .set_many(self.entries, self.ttl)
+            .map(|()| self.entries.len())
     }
     fn run<'s>(self, store: &'s dyn Backend) -> Boxed<'s, usize>
     where

@@ -82,9 +82,9 @@ pub mod stats;
 pub mod __private;
 
 pub use cache::{BlockingCache, Cache, CacheBuilder, DEFAULT_NAMESPACE, DEFAULT_TIMEOUT};
-pub use options::{Options as CallOptions, OptionsBuilder as CallOptionsBuilder};
 pub use error::{Error, ErrorKind, Result};
 pub use global::{install, installed};
+pub use options::{Options as CallOptions, OptionsBuilder as CallOptionsBuilder};
 pub use stats::StatsSnapshot;
 
 #[cfg(feature = "macros")]

@@ -94,4 +94,3 @@ impl OptionsBuilder {
         self.0
     }
 }
-

@@ -120,4 +120,3 @@ impl<T: Serialize + DeserializeOwned> Policy<Option<T>> for SomeOnly {
         stored
     }
 }
-

@@ -13,10 +13,10 @@ pub use core::result::Result::{self, Err, Ok};
 pub use core::time::Duration;
 pub use std::string::String;
 
-pub use crate::options::Options;
-pub use crate::policy::{OkOnly, OkOrShared, Plain, Policy, SomeOnly};
 pub use crate::codec::{Codec, DefaultCodec};
 pub use crate::key::KeyBuilder;
+pub use crate::options::Options;
+pub use crate::policy::{OkOnly, OkOrShared, Plain, Policy, SomeOnly};
 pub use crate::stampede::Stampede;
 
 use crate::Cache;

@@ -30,7 +30,11 @@ fn plan(cache: &'static Cache, options: Options) -> Plan<'static> {
     }
 }
 
-fn call<R, P: Policy<R>>(cache: &'static Cache, options: Options, policy: P) -> Call<'static, R, P, DefaultCodec> {
+fn call<R, P: Policy<R>>(
+    cache: &'static Cache,
+    options: Options,
+    policy: P,
+) -> Call<'static, R, P, DefaultCodec> {
     Call::new(plan(cache, options), policy, true)
 }
 
@@ -213,7 +217,10 @@ fn followers_share_a_clonable_failure_instead_of_computing() {
     // Not stored: the leader is done at once.
     assert_eq!(done(leader.step(failed)), Err("db down".to_owned()));
     let woke = flight.wait_blocking();
-    assert_eq!(done(follower.step(Input::Woke(woke))), Err("db down".to_owned()));
+    assert_eq!(
+        done(follower.step(Input::Woke(woke))),
+        Err("db down".to_owned())
+    );
 }
 
 #[test]
@@ -247,7 +254,10 @@ fn a_stale_value_is_returned_and_refreshed_by_the_caller_that_leads() {
     // In process: no refresh lease, one read to check nobody refreshed it meanwhile.
     let step = call.step(Input::Read(Ok(Some(stale()))));
     assert_eq!(command(&step, &call), "GET cache:k");
-    assert!(matches!(call.step(Input::Read(Ok(Some(stale())))), Step::Refresh));
+    assert!(matches!(
+        call.step(Input::Read(Ok(Some(stale())))),
+        Step::Refresh
+    ));
     let (returned, _guards) = call.detach_refresh().expect("a refresh to hand over");
     assert_eq!(returned, "old");
 }
@@ -282,10 +292,17 @@ fn after_an_outage_a_call_skips_the_lease_and_the_store() {
     let cache = cache();
     let mut call: Text = call(cache, leased(), Plain);
     call.step(Input::Start);
-    assert!(matches!(call.step(Input::Read(Err(outage()))), Step::Compute));
+    assert!(matches!(
+        call.step(Input::Read(Err(outage()))),
+        Step::Compute
+    ));
     assert_eq!(done(call.step(computed("v"))), "v");
     let stats = cache.stats();
-    assert_eq!((stats.misses, stats.errors), (1, 1), "the skipped store is an error");
+    assert_eq!(
+        (stats.misses, stats.errors),
+        (1, 1),
+        "the skipped store is an error"
+    );
 }
 
 #[test]
