@@ -293,8 +293,7 @@ impl Cache {
     /// decode, is `None` (and counted as an error).
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let full = self.full_key(key);
-        let gateway = self.gateway();
-        let bytes = gateway.count_read(gateway.read(&full).await)?;
+        let bytes = self.gateway().read(&full).await?;
         Ok(self.decode_read(key, bytes))
     }
 

@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use crate::cache::Cache;
 use crate::codec::Codec;
-use crate::engine::{Call, Guards, Input, Outage, Plan, Request, Step};
+use crate::engine::{Call, Guards, Input, Opened, Outage, Plan, Planner, Request, Step};
 use crate::gateway::{Gateway, ReleaseLease, Set, TakeLease};
+use crate::options::Options;
 use crate::policy::Policy;
 use crate::stats::{Counters, Stats};
 
@@ -20,10 +21,18 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
     policy: P,
     body: F,
 ) -> R {
-    let gateway = plan.cache.gateway_for(plan.counters);
-    let mut call = Call::<R, P, C>::new(plan, policy, true);
+    let gateway = plan.gateway();
+    let (mut call, mut step) = match plan.opening() {
+        Some(mark) => {
+            let read = gateway.read_blocking(&plan.key);
+            match Call::<R, P, C>::open(plan, policy, true, mark, read) {
+                Opened::Done(result) => return result,
+                Opened::Running(call, step) => (call, step),
+            }
+        }
+        None => start(Call::new(plan, policy, true)),
+    };
     let mut body = Some(body);
-    let mut step = call.step(Input::Start);
     loop {
         let input = match step {
             Step::Done(result) => return result,
@@ -47,36 +56,40 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
 
 /// Runs an async call through the cache, or without it when there is no plan.
 ///
-/// Only the first read and a fresh hit happen in this future; everything else lives in a
-/// separate, boxed one ([`drive_async`]), so the future of a hit holds little besides the
-/// read itself.
-pub(crate) async fn run_async<'a, R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
-    plan: impl FnOnce() -> Option<Plan<'a>>,
+/// Only the first read and a fresh hit happen in this future, before any call state exists;
+/// everything else lives in a separate, boxed one ([`drive_async`]), so the future of a hit
+/// holds little besides the read itself. (A function returning an `async` block rather than
+/// an `async fn`, whose arguments would be held twice: as captured and as moved to locals.)
+pub(crate) fn run_async<'a, R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
+    plan: impl Planner + 'a,
+    options: Options,
     policy: P,
     body: F,
     detach: impl Detach<R, P, C, F>,
-) -> R {
-    let Some(plan) = plan() else {
-        return body.await;
-    };
-    let opening = plan.opening();
-    let read = match opening {
-        Some(_) => {
-            // Two statements: the gateway is not kept across the await.
-            let read = plan.gateway().read(&plan.key);
-            Some(plan.gateway().count_read(read.await))
-        }
-        None => None,
-    };
-    let mut call = Call::<R, P, C>::opened(plan, policy, false, opening);
-    let step = match read {
-        Some(read) => call.step(Input::Read(read)),
-        None => call.step(Input::Start),
-    };
-    if let Step::Done(result) = step {
-        return result;
+) -> impl Future<Output = R> {
+    async move {
+        let Some(plan) = plan.plan(&options) else {
+            return body.await;
+        };
+        let Some(mark) = plan.opening() else {
+            let (call, step) = start(Call::<R, P, C>::new(plan, policy, false));
+            return Box::pin(drive_async(call, step, body, detach)).await;
+        };
+        // The read spelled out (not `Gateway::read`): an in-process hit has no future, and
+        // no temporary is kept across the await.
+        let read = if plan.gateway().reads_in_line() {
+            plan.gateway().read_in_line(&plan.key)
+        } else {
+            let remote = plan.gateway().read_remote(&plan.key);
+            remote.await
+        };
+        let read = plan.gateway().count_read(read);
+        let (call, step) = match Call::<R, P, C>::open(plan, policy, false, mark, read) {
+            Opened::Done(result) => return result,
+            Opened::Running(call, step) => (call, step),
+        };
+        Box::pin(drive_async(call, step, body, detach)).await
     }
-    Box::pin(drive_async(call, step, body, detach)).await
 }
 
 /// Drives an async call from `step` to its end.
@@ -119,6 +132,12 @@ async fn drive_async<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
     }
 }
 
+/// A call that starts without a read (`forced_update`), at its first step.
+fn start<R, P: Policy<R>, C: Codec>(mut call: Call<'_, R, P, C>) -> (Call<'_, R, P, C>, Step<R>) {
+    let step = call.step(Input::Start);
+    (call, step)
+}
+
 /// Performs one of the engine's requests on the blocking half.
 fn perform_blocking<R>(gateway: Gateway<'_>, request: Request<'_>) -> Input<R> {
     match request {
@@ -141,7 +160,7 @@ fn perform_blocking<R>(gateway: Gateway<'_>, request: Request<'_>) -> Input<R> {
 /// Performs one of the engine's requests on the async half.
 async fn perform<R>(gateway: Gateway<'_>, request: Request<'_>) -> Input<R> {
     match request {
-        Request::Read(key) => Input::Read(gateway.count_read(gateway.read(key).await)),
+        Request::Read(key) => Input::Read(gateway.read(key).await),
         Request::TakeLease { key, token, time } => {
             let op = TakeLease { key, token, time };
             Input::Lease(gateway.perform(op).await)
@@ -194,7 +213,7 @@ where
             return Err(body);
         };
         let plan = call.plan();
-        let (cache, key, options) = (plan.cache.clone(), plan.key.clone(), plan.options);
+        let (cache, key, options) = (plan.cache.clone(), plan.key.clone(), *plan.options);
         let (site, label) = (self.site, plan.label.to_owned());
         let policy = *call.policy();
         let Some((stale, guards)) = call.detach_refresh() else {
@@ -212,7 +231,7 @@ where
 async fn refresh<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
     cache: Cache,
     key: String,
-    options: crate::options::Options,
+    options: Options,
     site: Option<&'static Stats>,
     label: String,
     policy: P,
@@ -226,7 +245,7 @@ async fn refresh<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
     let plan = Plan {
         cache: &cache,
         key,
-        options,
+        options: &options,
         counters,
         label: &label,
         outage: Outage::default(),

@@ -51,10 +51,20 @@ use crate::stats::Counters;
 pub(crate) struct Plan<'a> {
     pub(crate) cache: &'a Cache,
     pub(crate) key: String,
-    pub(crate) options: Options,
+    /// Borrowed from the driver's caller, so a cached call's future holds the options once.
+    pub(crate) options: &'a Options,
     pub(crate) counters: Counters<'a>,
     pub(crate) label: &'a str,
     pub(crate) outage: Outage,
+}
+
+/// Makes the [`Plan`] of one async call once its future runs, borrowing the options the
+/// future holds (so they are held once, not once more in the plan).
+pub(crate) trait Planner {
+    /// The plan, or `None` to run the function without the cache.
+    fn plan<'o>(self, options: &'o Options) -> Option<Plan<'o>>
+    where
+        Self: 'o;
 }
 
 /// Whether this call already met a backend outage (a connection error or a time-out).
@@ -137,6 +147,14 @@ pub(crate) enum Step<R> {
     Refresh,
     /// The call's result.
     Done(R),
+}
+
+/// What [`Call::open`] gives.
+pub(crate) enum Opened<Call, R> {
+    /// A fresh hit: the result.
+    Done(R),
+    /// The call, and its next step.
+    Running(Call, Step<R>),
 }
 
 /// The guards a computing caller holds: the in-process flight and the cross-process lease.
@@ -232,22 +250,38 @@ const STALE_REFRESH_LEASE: Duration = Duration::from_secs(30);
 
 impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
     /// A call for `plan` (`blocking`: a sync caller); its first step is [`Input::Start`].
-    #[inline]
     pub(crate) fn new(plan: Plan<'a>, policy: P, blocking: bool) -> Self {
-        let opening = plan.opening();
-        Self::opened(plan, policy, blocking, opening)
-    }
-
-    /// A call whose driver took `opening` from [`Plan::opening`] and, when it was a mark,
-    /// performed the first read itself: its first step is [`Input::Read`] then, else
-    /// [`Input::Start`]. (The async driver reads before the call exists, so the future of
-    /// a hit holds no call state across the read.)
-    #[inline]
-    pub(crate) fn opened(plan: Plan<'a>, policy: P, blocking: bool, opening: Option<Mark>) -> Self {
-        let state = match opening {
+        let state = match plan.opening() {
             Some(mark) => State::Reading { mark },
             None => State::Forced,
         };
+        Self::in_state(plan, policy, blocking, state)
+    }
+
+    /// A call whose driver performed the first read itself, `read`, with the flights'
+    /// `mark` taken from [`Plan::opening`] just before: a fresh hit is the result at once,
+    /// before any call state exists (so a hit costs no more than its lookup); anything else
+    /// is the call at its next step.
+    #[inline]
+    pub(crate) fn open(
+        plan: Plan<'a>,
+        policy: P,
+        blocking: bool,
+        mark: Mark,
+        read: Result<Option<Bytes>>,
+    ) -> Opened<Self, R> {
+        match plan.lookup::<C, P::Stored>(read) {
+            Lookup::Fresh(value) => Opened::Done(policy.restore(value)),
+            lookup => {
+                let mut call = Self::in_state(plan, policy, blocking, State::Over);
+                let step = call.looked_up(lookup, mark);
+                Opened::Running(call, step)
+            }
+        }
+    }
+
+    #[inline]
+    fn in_state(plan: Plan<'a>, policy: P, blocking: bool, state: State<R, P::Stored>) -> Self {
         Self {
             plan,
             policy,
@@ -259,13 +293,7 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
 
     /// A stale value's refresh moved to another task: it starts at [`Step::Compute`].
     pub(crate) fn refreshing(plan: Plan<'a>, policy: P, guards: Guards) -> Self {
-        Self {
-            plan,
-            policy,
-            blocking: false,
-            state: State::Computing { guards },
-            codec: PhantomData,
-        }
+        Self::in_state(plan, policy, false, State::Computing { guards })
     }
 
     pub(crate) fn plan(&self) -> &Plan<'a> {
@@ -333,11 +361,8 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
             (State::Forced, Input::Start) => self.compute(Guards::none()),
             (state @ State::Reading { .. }, Input::Start) => self.wait_on(state),
             (State::Reading { mark }, Input::Read(read)) => {
-                match self.plan.lookup::<C, P::Stored>(read) {
-                    Lookup::Fresh(value) => Step::Done(self.policy.restore(value)),
-                    Lookup::Stale(stale) => self.refresh(stale),
-                    Lookup::Miss => self.join(mark),
-                }
+                let lookup = self.plan.lookup::<C, P::Stored>(read);
+                self.looked_up(lookup, mark)
             }
             (
                 State::RefreshLease {
@@ -476,6 +501,15 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
                 finish(result, outcome, leader)
             }
             (_, _) => unreachable!("a call stepped with an input its state does not expect"),
+        }
+    }
+
+    /// What the first read found, read after `mark`.
+    fn looked_up(&mut self, lookup: Lookup<P::Stored>, mark: Mark) -> Step<R> {
+        match lookup {
+            Lookup::Fresh(value) => Step::Done(self.policy.restore(value)),
+            Lookup::Stale(stale) => self.refresh(stale),
+            Lookup::Miss => self.join(mark),
         }
     }
 
@@ -628,7 +662,7 @@ enum Attempt {
 
 impl<'a> Plan<'a> {
     /// A plan for the direct API, or `None` (a bypass, counted) when `options.unless` is set.
-    pub(crate) fn direct(cache: &'a Cache, key: &str, options: Options) -> Option<Self> {
+    pub(crate) fn direct(cache: &'a Cache, key: &str, options: &'a Options) -> Option<Self> {
         let counters = cache.counters();
         if options.unless {
             counters.bypass();

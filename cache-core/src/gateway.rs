@@ -10,7 +10,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -64,28 +63,41 @@ impl<'a> Gateway<'a> {
         self.failures(self.store.blocking().get(key))
     }
 
-    /// `GET`: the bytes under `key`, in line on an in-process backend, or the backend's
-    /// read future awaited in place ([`GetFuture`]), so a
-    /// remote hit allocates no future; then [`Gateway::count_read`]. (Not an `async fn`: its
-    /// future would hold this gateway beside the read, making every cached call's future
-    /// larger.)
+    /// `GET`, counted: the bytes under `key`.
+    pub(crate) async fn read(&self, key: &str) -> Result<Option<Bytes>> {
+        let read = if self.reads_in_line() {
+            self.read_in_line(key)
+        } else {
+            self.read_remote(key).await
+        };
+        self.count_read(read)
+    }
+
+    /// True when the backend completes a read in process: then [`Gateway::read_in_line`],
+    /// else [`Gateway::read_remote`]; then [`Gateway::count_read`].
     #[inline]
-    pub(crate) fn read<'s>(&self, key: &'s str) -> Read<'s>
+    pub(crate) fn reads_in_line(&self) -> bool {
+        self.in_process
+    }
+
+    /// `GET` without a future, on an in-process backend.
+    #[inline]
+    pub(crate) fn read_in_line(&self, key: &str) -> Result<Option<Bytes>> {
+        self.store.blocking().get(key)
+    }
+
+    /// `GET` on a remote backend, with its read future kept in place ([`GetFuture`]) so a
+    /// remote hit allocates no future. (Separate methods rather than one future: an in-process
+    /// hit would carry the remote read's space through its await.)
+    #[inline]
+    pub(crate) fn read_remote<'s>(&self, key: &'s str) -> GetFuture<'s>
     where
         'a: 's,
     {
-        if self.in_process {
-            Read::Ready {
-                read: Some(self.store.blocking().get(key)),
-            }
-        } else {
-            Read::Pending {
-                read: self.store.get_inline(key),
-            }
-        }
+        self.store.get_inline(key)
     }
 
-    /// Counts what a [`Gateway::read`] gave.
+    /// Counts what a read gave.
     #[inline]
     pub(crate) fn count_read(&self, read: Result<Option<Bytes>>) -> Result<Option<Bytes>> {
         self.failures(read)
@@ -124,31 +136,6 @@ fn counted<O: Op>(counters: Counters<'_>, result: Result<O::Output>) -> Result<O
         Err(_) => counters.error(),
     }
     result
-}
-
-pin_project_lite::pin_project! {
-    /// The future of a [`Gateway::read`].
-    #[project = ReadProjection]
-    pub(crate) enum Read<'s> {
-        /// What an in-process backend found.
-        Ready { read: Option<Result<Option<Bytes>>> },
-        /// A remote backend's read.
-        Pending { #[pin] read: GetFuture<'s> },
-    }
-}
-
-impl Future for Read<'_> {
-    type Output = Result<Option<Bytes>>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            ReadProjection::Ready { read } => {
-                Poll::Ready(read.take().expect("a read is polled after it completed"))
-            }
-            ReadProjection::Pending { read } => read.poll(cx),
-        }
-    }
 }
 
 /// Declares an operation that maps onto one method of both backend halves.

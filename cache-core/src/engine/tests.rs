@@ -23,7 +23,7 @@ fn plan(cache: &'static Cache, options: Options) -> Plan<'static> {
     Plan {
         cache,
         key: cache.full_key("k"),
-        options,
+        options: Box::leak(Box::new(options)),
         counters: cache.counters(),
         label: "test",
         outage: Outage::default(),
