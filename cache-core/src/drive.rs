@@ -60,6 +60,7 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
 /// everything else lives in a separate, boxed one ([`drive_async`]), so the future of a hit
 /// holds little besides the read itself. (A function returning an `async` block rather than
 /// an `async fn`, whose arguments would be held twice: as captured and as moved to locals.)
+#[allow(clippy::manual_async_fn)]
 pub(crate) fn run_async<'a, R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
     plan: impl Planner + 'a,
     options: Options,
