@@ -24,45 +24,41 @@ use bytes::Bytes;
 
 use crate::Result;
 
-/// What a backend can do and how it behaves; [`Cache`](crate::Cache) reads it to pick
-/// the cheapest correct path.
+/// How a built-in backend behaves, for the call path to pick its cheapest correct path.
+/// Not part of the `Backend` contract: a custom backend keeps the default,
+/// [`Capabilities::REMOTE`].
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Capabilities {
-    /// Operations complete in process without I/O, so async callers may use the blocking
-    /// methods directly (no boxed future on the hit path).
+    /// Operations complete in process without I/O, so async callers use the blocking
+    /// methods in line (no future on the hit path).
     pub in_process: bool,
-    /// Entries are shared with other processes.
+    /// Entries are shared with other processes (a stale value's refresh takes a lease; an
+    /// empty namespace may not be cleared).
     pub shared: bool,
-    /// [`Backend::delete_prefix`] is supported.
-    pub delete_prefix: bool,
-    /// Values are stored at all (false for the null backend).
-    pub stores: bool,
 }
 
 impl Capabilities {
-    /// The capabilities of a remote, shared store such as Redis.
+    /// A remote store shared by processes, such as Redis; what a custom backend is taken for.
     pub const REMOTE: Self = Self {
         in_process: false,
         shared: true,
-        delete_prefix: true,
-        stores: true,
     };
 
-    /// The capabilities of an in-process store.
+    /// An in-process store.
     pub const IN_PROCESS: Self = Self {
         in_process: true,
         shared: false,
-        delete_prefix: true,
-        stores: true,
     };
 }
 
 /// The bytes a [`GetFuture`] holds in place: enough for the Redis backend's read (checked by
 /// its tests), so a Redis hit allocates no future on the heap.
-pub const GET_FUTURE_SPACE: usize = 1536;
+#[doc(hidden)]
+pub const GET_FUTURE_SPACE: usize = 1496;
 
 pin_project_lite::pin_project! {
+    #[doc(hidden)]
     /// The future of [`Backend::get_inline`]: a read stored in the caller's own future, not on
     /// the heap, when it fits in [`GET_FUTURE_SPACE`] bytes (boxed when it does not).
     ///
@@ -128,17 +124,18 @@ pub type Ttl = Option<Duration>;
 /// with a time-out.
 #[async_trait]
 pub trait Backend: Send + Sync + fmt::Debug + 'static {
-    /// What this backend supports.
-    fn capabilities(&self) -> Capabilities;
+    /// How a built-in backend behaves (not for custom backends: the default is right).
+    #[doc(hidden)]
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::REMOTE
+    }
 
     /// The value stored under `key`, if any.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
 
-    /// [`Backend::get`] for the hit path: the call path awaits this on every read, with the
-    /// future stored in the caller's own future (see [`GetFuture`]).
-    ///
-    /// The default wraps the boxed future of `get`. A backend that does I/O should return
-    /// its read future itself, so a hit allocates no future on the heap.
+    /// [`Backend::get`] for the hit path of a built-in backend, with the future stored in
+    /// the caller's own future (not for custom backends: the default wraps `get`).
+    #[doc(hidden)]
     fn get_inline<'a>(&'a self, key: &'a str) -> GetFuture<'a> {
         GetFuture::new(self.get(key))
     }

@@ -13,28 +13,13 @@ use crate::backend::{Backend, BlockingBackend, Capabilities, Store, Ttl};
 use crate::codec::DefaultCodec;
 use crate::envelope::{self, Meta};
 use crate::flight::Flights;
+use crate::gateway::{
+    Add, Delete, DeleteMany, DeletePrefix, Exists, Gateway, GetMany, Op, Set, SetMany,
+};
 use crate::key;
 
-/// Reads `$key` through `$cache`'s backend, as a `Result<Option<Bytes>>`: in line for an
-/// in-process backend, else by awaiting [`Backend::get_inline`] (inside `async` code only).
-///
-/// A macro rather than a method: a method would return the read future, moving its
-/// [`GET_FUTURE_SPACE`](crate::backend::GET_FUTURE_SPACE) bytes on every call, in-process
-/// hits included (350 more instructions per async in-memory hit, measured with callgrind).
-/// Written in place, the in-process path never touches that space.
-macro_rules! read {
-    ($cache:expr, $key:expr) => {{
-        let cache: &$crate::Cache = $cache;
-        if cache.inner.capabilities.in_process {
-            $crate::backend::BlockingBackend::get(&*cache.inner.store, $key)
-        } else {
-            $crate::backend::Backend::get_inline(&*cache.inner.store, $key).await
-        }
-    }};
-}
 use crate::stats::{Counters, Stats, StatsSnapshot};
 use crate::{Error, ErrorKind, Result};
-pub(crate) use read;
 
 /// The timeout used when none is given: 300 seconds, as in Flask-Caching.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -232,11 +217,6 @@ impl Cache {
         &self.inner.namespace
     }
 
-    /// What the backend supports.
-    pub fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities
-    }
-
     /// The counters of this cache, all functions included.
     pub fn stats(&self) -> StatsSnapshot {
         self.inner.stats.snapshot()
@@ -284,6 +264,20 @@ impl Cache {
         full
     }
 
+    /// The path of this cache's operations, counted in `counters`.
+    pub(crate) fn gateway_for<'a>(&'a self, counters: Counters<'a>) -> Gateway<'a> {
+        Gateway::new(
+            &*self.inner.store,
+            self.inner.capabilities.in_process,
+            counters,
+        )
+    }
+
+    /// The path of this cache's own operations (counted in its counters only).
+    pub(crate) fn gateway(&self) -> Gateway<'_> {
+        self.gateway_for(self.counters())
+    }
+
     pub(crate) fn counters(&self) -> Counters<'_> {
         Counters {
             cache: &self.inner.stats,
@@ -299,7 +293,7 @@ impl Cache {
     /// decode, is `None` (and counted as an error).
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let full = self.full_key(key);
-        let bytes = self.count_failure(read!(self, &full))?;
+        let bytes = self.gateway().read(&full).await?;
         Ok(self.decode_read(key, bytes))
     }
 
@@ -324,56 +318,60 @@ impl Cache {
         value: &T,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        let sealed = seal(value)?;
-        let result = self
-            .write(&self.full_key(key), sealed, self.store_ttl(timeout))
-            .await;
-        self.count_write(result)
+        let set = Set {
+            key: &self.full_key(key),
+            value: seal(value)?,
+            ttl: self.store_ttl(timeout),
+        };
+        self.gateway().perform(set).await
     }
 
     /// Stores `value` only if `key` holds nothing (atomic); true if stored.
     pub async fn add<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<bool> {
-        let sealed = seal(value)?;
-        let full = self.full_key(key);
-        let ttl = self.inner.default_ttl;
-        let result = if self.inner.capabilities.in_process {
-            BlockingBackend::add(&*self.inner.store, &full, sealed, ttl)
-        } else {
-            Backend::add(&*self.inner.store, &full, sealed, ttl).await
+        let add = Add {
+            key: &self.full_key(key),
+            value: seal(value)?,
+            ttl: self.inner.default_ttl,
         };
-        self.count_add(result)
+        self.gateway().perform(add).await
     }
 
     /// Removes `key`; true if it existed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        self.count_deleted(Backend::delete(&*self.inner.store, &self.full_key(key)).await)
+        self.delete_built(&self.full_key(key)).await
     }
 
     /// Removes several keys; returns how many existed.
     pub async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
         let full = self.full_keys(keys);
-        self.count_deleted(Backend::delete_many(&*self.inner.store, &as_strs(&full)).await)
+        let keys = &as_strs(&full);
+        self.gateway().perform(DeleteMany { keys }).await
     }
 
     /// The values under several keys, in order (one round trip on Redis).
     pub async fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
         let full = self.full_keys(keys);
-        let values =
-            self.count_failure(Backend::get_many(&*self.inner.store, &as_strs(&full)).await)?;
+        let many = GetMany {
+            keys: &as_strs(&full),
+        };
+        let values = self.gateway().perform(many).await?;
         Ok(self.decode_many(keys, values))
     }
 
     /// Stores several values for the default timeout (one round trip on Redis).
     pub async fn set_many<T: Serialize>(&self, entries: &[(&str, T)]) -> Result<()> {
         let (keys, sealed) = self.seal_many(entries)?;
-        let pairs = pair(&keys, sealed);
-        let result = Backend::set_many(&*self.inner.store, &pairs, self.inner.default_ttl).await;
-        self.count_writes(result, entries.len())
+        let many = SetMany {
+            entries: &pair(&keys, sealed),
+            ttl: self.inner.default_ttl,
+        };
+        self.gateway().perform(many).await.map(drop)
     }
 
     /// True if `key` holds a value.
     pub async fn has(&self, key: &str) -> Result<bool> {
-        self.count_exists(Backend::exists(&*self.inner.store, &self.full_key(key)).await)
+        let key = &self.full_key(key);
+        self.gateway().perform(Exists { key }).await
     }
 
     /// Removes every entry in this cache's namespace, and nothing else; returns how many.
@@ -382,7 +380,7 @@ impl Cache {
     /// would mean deleting every key in the database.
     pub async fn clear(&self) -> Result<u64> {
         self.check_clear()?;
-        self.count_deleted(Backend::delete_prefix(&*self.inner.store, &self.inner.namespace).await)
+        self.delete_built_prefix(&self.inner.namespace).await
     }
 
     /// Removes every key of this namespace whose escaped form starts with `prefix` escaped
@@ -410,27 +408,17 @@ impl Cache {
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let full = self.full_prefix(prefix);
         self.check_prefix(&full)?;
-        self.count_deleted(Backend::delete_prefix(&*self.inner.store, &full).await)
+        self.delete_built_prefix(&full).await
     }
 
     /// Removes the key `full` (namespace included) as it is; true if it existed.
     pub(crate) async fn delete_built(&self, full: &str) -> Result<bool> {
-        self.count_deleted(Backend::delete(&*self.inner.store, full).await)
+        self.gateway().perform(Delete { key: full }).await
     }
 
     /// Removes every key that starts with `full` (namespace included, never empty).
     pub(crate) async fn delete_built_prefix(&self, full: &str) -> Result<u64> {
-        self.count_deleted(Backend::delete_prefix(&*self.inner.store, full).await)
-    }
-
-    /// Writes `full_key`: in line for in-process backends, through the async half otherwise
-    /// (see [`read!`] for reads).
-    pub(crate) async fn write(&self, full_key: &str, value: Bytes, ttl: Ttl) -> Result<()> {
-        if self.inner.capabilities.in_process {
-            BlockingBackend::set(&*self.inner.store, full_key, value, ttl)
-        } else {
-            Backend::set(&*self.inner.store, full_key, value, ttl).await
-        }
+        self.gateway().perform(DeletePrefix { prefix: full }).await
     }
 
     fn full_keys(&self, keys: &[&str]) -> Vec<String> {
@@ -479,58 +467,6 @@ impl Cache {
             .collect::<Result<_>>()?;
         Ok((keys, sealed))
     }
-
-    fn count_write(&self, result: Result<()>) -> Result<()> {
-        self.count_writes(result, 1)
-    }
-
-    fn count_writes(&self, result: Result<()>, n: usize) -> Result<()> {
-        match &result {
-            Ok(()) => {
-                for _ in 0..n {
-                    self.inner.stats.store();
-                }
-            }
-            Err(_) => self.inner.stats.error(),
-        }
-        result
-    }
-
-    /// Counts a failed operation as an error (what it found is counted by its caller).
-    fn count_failure<T>(&self, result: Result<T>) -> Result<T> {
-        if result.is_err() {
-            self.inner.stats.error();
-        }
-        result
-    }
-
-    /// Counts a removal: the entries removed, or an error.
-    fn count_deleted<N: Copy + Into<u64>>(&self, result: Result<N>) -> Result<N> {
-        match &result {
-            Ok(removed) => self.inner.stats.deleted((*removed).into()),
-            Err(_) => self.inner.stats.error(),
-        }
-        result
-    }
-
-    /// Counts an existence check: a hit, a miss, or an error.
-    fn count_exists(&self, result: Result<bool>) -> Result<bool> {
-        match &result {
-            Ok(true) => self.inner.stats.hit(),
-            Ok(false) => self.inner.stats.miss(),
-            Err(_) => self.inner.stats.error(),
-        }
-        result
-    }
-
-    fn count_add(&self, result: Result<bool>) -> Result<bool> {
-        match &result {
-            Ok(true) => self.inner.stats.store(),
-            Ok(false) => {}
-            Err(_) => self.inner.stats.error(),
-        }
-        result
-    }
 }
 
 fn seal<T: Serialize + ?Sized>(value: &T) -> Result<Bytes> {
@@ -555,15 +491,16 @@ pub struct BlockingCache<'a> {
 }
 
 impl BlockingCache<'_> {
-    fn store(&self) -> &dyn BlockingBackend {
-        self.cache.inner.store.blocking()
+    fn perform<O: Op>(&self, op: O) -> Result<O::Output> {
+        self.cache.gateway().perform_blocking(op)
     }
 
     /// See [`Cache::get`].
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         let bytes = self
             .cache
-            .count_failure(self.store().get(&self.cache.full_key(key)))?;
+            .gateway()
+            .read_blocking(&self.cache.full_key(key))?;
         Ok(self.cache.decode_read(key, bytes))
     }
 
@@ -588,84 +525,81 @@ impl BlockingCache<'_> {
         value: &T,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        let sealed = seal(value)?;
-        let result = self.store().set(
-            &self.cache.full_key(key),
-            sealed,
-            self.cache.store_ttl(timeout),
-        );
-        self.cache.count_write(result)
+        self.perform(Set {
+            key: &self.cache.full_key(key),
+            value: seal(value)?,
+            ttl: self.cache.store_ttl(timeout),
+        })
     }
 
     /// See [`Cache::add`].
     pub fn add<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<bool> {
-        let sealed = seal(value)?;
-        let result = self.store().add(
-            &self.cache.full_key(key),
-            sealed,
-            self.cache.inner.default_ttl,
-        );
-        self.cache.count_add(result)
+        self.perform(Add {
+            key: &self.cache.full_key(key),
+            value: seal(value)?,
+            ttl: self.cache.inner.default_ttl,
+        })
     }
 
     /// See [`Cache::delete`].
     pub fn delete(&self, key: &str) -> Result<bool> {
-        self.cache
-            .count_deleted(self.store().delete(&self.cache.full_key(key)))
+        self.delete_built(&self.cache.full_key(key))
     }
 
     /// See [`Cache::delete_many`].
     pub fn delete_many(&self, keys: &[&str]) -> Result<u64> {
         let full = self.cache.full_keys(keys);
-        self.cache
-            .count_deleted(self.store().delete_many(&as_strs(&full)))
+        self.perform(DeleteMany {
+            keys: &as_strs(&full),
+        })
     }
 
     /// See [`Cache::get_many`].
     pub fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
         let full = self.cache.full_keys(keys);
-        let values = self
-            .cache
-            .count_failure(self.store().get_many(&as_strs(&full)))?;
+        let values = self.perform(GetMany {
+            keys: &as_strs(&full),
+        })?;
         Ok(self.cache.decode_many(keys, values))
     }
 
     /// See [`Cache::set_many`].
     pub fn set_many<T: Serialize>(&self, entries: &[(&str, T)]) -> Result<()> {
         let (keys, sealed) = self.cache.seal_many(entries)?;
-        let result = self
-            .store()
-            .set_many(&pair(&keys, sealed), self.cache.inner.default_ttl);
-        self.cache.count_writes(result, entries.len())
+        self.perform(SetMany {
+            entries: &pair(&keys, sealed),
+            ttl: self.cache.inner.default_ttl,
+        })
+        .map(drop)
     }
 
     /// See [`Cache::has`].
     pub fn has(&self, key: &str) -> Result<bool> {
-        self.cache
-            .count_exists(self.store().exists(&self.cache.full_key(key)))
+        self.perform(Exists {
+            key: &self.cache.full_key(key),
+        })
     }
 
     /// See [`Cache::clear`].
     pub fn clear(&self) -> Result<u64> {
         self.cache.check_clear()?;
-        self.cache
-            .count_deleted(self.store().delete_prefix(&self.cache.inner.namespace))
+        self.delete_built_prefix(&self.cache.inner.namespace)
     }
 
     /// See [`Cache::delete_prefix`].
     pub fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let full = self.cache.full_prefix(prefix);
         self.cache.check_prefix(&full)?;
-        self.cache.count_deleted(self.store().delete_prefix(&full))
+        self.delete_built_prefix(&full)
     }
 
     /// See [`Cache::delete_built`].
     pub(crate) fn delete_built(&self, full: &str) -> Result<bool> {
-        self.cache.count_deleted(self.store().delete(full))
+        self.perform(Delete { key: full })
     }
 
     /// See [`Cache::delete_built_prefix`].
     pub(crate) fn delete_built_prefix(&self, full: &str) -> Result<u64> {
-        self.cache.count_deleted(self.store().delete_prefix(full))
+        self.perform(DeletePrefix { prefix: full })
     }
 }

@@ -12,8 +12,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cache::{BlockingCache, Cache};
-use crate::call::{Inline, Inspect, OkOnly, Options as CallOptions, Plan, Policy, SomeOnly};
 use crate::codec::DefaultCodec;
+use crate::drive::{Inline, run_async, run_blocking};
+use crate::engine::{Plan, Planner};
+use crate::options::Options as CallOptions;
+use crate::policy::{Inspect, OkOnly, Policy, SomeOnly};
 
 impl Cache {
     /// The value under `key`, or else the result of `compute`, stored for `timeout` (zero:
@@ -174,13 +177,8 @@ impl Cache {
         policy: P,
         body: F,
     ) -> R {
-        crate::call::run_async::<R, P, DefaultCodec, _>(
-            || Plan::direct(self, key, options),
-            policy,
-            body,
-            Inline,
-        )
-        .await
+        let plan = Direct { cache: self, key };
+        run_async::<R, P, DefaultCodec, _>(plan, options, policy, body, Inline).await
     }
 }
 
@@ -265,9 +263,24 @@ impl BlockingCache<'_> {
         policy: P,
         compute: impl FnOnce() -> R,
     ) -> R {
-        match Plan::direct(self.cache, key, options) {
-            Some(plan) => crate::call::run_blocking::<R, P, DefaultCodec, _>(plan, policy, compute),
+        match Plan::direct(self.cache, key, &options) {
+            Some(plan) => run_blocking::<R, P, DefaultCodec, _>(plan, policy, compute),
             None => compute(),
         }
+    }
+}
+
+/// The plan of a direct call.
+struct Direct<'a> {
+    cache: &'a Cache,
+    key: &'a str,
+}
+
+impl Planner for Direct<'_> {
+    fn plan<'o>(self, options: &'o CallOptions) -> Option<Plan<'o>>
+    where
+        Self: 'o,
+    {
+        Plan::direct(self.cache, self.key, options)
     }
 }

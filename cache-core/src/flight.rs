@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -63,7 +64,7 @@ type Shared = Arc<Inner>;
 
 /// The number of stores so far, noted by a caller before it reads (see [`Flights::join`]).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Mark(u64);
+pub(crate) struct Mark(NonZeroU64);
 
 /// The flights in progress, by key. Leaders hold the map by `Arc`, so a leader may outlive
 /// the call that started it (a refresh moved to a background task).
@@ -92,7 +93,8 @@ impl Flights {
     /// Notes the stores so far; take it before reading a key.
     #[inline]
     pub(crate) fn mark(&self) -> Mark {
-        Mark(self.state.stores.load(Ordering::Acquire))
+        // Counted from 1, so an `Option<Mark>` takes no more room than a `Mark`.
+        Mark(NonZeroU64::MIN.saturating_add(self.state.stores.load(Ordering::Acquire)))
     }
 
     /// Joins the flight for `key`, starting one if none is in progress, for a caller that
@@ -115,7 +117,7 @@ impl Flights {
             return Role::Follower(Follower(flight.clone()));
         }
         if let (Some(Mark(before_read)), Some((store, _))) = (mark, state.stored.get(key))
-            && *store > before_read
+            && *store >= before_read.get()
         {
             return Role::Reread;
         }

@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 
-use crate::backend::Backend;
 use crate::cache::Cache;
+use crate::gateway::ReleaseLease;
 
 /// A lease this caller took (`SET {key}:~lease {token} NX PX`).
 ///
@@ -56,9 +56,12 @@ impl Drop for Lease {
         if !self.held {
             return;
         }
-        let store = &self.cache.inner.store;
         if self.blocking {
-            let _ = store.blocking().delete_if_equal(&self.key, &self.token);
+            let release = ReleaseLease {
+                key: &self.key,
+                token: &self.token,
+            };
+            let _ = self.cache.gateway().perform_blocking(release);
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -68,7 +71,11 @@ impl Drop for Lease {
                 self.token.clone(),
             );
             runtime.spawn(async move {
-                let _ = Backend::delete_if_equal(&*cache.inner.store, &key, &token).await;
+                let release = ReleaseLease {
+                    key: &key,
+                    token: &token,
+                };
+                let _ = cache.gateway().perform(release).await;
             });
         }
     }

@@ -55,20 +55,24 @@
 
 pub mod backend;
 mod cache;
-mod call;
 pub mod codec;
 pub mod config;
 mod counted;
 mod direct;
+mod drive;
+mod engine;
 pub mod envelope;
 mod error;
 mod flight;
 #[cfg(feature = "minijinja")]
 pub mod fragment;
+mod gateway;
 mod global;
 pub mod key;
 mod lease;
 mod limits;
+mod options;
+mod policy;
 mod shape;
 pub mod stampede;
 pub mod stats;
@@ -78,9 +82,9 @@ pub mod stats;
 pub mod __private;
 
 pub use cache::{BlockingCache, Cache, CacheBuilder, DEFAULT_NAMESPACE, DEFAULT_TIMEOUT};
-pub use call::{Options as CallOptions, OptionsBuilder as CallOptionsBuilder};
 pub use error::{Error, ErrorKind, Result};
 pub use global::{install, installed};
+pub use options::{Options as CallOptions, OptionsBuilder as CallOptionsBuilder};
 pub use stats::StatsSnapshot;
 
 #[cfg(feature = "macros")]

@@ -13,13 +13,15 @@ pub use core::result::Result::{self, Err, Ok};
 pub use core::time::Duration;
 pub use std::string::String;
 
-pub use crate::call::{OkOnly, OkOrShared, Options, Plain, Policy, SomeOnly};
 pub use crate::codec::{Codec, DefaultCodec};
 pub use crate::key::KeyBuilder;
+pub use crate::options::Options;
+pub use crate::policy::{OkOnly, OkOrShared, Plain, Policy, SomeOnly};
 pub use crate::stampede::Stampede;
 
 use crate::Cache;
-use crate::call::{Inline, Plan, Spawn, run_async, run_blocking};
+use crate::drive::{Inline, Spawn, run_async, run_blocking};
+use crate::engine::{Plan, Planner};
 use crate::key::{escape_name, escape_str, write_path};
 use crate::stampede::lease_key;
 use crate::stats::{Counters, Stats, StatsSnapshot};
@@ -170,7 +172,7 @@ pub fn prepare<'a>(
 
 /// Builds the plan for one call, or `None` to run the function without the cache.
 #[inline]
-fn plan<'a>(prepared: Prepared<'a>, site: &'a Site, options: Options) -> Option<Plan<'a>> {
+fn plan<'a>(prepared: Prepared<'a>, site: &'a Site, options: &'a Options) -> Option<Plan<'a>> {
     let Some((cache, key)) = prepared else {
         site.stats.bypass();
         return None;
@@ -201,6 +203,22 @@ fn plan<'a>(prepared: Prepared<'a>, site: &'a Site, options: Options) -> Option<
     }
 }
 
+/// The plan of one async call of a site.
+struct SitePlan<'a> {
+    prepared: Prepared<'a>,
+    site: &'a Site,
+}
+
+impl Planner for SitePlan<'_> {
+    #[inline]
+    fn plan<'o>(self, options: &'o Options) -> Option<Plan<'o>>
+    where
+        Self: 'o,
+    {
+        plan(self.prepared, self.site, options)
+    }
+}
+
 /// `P` stores results of type `R`: [`Policy`] under a name that makes a clean error.
 ///
 /// The expansion's calls are bounded by this trait, spanned on the user's return type, so a
@@ -225,7 +243,7 @@ pub fn call_blocking<R, P: Stores<R>, C: Codec>(
     policy: P,
     body: impl FnOnce() -> R,
 ) -> R {
-    match plan(prepared, site, options) {
+    match plan(prepared, site, &options) {
         Some(plan) => run_blocking::<R, P, C, _>(plan, policy, body),
         None => body(),
     }
@@ -248,7 +266,8 @@ where
     C: Codec,
     F: Future<Output = R> + 'a,
 {
-    run_async::<R, P, C, _>(move || plan(prepared, site, options), policy, body, Inline)
+    let plan = SitePlan { prepared, site };
+    run_async::<R, P, C, _>(plan, options, policy, body, Inline)
 }
 
 /// [`call_async`] for a function with `serve_stale` whose body owns its data: the refresh
@@ -264,15 +283,16 @@ pub fn call_async_detached<'a, R, P, C, F>(
 where
     R: Send + 'static,
     P: Stores<R> + Copy + Send + Sync + 'static,
+    P::Stored: Send,
     C: Codec,
     F: Future<Output = R> + Send + 'static,
 {
-    let spawn: Spawn<R, P, C> = Spawn {
-        policy,
+    let spawn: Spawn<C> = Spawn {
         site: Some(&site.stats),
-        marker: PhantomData,
+        codec: PhantomData,
     };
-    run_async::<R, P, C, _>(move || plan(prepared, site, options), policy, body, spawn)
+    let plan = SitePlan { prepared, site };
+    run_async::<R, P, C, _>(plan, options, policy, body, spawn)
 }
 
 /// Forgets one entry by its logical key (as built with an empty namespace).

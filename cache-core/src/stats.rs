@@ -149,20 +149,8 @@ impl Stats {
         self.stripes[stripe].counter(event).fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn store(&self) {
-        self.count(stripe_index(), Event::Store);
-    }
-    pub(crate) fn error(&self) {
-        self.count(stripe_index(), Event::Error);
-    }
     pub(crate) fn bypass(&self) {
         self.count(stripe_index(), Event::Bypass);
-    }
-    pub(crate) fn hit(&self) {
-        self.count(stripe_index(), Event::Hit);
-    }
-    pub(crate) fn miss(&self) {
-        self.count(stripe_index(), Event::Miss);
     }
     pub(crate) fn deleted(&self, removed: u64) {
         self.stripes[stripe_index()]
@@ -212,6 +200,12 @@ impl Counters<'_> {
     }
     pub(crate) fn bypass(&self) {
         self.both(Event::Bypass);
+    }
+    pub(crate) fn deleted(&self, removed: u64) {
+        self.cache.deleted(removed);
+        if let Some(site) = self.site {
+            site.deleted(removed);
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cache_core::backend::{Backend, BlockingBackend, Capabilities, Ttl};
+use cache_core::backend::{Backend, BlockingBackend, Ttl};
 use cache_core::{Cache, CallOptions, Error, ErrorKind, memoize};
 
 const TTL: Duration = Duration::from_secs(60);
@@ -360,9 +360,6 @@ impl BlockingBackend for Unreachable {
 
 #[async_trait]
 impl Backend for Unreachable {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::REMOTE
-    }
     async fn get(&self, _: &str) -> cache_core::Result<Option<Bytes>> {
         down()
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cache_core::backend::{Backend, BlockingBackend, Capabilities, Ttl};
+use cache_core::backend::{Backend, BlockingBackend, Ttl};
 use cache_core::{Cache, cached, memoize};
 use serde::{Deserialize, Serialize};
 
@@ -96,10 +96,7 @@ impl BlockingBackend for Recorder {
 /// are held to the same sequence.
 #[async_trait]
 impl Backend for Recorder {
-    fn capabilities(&self) -> Capabilities {
-        // Not in process: async functions take the async path.
-        Capabilities::REMOTE
-    }
+    // A custom backend: async functions take the async path.
     async fn get(&self, key: &str) -> cache_core::Result<Option<Bytes>> {
         BlockingBackend::get(self, key)
     }

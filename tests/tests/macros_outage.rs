@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cache_core::backend::{Backend, BlockingBackend, Capabilities, Ttl};
+use cache_core::backend::{Backend, BlockingBackend, Ttl};
 use cache_core::{Cache, Error, ErrorKind, Result, memoize};
 
 /// Fails every read with `kind`; records every call as `"op key"`.
@@ -72,9 +72,6 @@ impl BlockingBackend for FailingReads {
 
 #[async_trait]
 impl Backend for FailingReads {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::REMOTE
-    }
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         BlockingBackend::get(self, key)
     }

@@ -19,12 +19,7 @@ use crate::Result;
 pub struct NullBackend;
 
 impl NullBackend {
-    pub(crate) const CAPABILITIES: Capabilities = Capabilities {
-        in_process: true,
-        shared: false,
-        delete_prefix: true,
-        stores: false,
-    };
+    pub(crate) const CAPABILITIES: Capabilities = Capabilities::IN_PROCESS;
 }
 
 impl BlockingBackend for NullBackend {

@@ -1,0 +1,868 @@
+//! The protocol of one cached call, from lookup to store, as a state machine that performs
+//! no I/O. [`Call::step`] takes what the last step produced and says what to do next: a
+//! backend operation ([`Call::request`]), a wait for another caller, a pause, running the
+//! function, or the result. The two drivers in [`drive`](crate::drive), one blocking and one
+//! async, perform those steps; they differ only in how they do I/O and how they wait, so
+//! `#[cached]`, `#[memoize]` and the direct API share every rule below.
+//!
+//! 1. **Read** the key (skipped by `forced_update`). A fresh value is the result. A stale
+//!    one (serve-stale) is the result too, while one caller refreshes it: that caller leads
+//!    the key's flight, takes the refresh lease on a shared backend, and reads once more to
+//!    check that nobody refreshed it meanwhile; the driver runs the refresh in the
+//!    background where it can.
+//! 2. On a **miss**, join the key's flight. The first caller leads; the others wait for its
+//!    outcome: its stored value, its failure shared (when the policy can share it), or, when
+//!    neither, they rejoin and one at a time takes over. A caller whose read began before a
+//!    flight stored the key reads again instead of computing.
+//! 3. A leader with a **lease** configured takes the cross-process lease (`SET NX PX`) and
+//!    reads once more (another process may have stored the value meanwhile); while another
+//!    process holds it, it polls for the value, up to twice the lease time.
+//! 4. **Compute**, store the result if the policy stores it, release the lease, and finish
+//!    the flight with the outcome.
+//!
+//! A call that met an outage (a connection error or a time-out) skips every later backend
+//! operation, so a caller pays at most one time-out. Whatever must be undone is held in the
+//! state as a guard (the flight's [`Leader`], the [`Lease`]), so dropping a call at any step,
+//! as a cancelled future does, releases it.
+
+use std::marker::PhantomData;
+use std::mem;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::Result;
+use crate::backend::Ttl;
+use crate::cache::{Cache, ttl_of};
+use crate::codec::Codec;
+use crate::counted::open_counted;
+use crate::envelope;
+use crate::flight::{Follower, Leader, Mark, Outcome, Role};
+use crate::gateway::Gateway;
+use crate::lease::Lease;
+use crate::options::Options;
+use crate::policy::Policy;
+use crate::stampede::{Freshness, lease_key, lease_token, poll_delay};
+use crate::stats::Counters;
+
+/// A call that will use the cache: the cache, the full key and the switches.
+pub(crate) struct Plan<'a> {
+    pub(crate) cache: &'a Cache,
+    pub(crate) key: String,
+    /// Borrowed from the driver's caller, so a cached call's future holds the options once.
+    pub(crate) options: &'a Options,
+    pub(crate) counters: Counters<'a>,
+    pub(crate) label: &'a str,
+    pub(crate) outage: Outage,
+}
+
+/// Makes the [`Plan`] of one async call once its future runs, borrowing the options the
+/// future holds (so they are held once, not once more in the plan).
+pub(crate) trait Planner {
+    /// The plan, or `None` to run the function without the cache.
+    fn plan<'o>(self, options: &'o Options) -> Option<Plan<'o>>
+    where
+        Self: 'o;
+}
+
+/// Whether this call already met a backend outage (a connection error or a time-out).
+#[derive(Debug, Default)]
+pub(crate) struct Outage(AtomicBool);
+
+impl Outage {
+    /// Notes `result`'s error if it is an outage.
+    #[inline]
+    fn note<T>(&self, result: &Result<T>) {
+        if let Err(error) = result
+            && (error.is_connection() || error.is_timeout())
+        {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    fn seen(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A backend operation the call needs; the driver performs it and steps the call with the
+/// matching [`Input`].
+#[derive(Debug)]
+pub(crate) enum Request<'s> {
+    /// `GET key`; answer with [`Input::Read`].
+    Read(&'s str),
+    /// `SET key token NX PX time`; answer with [`Input::Lease`].
+    TakeLease {
+        key: &'s str,
+        token: Bytes,
+        time: Duration,
+    },
+    /// `SET key value PX ttl`; answer with [`Input::Stored`].
+    Store {
+        key: &'s str,
+        value: Bytes,
+        ttl: Ttl,
+    },
+    /// Delete `key` if it holds `token`; answer with [`Input::Released`].
+    Release { key: &'s str, token: &'s [u8] },
+}
+
+/// What the driver hands to [`Call::step`].
+pub(crate) enum Input<R> {
+    /// The first step.
+    Start,
+    /// What a [`Request::Read`] gave.
+    Read(Result<Option<Bytes>>),
+    /// What a [`Request::TakeLease`] gave.
+    Lease(Result<bool>),
+    /// What a [`Request::Store`] gave.
+    Stored(Result<()>),
+    /// What a [`Request::Release`] gave.
+    Released(Result<bool>),
+    /// The flight a [`Step::Wait`] waited on ended (`None`: the caller could not wait).
+    Woke(Option<Outcome>),
+    /// A [`Step::Sleep`] is over.
+    Slept,
+    /// The function ran ([`Step::Compute`]): its result and how long it took.
+    Computed { result: R, took: Duration },
+    /// Run the refresh of [`Step::Refresh`] in line.
+    InLine,
+}
+
+/// What the driver must do next.
+pub(crate) enum Step<R> {
+    /// Perform [`Call::request`].
+    Io,
+    /// Wait for this flight to end, then step with [`Input::Woke`].
+    Wait(Follower),
+    /// Pause, then step with [`Input::Slept`].
+    Sleep(Duration),
+    /// Run the function, then step with [`Input::Computed`].
+    Compute,
+    /// A stale value's refresh is ready: run it in the background with
+    /// [`Call::detach_refresh`], or step with [`Input::InLine`].
+    Refresh,
+    /// The call's result.
+    Done(R),
+}
+
+/// What [`Call::open`] gives.
+pub(crate) enum Opened<Call, R> {
+    /// A fresh hit: the result.
+    Done(R),
+    /// The call, and its next step.
+    Running(Call, Step<R>),
+}
+
+/// The guards a computing caller holds: the in-process flight and the cross-process lease.
+pub(crate) struct Guards {
+    leader: Option<Leader>,
+    lease: Option<Lease>,
+}
+
+impl Guards {
+    fn none() -> Self {
+        Self {
+            leader: None,
+            lease: None,
+        }
+    }
+}
+
+/// A lease being taken: its key, this caller's token, its time, and for a miss's lease how
+/// long and how often to poll while someone else holds it.
+struct Taking {
+    key: String,
+    token: Bytes,
+    time: Duration,
+    deadline: Instant,
+    attempt: u32,
+}
+
+/// Where a call stands; every variant that waits on a backend operation names it (see
+/// [`Call::request`]).
+enum State<R, T> {
+    /// Not started, `forced_update`: compute at once.
+    Forced,
+    /// Not started, or waiting for the first read.
+    Reading { mark: Mark },
+    /// Stale: taking the refresh lease.
+    RefreshLease {
+        stale: T,
+        leader: Leader,
+        lease: Taking,
+    },
+    /// Stale, holding the refresh guards: the read that checks nobody refreshed meanwhile.
+    RefreshCheck { stale: T, guards: Guards },
+    /// Stale and refreshed meanwhile: releasing the refresh lease.
+    RefreshDropped { stale: T, lease: Lease },
+    /// Stale: the refresh may run (see [`Step::Refresh`]).
+    RefreshReady { stale: T, guards: Guards },
+    /// Waiting for the flight's leader.
+    Following { mark: Mark },
+    /// Reading again after a flight stored the key.
+    Rereading { mark: Mark },
+    /// The leader taking the lease.
+    Leasing { leader: Leader, lease: Taking },
+    /// The leader holds the lease: the read that checks for a value stored meanwhile.
+    LeaseHeld { leader: Leader, lease: Lease },
+    /// Another process holds the lease: pausing before the next look.
+    LeaseSleeping { leader: Leader, lease: Taking },
+    /// Another process holds the lease: looking for its value.
+    LeasePolling { leader: Leader, lease: Taking },
+    /// Another process stored the value meanwhile: releasing this caller's lease.
+    LeaseReturned { result: R, lease: Lease },
+    /// Running the function.
+    Computing { guards: Guards },
+    /// Storing the result.
+    Storing {
+        result: R,
+        sealed: (Bytes, Ttl),
+        outcome: Outcome,
+        guards: Guards,
+    },
+    /// Releasing the lease after the store.
+    Releasing {
+        result: R,
+        outcome: Outcome,
+        leader: Option<Leader>,
+        lease: Lease,
+    },
+    /// Done, or moved to the background.
+    Over,
+}
+
+/// One cached call in progress (see the module docs).
+pub(crate) struct Call<'a, R, P: Policy<R>, C> {
+    plan: Plan<'a>,
+    policy: P,
+    /// A sync caller (for the flight: see [`Follower::wait_blocking`]; and the lease).
+    blocking: bool,
+    state: State<R, P::Stored>,
+    codec: PhantomData<fn() -> C>,
+}
+
+/// How long one caller may refresh a stale value before another may try.
+const STALE_REFRESH_LEASE: Duration = Duration::from_secs(30);
+
+impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
+    /// A call for `plan` (`blocking`: a sync caller); its first step is [`Input::Start`].
+    pub(crate) fn new(plan: Plan<'a>, policy: P, blocking: bool) -> Self {
+        let state = match plan.opening() {
+            Some(mark) => State::Reading { mark },
+            None => State::Forced,
+        };
+        Self::in_state(plan, policy, blocking, state)
+    }
+
+    /// A call whose driver performed the first read itself, `read`, with the flights'
+    /// `mark` taken from [`Plan::opening`] just before: a fresh hit is the result at once,
+    /// before any call state exists (so a hit costs no more than its lookup); anything else
+    /// is the call at its next step.
+    #[inline]
+    pub(crate) fn open(
+        plan: Plan<'a>,
+        policy: P,
+        blocking: bool,
+        mark: Mark,
+        read: Result<Option<Bytes>>,
+    ) -> Opened<Self, R> {
+        match plan.lookup::<C, P::Stored>(read) {
+            Lookup::Fresh(value) => Opened::Done(policy.restore(value)),
+            lookup => {
+                let mut call = Self::in_state(plan, policy, blocking, State::Over);
+                let step = call.looked_up(lookup, mark);
+                Opened::Running(call, step)
+            }
+        }
+    }
+
+    #[inline]
+    fn in_state(plan: Plan<'a>, policy: P, blocking: bool, state: State<R, P::Stored>) -> Self {
+        Self {
+            plan,
+            policy,
+            blocking,
+            state,
+            codec: PhantomData,
+        }
+    }
+
+    /// A stale value's refresh moved to another task: it starts at [`Step::Compute`].
+    pub(crate) fn refreshing(plan: Plan<'a>, policy: P, guards: Guards) -> Self {
+        Self::in_state(plan, policy, false, State::Computing { guards })
+    }
+
+    pub(crate) fn plan(&self) -> &Plan<'a> {
+        &self.plan
+    }
+
+    pub(crate) fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// The stale value to return and the guards of its refresh, which another task takes
+    /// over (after [`Step::Refresh`]; the call is over).
+    pub(crate) fn detach_refresh(&mut self) -> Option<(R, Guards)> {
+        match mem::replace(&mut self.state, State::Over) {
+            State::RefreshReady { stale, guards } => Some((self.policy.restore(stale), guards)),
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
+    /// The backend operation to perform after [`Step::Io`].
+    pub(crate) fn request(&self) -> Request<'_> {
+        let key = self.plan.key.as_str();
+        match &self.state {
+            State::Reading { .. }
+            | State::RefreshCheck { .. }
+            | State::Rereading { .. }
+            | State::LeaseHeld { .. }
+            | State::LeasePolling { .. } => Request::Read(key),
+            State::RefreshLease { lease, .. } | State::Leasing { lease, .. } => {
+                Request::TakeLease {
+                    key: &lease.key,
+                    token: lease.token.clone(),
+                    time: lease.time,
+                }
+            }
+            State::Storing {
+                sealed: (value, ttl),
+                ..
+            } => Request::Store {
+                key,
+                value: value.clone(),
+                ttl: *ttl,
+            },
+            State::RefreshDropped { lease, .. }
+            | State::LeaseReturned { lease, .. }
+            | State::Releasing { lease, .. } => Request::Release {
+                key: lease.key(),
+                token: lease.token(),
+            },
+            State::Forced
+            | State::RefreshReady { .. }
+            | State::Following { .. }
+            | State::LeaseSleeping { .. }
+            | State::Computing { .. }
+            | State::Over => unreachable!("the call is not waiting on a backend operation"),
+        }
+    }
+
+    /// Advances the call with what the last step produced.
+    pub(crate) fn step(&mut self, input: Input<R>) -> Step<R> {
+        match (mem::replace(&mut self.state, State::Over), input) {
+            (State::Forced, Input::Start) => self.compute(Guards::none()),
+            (state @ State::Reading { .. }, Input::Start) => self.wait_on(state),
+            (State::Reading { mark }, Input::Read(read)) => {
+                let lookup = self.plan.lookup::<C, P::Stored>(read);
+                self.looked_up(lookup, mark)
+            }
+            (
+                State::RefreshLease {
+                    stale,
+                    leader,
+                    lease,
+                },
+                Input::Lease(taken),
+            ) => {
+                let lease = match self.plan.lease_attempt(taken) {
+                    Attempt::Held => Some(self.hold(lease)),
+                    Attempt::Failed => None,
+                    // Another process refreshes it.
+                    Attempt::Busy => return Step::Done(self.policy.restore(stale)),
+                };
+                let guards = Guards {
+                    leader: Some(leader),
+                    lease,
+                };
+                self.check_refresh(stale, guards)
+            }
+            (State::RefreshCheck { stale, guards }, Input::Read(read)) => {
+                if !self.plan.refreshed_meanwhile(read) {
+                    return self.wait_on(State::RefreshReady { stale, guards });
+                }
+                match self.plan.to_release(guards.lease) {
+                    Some(lease) => self.wait_on(State::RefreshDropped { stale, lease }),
+                    None => Step::Done(self.policy.restore(stale)),
+                }
+            }
+            (State::RefreshDropped { stale, lease }, Input::Released(release)) => {
+                self.plan.released(release, lease);
+                Step::Done(self.policy.restore(stale))
+            }
+            (State::RefreshReady { guards, .. }, Input::InLine) => self.compute(guards),
+            (State::Following { mark }, Input::Woke(outcome)) => match outcome {
+                None => self.compute(Guards::none()),
+                Some(outcome) => self.followed(outcome, mark),
+            },
+            (State::Rereading { mark }, Input::Read(read)) => {
+                match self.plan.lookup::<C, P::Stored>(read) {
+                    Lookup::Fresh(value) | Lookup::Stale(value) => {
+                        Step::Done(self.policy.restore(value))
+                    }
+                    Lookup::Miss => self.join(mark),
+                }
+            }
+            (State::Leasing { leader, lease }, Input::Lease(taken)) => {
+                match self.plan.lease_attempt(taken) {
+                    Attempt::Held => {
+                        let lease = self.hold(lease);
+                        self.wait_on(State::LeaseHeld { leader, lease })
+                    }
+                    Attempt::Failed => self.compute_leading(leader),
+                    Attempt::Busy if Instant::now() >= lease.deadline => {
+                        self.compute_leading(leader)
+                    }
+                    Attempt::Busy => {
+                        let pause = poll_delay(lease.attempt);
+                        self.state = State::LeaseSleeping { leader, lease };
+                        Step::Sleep(pause)
+                    }
+                }
+            }
+            (State::LeaseHeld { leader, lease }, Input::Read(read)) => {
+                match self.plan.filled::<C, P::Stored>(read) {
+                    Some((bytes, value)) => {
+                        leader.finish(Outcome::Stored(bytes));
+                        let result = self.policy.restore(value);
+                        self.wait_on(State::LeaseReturned { result, lease })
+                    }
+                    None => self.compute(Guards {
+                        leader: Some(leader),
+                        lease: Some(lease),
+                    }),
+                }
+            }
+            (State::LeaseSleeping { leader, lease }, Input::Slept) => {
+                self.wait_on(State::LeasePolling { leader, lease })
+            }
+            (State::LeasePolling { leader, mut lease }, Input::Read(read)) => {
+                match self.plan.filled::<C, P::Stored>(read) {
+                    Some((bytes, value)) => {
+                        leader.finish(Outcome::Stored(bytes));
+                        Step::Done(self.policy.restore(value))
+                    }
+                    None if self.plan.outage.seen() => self.compute_leading(leader),
+                    None => {
+                        lease.attempt += 1;
+                        self.wait_on(State::Leasing { leader, lease })
+                    }
+                }
+            }
+            (State::LeaseReturned { result, lease }, Input::Released(release)) => {
+                self.plan.released(release, lease);
+                Step::Done(result)
+            }
+            (State::Computing { guards }, Input::Computed { result, took }) => {
+                let sealed = self.plan.seal::<C, R, P>(&self.policy, &result, took);
+                let outcome = match &sealed {
+                    Some((bytes, _)) => Outcome::Stored(bytes.clone()),
+                    None => Outcome::NotStored(self.policy.share(&result)),
+                };
+                match sealed {
+                    Some(sealed) if self.plan.may_store() => self.wait_on(State::Storing {
+                        result,
+                        sealed,
+                        outcome,
+                        guards,
+                    }),
+                    _ => self.release(result, outcome, guards),
+                }
+            }
+            (
+                State::Storing {
+                    result,
+                    outcome,
+                    guards,
+                    ..
+                },
+                Input::Stored(write),
+            ) => {
+                self.plan.stored(write);
+                self.release(result, outcome, guards)
+            }
+            (
+                State::Releasing {
+                    result,
+                    outcome,
+                    leader,
+                    lease,
+                },
+                Input::Released(release),
+            ) => {
+                self.plan.released(release, lease);
+                finish(result, outcome, leader)
+            }
+            (_, _) => unreachable!("a call stepped with an input its state does not expect"),
+        }
+    }
+
+    /// What the first read found, read after `mark`.
+    fn looked_up(&mut self, lookup: Lookup<P::Stored>, mark: Mark) -> Step<R> {
+        match lookup {
+            Lookup::Fresh(value) => Step::Done(self.policy.restore(value)),
+            Lookup::Stale(stale) => self.refresh(stale),
+            Lookup::Miss => self.join(mark),
+        }
+    }
+
+    /// Enters `state`, which waits on the backend operation it names.
+    fn wait_on(&mut self, state: State<R, P::Stored>) -> Step<R> {
+        let refresh = matches!(state, State::RefreshReady { .. });
+        self.state = state;
+        if refresh { Step::Refresh } else { Step::Io }
+    }
+
+    fn compute(&mut self, guards: Guards) -> Step<R> {
+        self.state = State::Computing { guards };
+        Step::Compute
+    }
+
+    fn compute_leading(&mut self, leader: Leader) -> Step<R> {
+        self.compute(Guards {
+            leader: Some(leader),
+            lease: None,
+        })
+    }
+
+    fn hold(&self, lease: Taking) -> Lease {
+        Lease::new(self.plan.cache, lease.key, lease.token, self.blocking)
+    }
+
+    /// A stale value: returned, while this caller refreshes it if it is the one to.
+    fn refresh(&mut self, stale: P::Stored) -> Step<R> {
+        let cache = self.plan.cache;
+        let flights = &cache.inner.flights;
+        let Some(leader) = flights.try_lead(&self.plan.key, self.blocking) else {
+            return Step::Done(self.policy.restore(stale));
+        };
+        match self.plan.refresh_lease_time() {
+            Some(time) => {
+                let lease = self.plan.taking(time);
+                self.wait_on(State::RefreshLease {
+                    stale,
+                    leader,
+                    lease,
+                })
+            }
+            None => self.check_refresh(
+                stale,
+                Guards {
+                    leader: Some(leader),
+                    lease: None,
+                },
+            ),
+        }
+    }
+
+    fn check_refresh(&mut self, stale: P::Stored, guards: Guards) -> Step<R> {
+        if self.plan.outage.seen() {
+            self.wait_on(State::RefreshReady { stale, guards })
+        } else {
+            self.wait_on(State::RefreshCheck { stale, guards })
+        }
+    }
+
+    /// Joins the key's flight after a miss.
+    fn join(&mut self, mut mark: Mark) -> Step<R> {
+        let cache = self.plan.cache;
+        let flights = &cache.inner.flights;
+        loop {
+            match flights.join(&self.plan.key, mark, self.blocking) {
+                Role::Leader(leader) => return self.lead(leader),
+                Role::Follower(follower) => {
+                    self.state = State::Following { mark };
+                    return Step::Wait(follower);
+                }
+                Role::Reread => {
+                    mark = flights.mark();
+                    if !self.plan.outage.seen() {
+                        return self.wait_on(State::Rereading { mark });
+                    }
+                }
+            }
+        }
+    }
+
+    /// What a follower does once its flight ended.
+    fn followed(&mut self, outcome: Outcome, mark: Mark) -> Step<R> {
+        match outcome {
+            Outcome::Stored(bytes) => match self.plan.decode_shared::<C, P::Stored>(&bytes) {
+                Some(value) => Step::Done(self.policy.restore(value)),
+                None => self.compute(Guards::none()),
+            },
+            // The leader's failure, shared: the function ran once for all of them.
+            Outcome::NotStored(Some(shared)) => match self.policy.unshare(&shared) {
+                Some(result) => Step::Done(result),
+                None => self.join(mark),
+            },
+            // Not shareable: rejoin, so one waiter at a time takes over (never all at once).
+            Outcome::NotStored(None) | Outcome::Abandoned => self.join(mark),
+        }
+    }
+
+    /// The flight's leader: takes the lease if one is configured, then computes.
+    fn lead(&mut self, leader: Leader) -> Step<R> {
+        match self.plan.lease_time().filter(|_| !self.plan.outage.seen()) {
+            Some(time) => {
+                let lease = self.plan.taking(time);
+                self.wait_on(State::Leasing { leader, lease })
+            }
+            None => self.compute_leading(leader),
+        }
+    }
+
+    /// After the store: releases the lease, then finishes the flight.
+    fn release(&mut self, result: R, outcome: Outcome, guards: Guards) -> Step<R> {
+        match self.plan.to_release(guards.lease) {
+            Some(lease) => self.wait_on(State::Releasing {
+                result,
+                outcome,
+                leader: guards.leader,
+                lease,
+            }),
+            None => finish(result, outcome, guards.leader),
+        }
+    }
+}
+
+fn finish<R>(result: R, outcome: Outcome, leader: Option<Leader>) -> Step<R> {
+    if let Some(leader) = leader {
+        leader.finish(outcome);
+    }
+    Step::Done(result)
+}
+
+/// What a read found.
+enum Lookup<T> {
+    /// A value to return.
+    Fresh(T),
+    /// A value to return while one caller refreshes it.
+    Stale(T),
+    /// Nothing usable, or a value to recompute early.
+    Miss,
+}
+
+/// What one attempt to take a lease gave.
+enum Attempt {
+    /// Taken: this caller holds it.
+    Held,
+    /// Another caller holds it.
+    Busy,
+    /// The backend failed: go on without a lease.
+    Failed,
+}
+
+impl<'a> Plan<'a> {
+    /// A plan for the direct API, or `None` (a bypass, counted) when `options.unless` is set.
+    pub(crate) fn direct(cache: &'a Cache, key: &str, options: &'a Options) -> Option<Self> {
+        let counters = cache.counters();
+        if options.unless {
+            counters.bypass();
+            return None;
+        }
+        Some(Plan {
+            cache,
+            key: cache.full_key(key),
+            options,
+            counters,
+            label: "get_or_set_with",
+            outage: Outage::default(),
+        })
+    }
+
+    /// How a call opens: with a read of its key, the flights' mark taken just before it
+    /// (see [`Flights::join`](crate::flight::Flights::join)), or `None` for
+    /// `forced_update`, which computes at once.
+    #[inline]
+    pub(crate) fn opening(&self) -> Option<Mark> {
+        (!self.options.forced_update).then(|| self.cache.inner.flights.mark())
+    }
+
+    /// The path of this call's backend operations.
+    #[inline]
+    pub(crate) fn gateway(&self) -> Gateway<'a> {
+        self.cache.gateway_for(self.counters)
+    }
+
+    fn ttl(&self) -> Ttl {
+        self.options
+            .timeout
+            .map_or(self.cache.inner.default_ttl, ttl_of)
+    }
+
+    fn lease_time(&self) -> Option<Duration> {
+        self.options.stampede.lease_time()
+    }
+
+    /// A lease on this call's key about to be taken for `time`.
+    fn taking(&self, time: Duration) -> Taking {
+        Taking {
+            key: lease_key(&self.key),
+            token: lease_token(),
+            time,
+            deadline: Instant::now() + wait_limit(time),
+            attempt: 0,
+        }
+    }
+
+    /// Classifies a read (hits and misses counted; errors logged and treated as misses).
+    fn lookup<C: Codec, T: DeserializeOwned>(&self, read: Result<Option<Bytes>>) -> Lookup<T> {
+        self.outage.note(&read);
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::warn!(function = self.label, error = %format_args!("{error:#}"), "cache read failed; running the function");
+                self.counters.miss();
+                return Lookup::Miss;
+            }
+        };
+        let Some((value, meta)) = open_counted::<C, T>(self.counters, self.label, bytes) else {
+            return Lookup::Miss;
+        };
+        if meta.soft_expiry.is_none() {
+            // No clock read on the common path: only early refresh and serve-stale need it.
+            return Lookup::Fresh(value);
+        }
+        match self.options.stampede.freshness(&meta, SystemTime::now()) {
+            Freshness::Fresh => Lookup::Fresh(value),
+            Freshness::Stale => Lookup::Stale(value),
+            Freshness::Early => Lookup::Miss,
+        }
+    }
+
+    /// The sealed bytes and backend TTL to store for `result`, if the policy stores it.
+    fn seal<C: Codec, R, P: Policy<R>>(
+        &self,
+        policy: &P,
+        result: &R,
+        compute_time: Duration,
+    ) -> Option<(Bytes, Ttl)> {
+        let stored = policy.storable(result, self.options.cache_none)?;
+        let (ttl, meta) =
+            self.options
+                .stampede
+                .store_plan(self.ttl(), compute_time, SystemTime::now());
+        match envelope::seal::<C, P::Stored>(stored, meta) {
+            Ok(bytes) => Some((bytes, ttl)),
+            Err(error) => {
+                tracing::warn!(function = self.label, error = %format_args!("{error:#}"), "cannot encode the result; not cached");
+                self.counters.error();
+                None
+            }
+        }
+    }
+
+    /// False, logged and counted as an error, when this call met an outage: its store is
+    /// skipped.
+    fn may_store(&self) -> bool {
+        if !self.outage.seen() {
+            return true;
+        }
+        tracing::debug!(
+            function = self.label,
+            "cache unreachable during this call; result returned unstored"
+        );
+        self.counters.error();
+        false
+    }
+
+    fn stored(&self, write: Result<()>) {
+        if let Err(error) = write {
+            tracing::warn!(function = self.label, error = %format_args!("{error:#}"), "cache write failed; result returned uncached");
+        }
+    }
+
+    /// A flight's stored value, decoded for a follower.
+    fn decode_shared<C: Codec, T: DeserializeOwned>(&self, bytes: &[u8]) -> Option<T> {
+        match envelope::open::<C, T>(bytes) {
+            Ok((value, _)) => Some(value),
+            Err(error) => {
+                tracing::warn!(function = self.label, error = %format_args!("{error:#}"), "shared result did not decode");
+                None
+            }
+        }
+    }
+
+    /// The lease to try for a stale value's refresh: the configured one, or 30 s on a
+    /// shared backend (so one process refreshes), or none in process.
+    fn refresh_lease_time(&self) -> Option<Duration> {
+        self.lease_time().or_else(|| {
+            self.cache
+                .inner
+                .capabilities
+                .shared
+                .then_some(STALE_REFRESH_LEASE)
+        })
+    }
+
+    /// What one `SET NX` on the lease key gave (a failure is logged).
+    fn lease_attempt(&self, taken: Result<bool>) -> Attempt {
+        self.outage.note(&taken);
+        match taken {
+            Ok(true) => Attempt::Held,
+            Ok(false) => Attempt::Busy,
+            Err(error) => {
+                tracing::warn!(function = self.label, error = %format_args!("{error:#}"), "cannot take the lease; computing without it");
+                Attempt::Failed
+            }
+        }
+    }
+
+    fn released(&self, release: Result<bool>, lease: Lease) {
+        if let Err(error) = release {
+            tracing::debug!(function = self.label, error = %format_args!("{error:#}"), "lease not released; it will expire");
+        }
+        lease.settle();
+    }
+
+    /// Settles `lease` without a release when this call met an outage (it expires on its
+    /// own); otherwise hands it back to be released.
+    fn to_release(&self, lease: Option<Lease>) -> Option<Lease> {
+        let lease = lease?;
+        if self.outage.seen() {
+            lease.settle();
+            return None;
+        }
+        Some(lease)
+    }
+
+    /// True when a re-read shows that another caller refreshed the value after this one
+    /// read it stale (checked once this caller holds the refresh guards, so a refresh that
+    /// finished a moment ago is not repeated).
+    fn refreshed_meanwhile(&self, read: Result<Option<Bytes>>) -> bool {
+        self.outage.note(&read);
+        let Ok(Some(bytes)) = read else { return false };
+        envelope::peek_meta(&bytes)
+            .and_then(|meta| meta.soft_expiry)
+            .is_some_and(|expiry| expiry > SystemTime::now())
+    }
+
+    /// A value another caller stored while this one took or waited on the lease (a hit).
+    fn filled<C: Codec, T: DeserializeOwned>(
+        &self,
+        read: Result<Option<Bytes>>,
+    ) -> Option<(Bytes, T)> {
+        self.outage.note(&read);
+        let bytes = read.ok()??;
+        let (value, _) = envelope::open::<C, T>(&bytes).ok()?;
+        self.counters.hit();
+        Some((bytes, value))
+    }
+}
+
+/// How long a caller waits on someone else's lease before computing itself: twice the
+/// lease, so a holder that died is replaced (its lease expires) before waiters give up.
+fn wait_limit(lease: Duration) -> Duration {
+    lease * 2
+}
+
+#[cfg(test)]
+mod tests;
