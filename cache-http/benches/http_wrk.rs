@@ -99,7 +99,10 @@ fn main() {
             let l = wrk(cached, secs, connections);
             (wrk(floor, secs, connections), l)
         };
-        println!("round {round}: floor {f:.0} req/s, layer {l:.0} req/s, {:.3}x", l / f);
+        println!(
+            "round {round}: floor {f:.0} req/s, layer {l:.0} req/s, {:.3}x",
+            l / f
+        );
         floors.push(f);
         layers.push(l);
         ratios.push(l / f);

@@ -53,18 +53,24 @@ impl<B: Body> ResponseBody<B> {
     /// A whole body (a stored one, or empty for `HEAD` and `304`).
     pub(crate) fn full(data: Bytes) -> Self {
         let data = (!data.is_empty()).then_some(data);
-        Self { kind: Kind::Full { data } }
+        Self {
+            kind: Kind::Full { data },
+        }
     }
 
     /// The service's body, untouched.
     pub(crate) fn passed(body: B) -> Self {
-        Self { kind: Kind::Passed { body } }
+        Self {
+            kind: Kind::Passed { body },
+        }
     }
 
     /// `head`, then what [`read_up_to`] left.
     fn prefixed(head: Bytes, rest: Rest<B>) -> Self {
         let head = (!head.is_empty()).then_some(head);
-        Self { kind: Kind::Prefixed { head, rest } }
+        Self {
+            kind: Kind::Prefixed { head, rest },
+        }
     }
 }
 
@@ -111,7 +117,9 @@ impl<B: Body> Body for ResponseBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Kind::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
             Kind::Passed { body } => body.size_hint(),
             Kind::Prefixed { head, rest } => {
                 let head = head.as_ref().map_or(0, |h| h.len() as u64);

@@ -160,7 +160,11 @@ mod tests {
     #[test]
     fn a_stored_response_gets_an_etag_and_loses_connection_headers() {
         let stored = Stored::new(
-            &head(&[("content-type", "text/plain"), ("connection", "close"), ("age", "9")]),
+            &head(&[
+                ("content-type", "text/plain"),
+                ("connection", "close"),
+                ("age", "9"),
+            ]),
             Bytes::from_static(b"hello"),
             1_000,
             0,
@@ -185,8 +189,15 @@ mod tests {
 
     #[test]
     fn entries_expire_at_their_own_time_only_when_they_have_one() {
-        let pass = Entry::Pass { until: until(1_000, Some(Duration::from_secs(1))) };
+        let pass = Entry::Pass {
+            until: until(1_000, Some(Duration::from_secs(1))),
+        };
         assert!(!pass.expired(1_999) && pass.expired(2_000));
-        assert!(!Entry::Pass { until: until(5, None) }.expired(u64::MAX));
+        assert!(
+            !Entry::Pass {
+                until: until(5, None)
+            }
+            .expired(u64::MAX)
+        );
     }
 }

@@ -114,9 +114,21 @@ mod tests {
     #[test]
     fn a_path_prefix_covers_its_queries_but_not_a_longer_path() {
         let prefix = path_prefix("/expensive");
-        assert!(resource_key("/expensive", Some("a=1"), true).unwrap().starts_with(&prefix));
-        assert!(!resource_key("/expensive2", None, true).unwrap().starts_with(&prefix));
-        assert!(resource_key("/user/7", None, true).unwrap().starts_with(&paths_prefix("/user/")));
+        assert!(
+            resource_key("/expensive", Some("a=1"), true)
+                .unwrap()
+                .starts_with(&prefix)
+        );
+        assert!(
+            !resource_key("/expensive2", None, true)
+                .unwrap()
+                .starts_with(&prefix)
+        );
+        assert!(
+            resource_key("/user/7", None, true)
+                .unwrap()
+                .starts_with(&paths_prefix("/user/"))
+        );
     }
 
     #[test]

@@ -72,7 +72,8 @@ pub struct ResponseCacheLayer {
 
 impl fmt::Debug for ResponseCacheLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.settings.fmt_fields(f.debug_struct("ResponseCacheLayer"))
+        self.settings
+            .fmt_fields(f.debug_struct("ResponseCacheLayer"))
     }
 }
 
@@ -125,7 +126,8 @@ pub struct ResponseCacheBuilder {
 
 impl fmt::Debug for ResponseCacheBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.settings.fmt_fields(f.debug_struct("ResponseCacheBuilder"))
+        self.settings
+            .fmt_fields(f.debug_struct("ResponseCacheBuilder"))
     }
 }
 
@@ -207,8 +209,7 @@ impl ResponseCacheBuilder {
                 format_args!("must be 1 to {MAX_BODY_LIMIT} bytes (64 MiB)"),
             ));
         }
-        if settings.pass_timeout < Duration::from_millis(1) || settings.pass_timeout > MAX_TIMEOUT
-        {
+        if settings.pass_timeout < Duration::from_millis(1) || settings.pass_timeout > MAX_TIMEOUT {
             return Err(Error::config(
                 "pass_timeout",
                 "must be 1 ms to 3153600000 seconds (100 years)",
@@ -245,7 +246,10 @@ mod tests {
     fn a_shorter_own_lifetime_wins() {
         let layer = builder().timeout(Duration::from_secs(60)).build().unwrap();
         let s = &layer.settings;
-        assert_eq!(s.lifetime(Some(Duration::from_secs(5))), Some(Duration::from_secs(5)));
+        assert_eq!(
+            s.lifetime(Some(Duration::from_secs(5))),
+            Some(Duration::from_secs(5))
+        );
         assert_eq!(s.lifetime(Some(Duration::from_secs(90))), None);
         assert_eq!(s.lifetime(None), None);
         let forever = builder().timeout(Duration::ZERO).build().unwrap();

@@ -200,7 +200,10 @@ mod tests {
         assert_eq!(cc.max_age, Some(30));
         assert_eq!(cc.s_maxage, Some(10));
         assert!(cc.private && !cc.no_store && !cc.no_cache);
-        assert_eq!(directives(&headers(&[("cache-control", "max-age=soon")])).max_age, Some(0));
+        assert_eq!(
+            directives(&headers(&[("cache-control", "max-age=soon")])).max_age,
+            Some(0)
+        );
     }
 
     #[test]
@@ -225,9 +228,18 @@ mod tests {
     #[test]
     fn lifetimes_and_vary_names_are_read() {
         assert_eq!(verdict(&HeaderMap::new(), 1000), store(None, &[]));
-        let head = headers(&[("cache-control", "max-age=30, s-maxage=5"), ("content-length", "1000")]);
+        let head = headers(&[
+            ("cache-control", "max-age=30, s-maxage=5"),
+            ("content-length", "1000"),
+        ]);
         assert_eq!(verdict(&head, 1000), store(Some(5), &[]));
-        let head = headers(&[("vary", "Accept-Language, accept-encoding"), ("vary", "Accept-Language")]);
-        assert_eq!(verdict(&head, 1000), store(None, &["accept-encoding", "accept-language"]));
+        let head = headers(&[
+            ("vary", "Accept-Language, accept-encoding"),
+            ("vary", "Accept-Language"),
+        ]);
+        assert_eq!(
+            verdict(&head, 1000),
+            store(None, &["accept-encoding", "accept-language"])
+        );
     }
 }

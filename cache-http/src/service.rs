@@ -283,7 +283,11 @@ where
             Stage::Resource => {
                 let hash = variant_hash(&self.sent_headers, &vary);
                 let first = Some((hash, stored));
-                Some(Entry::Variants(Variants { names: vary, first, until }))
+                Some(Entry::Variants(Variants {
+                    names: vary,
+                    first,
+                    until,
+                }))
             }
             Stage::Variant(names) => (*names == vary).then_some(Entry::Response(stored)),
         }

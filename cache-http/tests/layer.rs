@@ -54,9 +54,15 @@ async fn vary_keeps_one_variant_per_request_header_value() {
     assert_eq!(first_fr.x_cache(), "miss");
     for _ in 0..2 {
         let en_again = app.send("GET", "/lang", &en).await;
-        assert_eq!((en_again.text().as_str(), en_again.x_cache()), ("hello in en run 1", "hit"));
+        assert_eq!(
+            (en_again.text().as_str(), en_again.x_cache()),
+            ("hello in en run 1", "hit")
+        );
         let fr_again = app.send("GET", "/lang", &fr).await;
-        assert_eq!((fr_again.text().as_str(), fr_again.x_cache()), ("hello in fr run 2", "hit"));
+        assert_eq!(
+            (fr_again.text().as_str(), fr_again.x_cache()),
+            ("hello in fr run 2", "hit")
+        );
     }
     let none = app.get("/lang").await;
     assert_eq!(none.text(), "hello in - run 3");
@@ -83,12 +89,23 @@ async fn non_200_no_store_private_set_cookie_and_vary_star_are_not_stored() {
         let one = app.get(path).await;
         let two = app.get(path).await;
         assert_eq!((one.x_cache(), two.x_cache()), ("miss", "miss"), "{path}");
-        assert_ne!(one.text(), two.text(), "{path}: each request ran the handler");
-        assert_eq!(app.runs.of("status") + app.runs.of("header"), before + 2, "{path} ({i})");
+        assert_ne!(
+            one.text(),
+            two.text(),
+            "{path}: each request ran the handler"
+        );
+        assert_eq!(
+            app.runs.of("status") + app.runs.of("header"),
+            before + 2,
+            "{path} ({i})"
+        );
     }
     let ok = app.get("/header/cache-control/public").await;
     assert_eq!(ok.x_cache(), "miss");
-    assert_eq!(app.get("/header/cache-control/public").await.x_cache(), "hit");
+    assert_eq!(
+        app.get("/header/cache-control/public").await.x_cache(),
+        "hit"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,7 +128,11 @@ async fn a_shorter_max_age_overrides_the_layers_timeout() {
     let hit = app.get(path).await;
     assert_eq!((hit.x_cache(), hit.header("age")), ("hit", Some("0")));
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(app.get(path).await.x_cache(), "miss", "expired after its max-age");
+    assert_eq!(
+        app.get(path).await.x_cache(),
+        "miss",
+        "expired after its max-age"
+    );
     assert_eq!(app.runs.of("header"), 2);
 }
 
@@ -138,13 +159,29 @@ async fn every_cached_response_has_an_etag_and_if_none_match_gets_a_304() {
     assert_eq!(not_modified.x_cache(), "hit");
     assert!(not_modified.header("content-type").is_none());
     let weak = format!("\"other\", W/{etag}");
-    assert_eq!(app.send("GET", "/items", &[("If-None-Match", &weak)]).await.status, 304);
-    let other = app.send("GET", "/items", &[("If-None-Match", "\"other\"")]).await;
+    assert_eq!(
+        app.send("GET", "/items", &[("If-None-Match", &weak)])
+            .await
+            .status,
+        304
+    );
+    let other = app
+        .send("GET", "/items", &[("If-None-Match", "\"other\"")])
+        .await;
     assert_eq!((other.status, other.text()), (200, miss.text()));
     // The handler's own ETag is kept.
     let own = app.get("/header/etag/%22v1%22").await;
     assert_eq!(own.header("etag"), Some("\"v1\""));
-    assert_eq!(app.send("GET", "/header/etag/%22v1%22", &[("If-None-Match", "\"v1\"")]).await.status, 304);
+    assert_eq!(
+        app.send(
+            "GET",
+            "/header/etag/%22v1%22",
+            &[("If-None-Match", "\"v1\"")]
+        )
+        .await
+        .status,
+        304
+    );
     assert_eq!(app.runs.of("items"), 1);
 }
 
@@ -154,12 +191,19 @@ async fn head_is_answered_from_the_stored_get() {
     let cold = app.send("HEAD", "/items", &[]).await;
     assert_eq!((cold.status, cold.x_cache()), (200, "miss"));
     assert_eq!(app.runs.of("items"), 1);
-    assert_eq!(app.get("/items").await.x_cache(), "miss", "a HEAD stores nothing");
+    assert_eq!(
+        app.get("/items").await.x_cache(),
+        "miss",
+        "a HEAD stores nothing"
+    );
     let get = app.get("/items").await;
     let head = app.send("HEAD", "/items", &[]).await;
     assert_eq!((head.status, head.x_cache()), (200, "hit"));
     assert!(head.body.is_empty());
-    assert_eq!(head.header("content-length"), Some(get.body.len().to_string().as_str()));
+    assert_eq!(
+        head.header("content-length"),
+        Some(get.body.len().to_string().as_str())
+    );
     assert_eq!(head.header("etag"), get.header("etag"));
     assert_eq!(app.runs.of("items"), 2);
 }
@@ -171,7 +215,10 @@ async fn a_hundred_concurrent_requests_for_a_cold_url_run_the_handler_once() {
     let replies = futures_join(requests).await;
     assert_eq!(app.runs.of("slow"), 1);
     for reply in &replies {
-        assert_eq!((reply.status, reply.text().as_str()), (200, "slow for anyone run 1"));
+        assert_eq!(
+            (reply.status, reply.text().as_str()),
+            (200, "slow for anyone run 1")
+        );
     }
     let misses = replies.iter().filter(|r| r.x_cache() == "miss").count();
     assert_eq!(misses, 1, "one computed, 99 waited for it");
@@ -184,13 +231,25 @@ async fn a_private_response_never_reaches_the_requests_that_waited_for_it() {
     let requests = users.iter().map(|user| request_slow(&app, user, true));
     let replies = futures_join(requests).await;
     for (user, reply) in users.iter().zip(&replies) {
-        assert!(reply.text().starts_with(&format!("slow for {user} run")), "{user}: {}", reply.text());
+        assert!(
+            reply.text().starts_with(&format!("slow for {user} run")),
+            "{user}: {}",
+            reply.text()
+        );
     }
-    assert_eq!(app.runs.of("slow"), 20, "every request ran the handler for itself");
+    assert_eq!(
+        app.runs.of("slow"),
+        20,
+        "every request ran the handler for itself"
+    );
     // The pass mark sends the next wave to the handler at once, each request for itself.
     let replies = futures_join(users.iter().map(|user| request_slow(&app, user, true))).await;
     for (user, reply) in users.iter().zip(&replies) {
-        assert!(reply.text().starts_with(&format!("slow for {user} run")), "{user}: {}", reply.text());
+        assert!(
+            reply.text().starts_with(&format!("slow for {user} run")),
+            "{user}: {}",
+            reply.text()
+        );
     }
     assert_eq!(app.runs.of("slow"), 40);
 }
@@ -221,7 +280,11 @@ where
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     })
     .await;
     out.into_iter().map(Option::unwrap).collect()
@@ -252,7 +315,14 @@ async fn an_oversized_body_is_passed_through_whole_and_not_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalidation_by_path_removes_its_queries_only_and_by_prefix_its_subtree() {
     let app = app().await;
-    for path in ["/items", "/items?a=1", "/items?b=1", "/items2", "/user/1", "/user/2"] {
+    for path in [
+        "/items",
+        "/items?a=1",
+        "/items?b=1",
+        "/items2",
+        "/user/1",
+        "/user/2",
+    ] {
         app.get(path).await;
     }
     assert_eq!(app.cache.delete_response("/items").await.unwrap(), 3);
@@ -260,7 +330,13 @@ async fn invalidation_by_path_removes_its_queries_only_and_by_prefix_its_subtree
     assert_eq!(app.get("/items2").await.x_cache(), "hit");
     assert_eq!(app.cache.delete_responses_under("/user/").await.unwrap(), 2);
     assert_eq!(app.get("/user/1").await.x_cache(), "miss");
-    assert!(app.cache.delete_response("items").await.unwrap_err().is_refused());
+    assert!(
+        app.cache
+            .delete_response("items")
+            .await
+            .unwrap_err()
+            .is_refused()
+    );
     assert!(app.cache.delete_response("/items?a=1").await.is_err());
 }
 
@@ -273,15 +349,31 @@ async fn authorization_and_other_methods_pass_through_and_client_no_store_only_r
     }
     assert_eq!(app.runs.of("items"), 2);
     assert_eq!(app.get("/items").await.x_cache(), "miss");
-    assert_eq!(app.send("GET", "/items", &auth).await.x_cache(), "miss", "not served from the cache");
+    assert_eq!(
+        app.send("GET", "/items", &auth).await.x_cache(),
+        "miss",
+        "not served from the cache"
+    );
     let no_store = [("Cache-Control", "no-store")];
     assert_eq!(app.send("GET", "/items", &no_store).await.x_cache(), "hit");
-    assert_eq!(app.send("GET", "/items2", &no_store).await.x_cache(), "miss");
-    assert_eq!(app.get("/items2").await.x_cache(), "miss", "no-store stored nothing");
+    assert_eq!(
+        app.send("GET", "/items2", &no_store).await.x_cache(),
+        "miss"
+    );
+    assert_eq!(
+        app.get("/items2").await.x_cache(),
+        "miss",
+        "no-store stored nothing"
+    );
     let no_cache = [("Cache-Control", "no-cache")];
     assert_eq!(app.send("GET", "/items", &no_cache).await.x_cache(), "hit");
     for _ in 0..2 {
-        assert_eq!(app.send("POST", "/not-get", &[("Content-Length", "0")]).await.x_cache(), "miss");
+        assert_eq!(
+            app.send("POST", "/not-get", &[("Content-Length", "0")])
+                .await
+                .x_cache(),
+            "miss"
+        );
     }
     assert_eq!(app.runs.of("post"), 2);
 }

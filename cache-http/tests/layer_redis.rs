@@ -12,10 +12,7 @@ use support::TestApp;
 use tests::RedisServer;
 
 fn redis_cache(server: &RedisServer) -> Cache {
-    let backend = RedisBackend::builder()
-        .url(server.url())
-        .build()
-        .unwrap();
+    let backend = RedisBackend::builder().url(server.url()).build().unwrap();
     Cache::builder().backend(backend).build().unwrap()
 }
 
@@ -37,7 +34,11 @@ async fn two_instances_share_entries_and_invalidations() {
     assert_eq!(server.command_count("set"), 0);
 
     assert_eq!(two.cache.delete_response("/items").await.unwrap(), 1);
-    assert_eq!(one.get("/items?a=1&b=2").await.x_cache(), "miss", "seen by the other instance");
+    assert_eq!(
+        one.get("/items?a=1&b=2").await.x_cache(),
+        "miss",
+        "seen by the other instance"
+    );
     assert_eq!(server.dbsize(), 1);
 }
 
@@ -52,8 +53,15 @@ async fn vary_variants_are_shared_across_instances() {
     one.send("GET", "/lang", &fr).await;
     assert_eq!(two.send("GET", "/lang", &en).await.x_cache(), "hit");
     let fr_hit = two.send("GET", "/lang", &fr).await;
-    assert_eq!((fr_hit.x_cache(), fr_hit.text().as_str()), ("hit", "hello in fr run 2"));
-    assert_eq!(server.dbsize(), 2, "the variant index with the first variant, and one variant");
+    assert_eq!(
+        (fr_hit.x_cache(), fr_hit.text().as_str()),
+        ("hit", "hello in fr run 2")
+    );
+    assert_eq!(
+        server.dbsize(),
+        2,
+        "the variant index with the first variant, and one variant"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,15 +77,24 @@ async fn a_lease_runs_the_handler_once_across_instances() {
     }
     let replies = tasks.join_all().await;
     assert_eq!(one.runs.of("slow") + two.runs.of("slow"), 1);
-    assert!(replies.iter().all(|r| r.status == 200 && r.text() == "slow for - run 1"));
+    assert!(
+        replies
+            .iter()
+            .all(|r| r.status == 200 && r.text() == "slow for - run 1")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shorter_max_age_is_the_entrys_time_to_live_in_redis() {
     let server = RedisServer::start();
     let app = TestApp::start(redis_cache(&server), |b| b.timeout(Duration::from_secs(60))).await;
-    assert_eq!(app.get("/header/cache-control/max-age=2").await.x_cache(), "miss");
-    let key = app.cache.full_key("http:GET/header/cache-control/max-age=2?");
+    assert_eq!(
+        app.get("/header/cache-control/max-age=2").await.x_cache(),
+        "miss"
+    );
+    let key = app
+        .cache
+        .full_key("http:GET/header/cache-control/max-age=2?");
     let mut redis = server.connection();
     let mut ttl: i64 = 60_000;
     for _ in 0..100 {
@@ -100,7 +117,10 @@ async fn the_layer_fails_open_when_redis_is_down() {
     server.kill();
     for i in 2..=5 {
         let reply = app.get("/items").await;
-        assert_eq!((reply.status, reply.text()), (200, format!("items  run {i}")));
+        assert_eq!(
+            (reply.status, reply.text()),
+            (200, format!("items  run {i}"))
+        );
         assert_eq!(reply.x_cache(), "miss");
     }
     let head = app.send("HEAD", "/items", &[]).await;

@@ -48,12 +48,19 @@ fn the_expensive_view_is_cached_as_a_whole_response_shared_by_instances() {
     let etag = header(&head, "etag").expect("an ETag").to_owned();
 
     let (_, head, hit) = second.get_with("/expensive?a=1&b=2", &[]);
-    assert_eq!((hit.as_str(), header(&head, "x-cache")), (body, Some("hit")));
+    assert_eq!(
+        (hit.as_str(), header(&head, "x-cache")),
+        (body, Some("hit"))
+    );
     assert_eq!(header(&head, "content-type"), Some("application/json"));
     assert!(header(&head, "age").is_some());
-    let (status, _, empty) = second.get_with("/expensive?a=1&b=2", &[&format!("If-None-Match: {etag}")]);
+    let (status, _, empty) =
+        second.get_with("/expensive?a=1&b=2", &[&format!("If-None-Match: {etag}")]);
     assert_eq!((status, empty.as_str()), (304, ""));
-    assert_eq!(first.stat("expensive_runs") + second.stat("expensive_runs"), 1);
+    assert_eq!(
+        first.stat("expensive_runs") + second.stat("expensive_runs"),
+        1
+    );
 
     let mut redis = server.connection();
     let ttl: i64 = redis::cmd("TTL")

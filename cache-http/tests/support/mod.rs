@@ -71,10 +71,12 @@ pub fn routes(runs: Runs) -> Router {
     Router::new()
         .route(
             "/items",
-            get(|State(runs): State<Runs>, RawQuery(q): RawQuery| async move {
-                let n = runs.count("items");
-                format!("items {} run {n}", q.unwrap_or_default())
-            }),
+            get(
+                |State(runs): State<Runs>, RawQuery(q): RawQuery| async move {
+                    let n = runs.count("items");
+                    format!("items {} run {n}", q.unwrap_or_default())
+                },
+            ),
         )
         .route(
             "/items2",
@@ -93,15 +95,23 @@ pub fn routes(runs: Runs) -> Router {
             get(|State(runs): State<Runs>, headers: HeaderMap| async move {
                 let n = runs.count("lang");
                 let lang = header_text(&headers, "accept-language");
-                ([(header::VARY, "Accept-Language")], format!("hello in {lang} run {n}"))
+                (
+                    [(header::VARY, "Accept-Language")],
+                    format!("hello in {lang} run {n}"),
+                )
             }),
         )
         .route(
             "/status/{code}",
-            get(|State(runs): State<Runs>, Path(code): Path<u16>| async move {
-                let n = runs.count("status");
-                (StatusCode::from_u16(code).unwrap(), format!("status {code} run {n}"))
-            }),
+            get(
+                |State(runs): State<Runs>, Path(code): Path<u16>| async move {
+                    let n = runs.count("status");
+                    (
+                        StatusCode::from_u16(code).unwrap(),
+                        format!("status {code} run {n}"),
+                    )
+                },
+            ),
         )
         .route(
             "/header/{name}/{value}",
@@ -124,28 +134,38 @@ pub fn routes(runs: Runs) -> Router {
                 let user = header_text(&headers, "x-user");
                 let private = headers.contains_key("x-private");
                 let cc = if private { "private" } else { "public" };
-                ([(header::CACHE_CONTROL, cc)], format!("slow for {user} run {n}"))
+                (
+                    [(header::CACHE_CONTROL, cc)],
+                    format!("slow for {user} run {n}"),
+                )
             }),
         )
         .route(
             "/big/{kib}",
-            get(|State(runs): State<Runs>, Path(kib): Path<usize>| async move {
-                runs.count("big");
-                "x".repeat(kib << 10)
-            }),
+            get(
+                |State(runs): State<Runs>, Path(kib): Path<usize>| async move {
+                    runs.count("big");
+                    "x".repeat(kib << 10)
+                },
+            ),
         )
         .route(
             "/stream/{chunks}",
-            get(|State(runs): State<Runs>, Path(chunks): Path<usize>| async move {
-                runs.count("stream");
-                let chunk = Bytes::from(vec![b'x'; CHUNK]);
-                Response::new(Body::new(Chunks(vec![chunk; chunks].into())))
-            }),
+            get(
+                |State(runs): State<Runs>, Path(chunks): Path<usize>| async move {
+                    runs.count("stream");
+                    let chunk = Bytes::from(vec![b'x'; CHUNK]);
+                    Response::new(Body::new(Chunks(vec![chunk; chunks].into())))
+                },
+            ),
         )
         .route("/const", get(|| async { "constant" }))
-        .route("/not-get", get(|| async { "get" }).post(|State(runs): State<Runs>| async move {
-            format!("post run {}", runs.count("post")).into_response()
-        }))
+        .route(
+            "/not-get",
+            get(|| async { "get" }).post(|State(runs): State<Runs>| async move {
+                format!("post run {}", runs.count("post")).into_response()
+            }),
+        )
         .with_state(runs)
 }
 
@@ -264,7 +284,11 @@ fn parse(raw: &[u8], head: bool) -> Reply {
     if chunked && !head {
         body = dechunk(&body);
     }
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {
