@@ -94,6 +94,16 @@
 //!
 //! Paths and queries longer than 2 KiB are passed through uncached.
 //!
+//! # Features
+//!
+//! None: the crate depends on `http`, `http-body`, `tower-layer` and `tower-service` (not
+//! on `tower` or `axum`), `bytes`, `serde`, `tokio` (to spawn a background write) and
+//! `cache-core`.
+//!
+//! # Minimum supported Rust version
+//!
+//! Rust 1.88 (edition 2024).
+//!
 //! [tower]: https://docs.rs/tower
 //! [axum]: https://docs.rs/axum
 

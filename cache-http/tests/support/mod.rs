@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -51,6 +52,29 @@ impl http_body::Body for Chunks {
         _: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         Poll::Ready(self.0.pop_front().map(|chunk| Ok(Frame::data(chunk))))
+    }
+}
+
+/// A body of two chunks with 200 ms between them, as a slow upstream would send.
+struct Slow {
+    sent: u8,
+    pause: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl http_body::Body for Slow {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.sent {
+            0 => {}
+            1 => std::task::ready!(self.pause.as_mut().poll(cx)),
+            _ => return Poll::Ready(None),
+        }
+        self.sent += 1;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"part ")))))
     }
 }
 
@@ -158,6 +182,14 @@ pub fn routes(runs: Runs) -> Router {
                     Response::new(Body::new(Chunks(vec![chunk; chunks].into())))
                 },
             ),
+        )
+        .route(
+            "/slow-body",
+            get(|State(runs): State<Runs>| async move {
+                runs.count("slow-body");
+                let pause = Box::pin(tokio::time::sleep(Duration::from_millis(200)));
+                Response::new(Body::new(Slow { sent: 0, pause }))
+            }),
         )
         .route("/const", get(|| async { "constant" }))
         .route(
