@@ -394,10 +394,19 @@ async fn a_cancelled_request_leaves_no_flight_behind() {
 async fn a_request_cancelled_while_its_body_is_read_leaves_no_flight_behind() {
     let app = app().await;
     let first = tokio::time::timeout(Duration::from_millis(50), app.get("/slow-body"));
-    assert!(first.await.is_err(), "cancelled between the body's two chunks");
+    assert!(
+        first.await.is_err(),
+        "cancelled between the body's two chunks"
+    );
     let second = app.get("/slow-body").await;
-    assert_eq!((second.text().as_str(), second.x_cache()), ("part part ", "miss"));
+    assert_eq!(
+        (second.text().as_str(), second.x_cache()),
+        ("part part ", "miss")
+    );
     let third = app.get("/slow-body").await;
-    assert_eq!((third.text().as_str(), third.x_cache()), ("part part ", "hit"));
+    assert_eq!(
+        (third.text().as_str(), third.x_cache()),
+        ("part part ", "hit")
+    );
     assert_eq!(app.runs.of("slow-body"), 2);
 }

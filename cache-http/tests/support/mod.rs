@@ -3,8 +3,8 @@
 #![allow(dead_code)] // each test file uses part of the support
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
