@@ -37,6 +37,12 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
+    /// How long a pass mark lasts: the pass timeout, or the timeout when that is shorter.
+    pub(crate) fn pass_time(&self) -> Duration {
+        self.lifetime(Some(self.pass_timeout))
+            .unwrap_or(self.timeout)
+    }
+
     /// The entry's lifetime: the response's own when shorter than the timeout.
     pub(crate) fn lifetime(&self, own: Option<Duration>) -> Option<Duration> {
         let timeout = (!self.timeout.is_zero()).then_some(self.timeout);
@@ -255,5 +261,9 @@ mod tests {
         let forever = builder().timeout(Duration::ZERO).build().unwrap();
         let own = Some(Duration::from_secs(90));
         assert_eq!(forever.settings.lifetime(own), own);
+        assert_eq!(s.pass_time(), DEFAULT_PASS_TIMEOUT);
+        assert_eq!(forever.settings.pass_time(), DEFAULT_PASS_TIMEOUT);
+        let short = builder().timeout(Duration::from_secs(2)).build().unwrap();
+        assert_eq!(short.settings.pass_time(), Duration::from_secs(2));
     }
 }

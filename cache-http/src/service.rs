@@ -151,27 +151,6 @@ where
             .map_or(&self.sent_headers, Request::headers)
     }
 
-    /// What to do with `entry`, read at `stage` of the resource under `key`.
-    fn next(&self, entry: Option<Entry>, stage: &Stage, key: &str) -> Next {
-        let Some(entry) = entry else {
-            return Next::Pass;
-        };
-        if entry.expired(now_ms()) {
-            return Next::Refresh;
-        }
-        match (entry, stage) {
-            (Entry::Response(stored), _) => Next::Serve(stored),
-            (Entry::Variants(variants), Stage::Resource) => {
-                let hash = variant_hash(self.headers(), &variants.names);
-                match variants.first {
-                    Some((first, stored)) if first == hash => Next::Serve(stored),
-                    _ => Next::Variant(variant_key(key, hash), variants.names),
-                }
-            }
-            (Entry::Pass { .. } | Entry::Variants(_), _) => Next::Pass,
-        }
-    }
-
     /// A `GET`: the stored response, or the service's, computed once for every request
     /// that misses the same entry at the same time.
     async fn cached(
@@ -195,7 +174,7 @@ where
                 shorten(settings, key, entry);
                 return self.answer_own(settings, own);
             }
-            match self.next(entry, &stage, &key) {
+            match next(entry, &stage, &key, self.headers(), now_ms()) {
                 Next::Serve(stored) => return Ok(self.answer(settings, &stored, true, false)),
                 Next::Refresh if !forced => forced = true,
                 Next::Variant(variant, names) if matches!(stage, Stage::Resource) => {
@@ -223,7 +202,7 @@ where
                     None
                 }
             };
-            match self.next(entry, &stage, &key) {
+            match next(entry, &stage, &key, self.headers(), now_ms()) {
                 Next::Serve(stored) => return Ok(self.answer(settings, &stored, true, head)),
                 Next::Variant(variant, names) if matches!(stage, Stage::Resource) => {
                     (key, stage) = (variant, Stage::Variant(names));
@@ -247,11 +226,8 @@ where
             }
         };
         let now = now_ms();
-        let pass_time = settings
-            .lifetime(Some(settings.pass_timeout))
-            .unwrap_or(settings.pass_timeout);
         let pass = Entry::Pass {
-            until: until(now, Some(pass_time)),
+            until: until(now, Some(settings.pass_time())),
         };
         let verdict = if (settings.filter)(&head) {
             verdict(&head.headers, settings.max_body)
@@ -358,6 +334,28 @@ where
     }
 }
 
+/// What to do with `entry`, read at `stage` of the resource under `key`, for a request
+/// with `headers`, at `now`.
+fn next(entry: Option<Entry>, stage: &Stage, key: &str, headers: &HeaderMap, now: u64) -> Next {
+    let Some(entry) = entry else {
+        return Next::Pass;
+    };
+    if entry.expired(now) {
+        return Next::Refresh;
+    }
+    match (entry, stage) {
+        (Entry::Response(stored), _) => Next::Serve(stored),
+        (Entry::Variants(variants), Stage::Resource) => {
+            let hash = variant_hash(headers, &variants.names);
+            match variants.first {
+                Some((first, stored)) if first == hash => Next::Serve(stored),
+                _ => Next::Variant(variant_key(key, hash), variants.names),
+            }
+        }
+        (Entry::Pass { .. } | Entry::Variants(_), _) => Next::Pass,
+    }
+}
+
 /// Writes `x-cache: hit|miss` when the layer is asked to.
 fn mark(settings: &Settings, headers: &mut HeaderMap, hit: bool) {
     if settings.hit_header {
@@ -373,7 +371,8 @@ fn mark(settings: &Settings, headers: &mut HeaderMap, hit: bool) {
 fn shorten(settings: &Settings, key: String, entry: Option<Entry>) {
     let Some(entry) = entry else { return };
     let left = entry.until().saturating_sub(now_ms());
-    if entry.until() == 0 || left == 0 {
+    let timeout = settings.timeout.as_millis() as u64;
+    if entry.until() == 0 || left == 0 || (timeout != 0 && left >= timeout) {
         return;
     }
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -389,4 +388,78 @@ fn shorten(settings: &Settings, key: String, entry: Option<Entry>) {
             tracing::debug!(error = %format_args!("{error:#}"), "cannot shorten a cached response's time-to-live; it carries its own end");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(body: &'static str, until: u64) -> Stored {
+        let head = Response::new(()).into_parts().0;
+        Stored::new(&head, Bytes::from_static(body.as_bytes()), 0, until)
+    }
+
+    fn served(next: Next) -> Option<String> {
+        match next {
+            Next::Serve(stored) => Some(String::from_utf8(stored.response(0).2.to_vec()).unwrap()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn an_entry_past_its_own_end_is_computed_again_never_served() {
+        let headers = HeaderMap::new();
+        let fresh = Some(Entry::Response(stored("a", 2_000)));
+        assert_eq!(
+            served(next(fresh.clone(), &Stage::Resource, "k", &headers, 1_999)),
+            Some("a".into())
+        );
+        assert!(matches!(
+            next(fresh, &Stage::Resource, "k", &headers, 2_000),
+            Next::Refresh
+        ));
+        let pass = Some(Entry::Pass { until: 2_000 });
+        assert!(matches!(
+            next(pass.clone(), &Stage::Resource, "k", &headers, 1_000),
+            Next::Pass
+        ));
+        assert!(matches!(
+            next(pass, &Stage::Resource, "k", &headers, 2_000),
+            Next::Refresh
+        ));
+        assert!(matches!(
+            next(None, &Stage::Resource, "k", &headers, 0),
+            Next::Pass
+        ));
+    }
+
+    #[test]
+    fn a_variant_index_serves_its_first_variant_or_names_the_others_key() {
+        let names = vec!["accept-language".to_owned()];
+        let mut en = HeaderMap::new();
+        en.insert("accept-language", "en".parse().unwrap());
+        let mut fr = HeaderMap::new();
+        fr.insert("accept-language", "fr".parse().unwrap());
+        let index = Some(Entry::Variants(Variants {
+            names: names.clone(),
+            first: Some((variant_hash(&en, &names), stored("en", 0))),
+            until: 0,
+        }));
+        assert_eq!(
+            served(next(index.clone(), &Stage::Resource, "k", &en, 0)),
+            Some("en".into())
+        );
+        match next(index.clone(), &Stage::Resource, "k", &fr, 0) {
+            Next::Variant(key, found) => {
+                assert_eq!(key, variant_key("k", variant_hash(&fr, &names)));
+                assert_eq!(found, names);
+            }
+            _ => panic!("another variant's key"),
+        }
+        // An index where a variant belongs is not followed a second time.
+        assert!(matches!(
+            next(index, &Stage::Variant(names), "k#1", &fr, 0),
+            Next::Pass
+        ));
+    }
 }
