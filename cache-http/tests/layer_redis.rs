@@ -154,3 +154,27 @@ async fn a_hung_redis_costs_a_request_one_time_out_and_serves_the_handlers_answe
     // The response time-out is 200 ms; two would be 400 ms.
     assert!(took < Duration::from_millis(390), "{took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_cancelled_while_it_reads_redis_leaves_no_flight_behind() {
+    let mut server = RedisServer::start();
+    let app = TestApp::start(redis_cache(&server), |b| b).await;
+    server.pause();
+    let cancelled = tokio::time::timeout(Duration::from_millis(50), app.get("/items"));
+    assert!(
+        cancelled.await.is_err(),
+        "cancelled while its GET waits on a paused Redis"
+    );
+    server.resume();
+    let mut replies = Vec::new();
+    for _ in 0..40 {
+        replies.push(app.get("/items").await);
+        if replies.last().unwrap().x_cache() == "hit" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let last = replies.last().unwrap();
+    assert_eq!(last.x_cache(), "hit", "caching resumes: {replies:?}");
+    assert!(replies.iter().all(|r| r.status == 200));
+}
