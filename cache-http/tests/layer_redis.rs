@@ -178,3 +178,29 @@ async fn a_request_cancelled_while_it_reads_redis_leaves_no_flight_behind() {
     assert_eq!(last.x_cache(), "hit", "caching resumes: {replies:?}");
     assert!(replies.iter().all(|r| r.status == 200));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_key_holds_a_hash_tag_or_leaves_the_namespace() {
+    let server = RedisServer::start();
+    let mut redis = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg("foreign")
+        .arg("kept")
+        .query(&mut redis)
+        .unwrap();
+    let app = TestApp::start(redis_cache(&server), |b| b.query_string(true)).await;
+    for path in ["/items?x={tag}&y=%7B", "/user/1?{a}", "/items?a=*&b=[x]"] {
+        assert_eq!(app.get(path).await.status, 200, "{path}");
+    }
+    app.send("GET", "/lang", &[("Accept-Language", "{en}")])
+        .await;
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut redis).unwrap();
+    assert_eq!(keys.len(), 5, "{keys:?}");
+    for key in keys.iter().filter(|k| *k != "foreign") {
+        assert!(key.starts_with("cache:http%3AGET/"), "{key}");
+        assert!(!key.contains(['{', '}', '*', '[', ']']), "{key}");
+    }
+    assert_eq!(app.cache.clear().await.unwrap(), 4);
+    let kept: String = redis::cmd("GET").arg("foreign").query(&mut redis).unwrap();
+    assert_eq!(kept, "kept");
+}
