@@ -1,4 +1,4 @@
-//! The layer, its settings and their builder.
+//! The layer and its builder.
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use http::response::Parts;
 use tower_layer::Layer;
 
 use crate::service::ResponseCache;
+use crate::settings::Settings;
 
 /// The default largest body stored: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
@@ -20,39 +21,6 @@ pub const MAX_BODY_LIMIT: usize = 64 << 20;
 pub const DEFAULT_PASS_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest timeout: 100 years, as for the cache's own timeouts.
 const MAX_TIMEOUT: Duration = Duration::from_secs(3_153_600_000);
-
-/// Which responses the user wants stored (HTTP's own rules apply on top).
-type Filter = Arc<dyn Fn(&Parts) -> bool + Send + Sync>;
-
-/// The settings every service of one layer shares.
-pub(crate) struct Settings {
-    pub(crate) cache: Cache,
-    pub(crate) timeout: Duration,
-    pub(crate) query_string: bool,
-    pub(crate) hit_header: bool,
-    pub(crate) max_body: usize,
-    pub(crate) pass_timeout: Duration,
-    pub(crate) filter: Filter,
-    pub(crate) stampede: Stampede,
-}
-
-impl Settings {
-    /// How long a pass mark lasts: the pass timeout, or the timeout when that is shorter.
-    pub(crate) fn pass_time(&self) -> Duration {
-        self.lifetime(Some(self.pass_timeout))
-            .unwrap_or(self.timeout)
-    }
-
-    /// The entry's lifetime: the response's own when shorter than the timeout.
-    pub(crate) fn lifetime(&self, own: Option<Duration>) -> Option<Duration> {
-        let timeout = (!self.timeout.is_zero()).then_some(self.timeout);
-        match (own, timeout) {
-            (Some(own), Some(timeout)) if own < timeout => Some(own),
-            (Some(own), None) => Some(own),
-            _ => None,
-        }
-    }
-}
 
 /// A [`tower`](https://docs.rs/tower) layer that caches whole responses of `GET` (and
 /// answers `HEAD` from them) in a [`Cache`]; see the [crate docs](crate) for the rules.
@@ -80,19 +48,6 @@ impl fmt::Debug for ResponseCacheLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.settings
             .fmt_fields(f.debug_struct("ResponseCacheLayer"))
-    }
-}
-
-impl Settings {
-    fn fmt_fields(&self, mut f: fmt::DebugStruct<'_, '_>) -> fmt::Result {
-        f.field("cache", &self.cache)
-            .field("timeout", &self.timeout)
-            .field("query_string", &self.query_string)
-            .field("hit_header", &self.hit_header)
-            .field("max_body", &self.max_body)
-            .field("pass_timeout", &self.pass_timeout)
-            .field("stampede", &self.stampede)
-            .finish_non_exhaustive()
     }
 }
 

@@ -115,6 +115,7 @@ mod key;
 mod layer;
 mod rules;
 mod service;
+mod settings;
 
 pub use body::ResponseBody;
 pub use invalidate::ResponseCacheExt;

@@ -18,8 +18,8 @@ use crate::body::{Read, ResponseBody, read_up_to};
 use crate::conditional::{none_match, not_modified_headers};
 use crate::entry::{Entry, Stored, Variants, now_ms, until};
 use crate::key::{resource_key, variant_hash, variant_key};
-use crate::layer::Settings;
 use crate::rules::{Use, Verdict, request_use, verdict};
+use crate::settings::Settings;
 
 /// The `x-cache` header of [`hit_header`](crate::ResponseCacheBuilder::hit_header).
 const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
