@@ -1,5 +1,6 @@
-//! The advanced-techniques tutorial app: view caching, function caching, fragment caching,
-//! direct `set`/`get` shared by every instance, and the expiry strategies.
+//! The advanced-techniques tutorial app: view caching (whole HTTP responses, through
+//! [`cache_http::ResponseCacheLayer`]), function caching, fragment caching, direct
+//! `set`/`get` shared by every instance, and the expiry strategies.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +12,8 @@ use axum::http::StatusCode;
 use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
-use cache_core::{Cache, cached, memoize};
+use cache_core::{Cache, memoize};
+use cache_http::{ResponseCacheExt, ResponseCacheLayer};
 use minijinja::Environment;
 use serde::{Deserialize, Serialize};
 
@@ -29,13 +31,34 @@ pub struct Message {
     pub message: String,
 }
 
-/// View-level caching: the whole answer for 60 s.
-#[cached(timeout = 60)]
-pub async fn expensive_operation() -> Message {
+/// The `/expensive` view. It carries no attribute: the route's [`view_cache`] layer stores
+/// its whole response (Flask's `@cache.cached(timeout=60, query_string=True)` on the view).
+pub async fn expensive() -> Json<Message> {
     EXPENSIVE_RUNS.fetch_add(1, Ordering::Relaxed);
-    Message {
+    Json(Message {
         message: "Heavy computation result".to_owned(),
-    }
+    })
+}
+
+/// View-level caching, the HTTP way: whole responses (status, headers, body) for 60 s,
+/// keyed by the path and the sorted query string, with an `ETag`, `Age` and
+/// `x-cache: hit|miss`, in the same cache (and Redis) as the functions below.
+pub fn view_cache(cache: Cache) -> ResponseCacheLayer {
+    ResponseCacheLayer::builder(cache)
+        .timeout(Duration::from_secs(60))
+        .query_string(true)
+        .hit_header(true)
+        .build()
+        .expect("the view cache's settings are valid")
+}
+
+/// Forgets every stored response of `/expensive` (all its query strings), in every instance.
+async fn forget_expensive(State(cache): State<Cache>) -> Result<String, (StatusCode, String)> {
+    let removed = cache
+        .delete_response("/expensive")
+        .await
+        .map_err(unavailable)?;
+    Ok(format!("/expensive forgotten ({removed} responses)"))
 }
 
 /// A user row.
@@ -186,15 +209,17 @@ fn unavailable(error: cache_core::Error) -> (StatusCode, String) {
     )
 }
 
-/// The app: `/expensive`, `/user/{id}`, `/user/{id}/forget`, `/dashboard`,
-/// `/cache/{key}` (`?value=..&timeout=..` sets, else gets), `/cache/{key}/delete`, `/stats`.
+/// The app: `/expensive` (and `/expensive/forget`), `/user/{id}`, `/user/{id}/forget`,
+/// `/dashboard`, `/cache/{key}` (`?value=..&timeout=..` sets, else gets),
+/// `/cache/{key}/delete`, `/stats`.
 pub fn router(cache: Cache) -> Router {
     let env = Arc::new(templates(cache.clone()));
     Router::new()
         .route(
             "/expensive",
-            get(|| async { Json(expensive_operation().await) }),
+            get(expensive).layer(view_cache(cache.clone())),
         )
+        .route("/expensive/forget", get(forget_expensive))
         .route("/user/{id}", get(user_profile))
         .route("/user/{id}/forget", get(forget_user))
         .route("/dashboard", get(move || dashboard(env.clone())))

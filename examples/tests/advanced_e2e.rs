@@ -25,6 +25,59 @@ fn view_level_caching_runs_the_view_once() {
     assert_eq!(app.stat("expensive_runs"), 1);
 }
 
+/// The header `name` (lower case) of a response head.
+fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.split("\r\n")
+        .filter_map(|line| line.split_once(':'))
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.trim())
+}
+
+/// Issue 13: `/expensive` is served through the response cache layer: whole responses,
+/// keyed by the path and the sorted query string, `x-cache`, `ETag` and `304`, shared by
+/// two instances, forgotten by path.
+#[test]
+fn the_expensive_view_is_cached_as_a_whole_response_shared_by_instances() {
+    let server = RedisServer::start();
+    let (first, second) = pair(&server);
+    let body = r#"{"message":"Heavy computation result"}"#;
+    let (status, head, miss) = first.get_with("/expensive?b=2&a=1", &[]);
+    assert_eq!((status, miss.as_str()), (200, body));
+    assert_eq!(header(&head, "x-cache"), Some("miss"));
+    assert_eq!(header(&head, "content-type"), Some("application/json"));
+    let etag = header(&head, "etag").expect("an ETag").to_owned();
+
+    let (_, head, hit) = second.get_with("/expensive?a=1&b=2", &[]);
+    assert_eq!(
+        (hit.as_str(), header(&head, "x-cache")),
+        (body, Some("hit"))
+    );
+    assert_eq!(header(&head, "content-type"), Some("application/json"));
+    assert!(header(&head, "age").is_some());
+    let (status, _, empty) =
+        second.get_with("/expensive?a=1&b=2", &[&format!("If-None-Match: {etag}")]);
+    assert_eq!((status, empty.as_str()), (304, ""));
+    assert_eq!(
+        first.stat("expensive_runs") + second.stat("expensive_runs"),
+        1
+    );
+
+    let mut redis = server.connection();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("cache:http%3AGET/expensive%3Fa%3D1%26b%3D2")
+        .query(&mut redis)
+        .unwrap();
+    assert!((1..=60).contains(&ttl), "stored for 60 s: {ttl}");
+
+    assert_eq!(second.get("/expensive?a=2").1, body);
+    assert_eq!(
+        second.get("/expensive/forget"),
+        (200, "/expensive forgotten (2 responses)".to_owned())
+    );
+    let (_, head, _) = first.get_with("/expensive?a=1&b=2", &[]);
+    assert_eq!(header(&head, "x-cache"), Some("miss"));
+}
+
 #[test]
 fn function_level_caching_is_shared_and_invalidated_across_instances() {
     let server = RedisServer::start();
@@ -152,4 +205,20 @@ fn the_startup_log_masks_a_unix_socket_password() {
         "{log}"
     );
     assert!(!log.contains(SECRET), "{log}");
+}
+
+/// Issue 13: with Redis gone, `/expensive` still answers, from the view itself.
+#[test]
+fn the_expensive_view_fails_open_when_redis_is_down() {
+    let mut server = RedisServer::start();
+    let app = App::start(BIN, &[("CACHE_REDIS_URL", &server.url())]);
+    server.kill();
+    let body = r#"{"message":"Heavy computation result"}"#;
+    for _ in 0..3 {
+        let (status, head, answer) = app.get_with("/expensive", &[]);
+        assert_eq!((status, answer.as_str()), (200, body));
+        assert_eq!(header(&head, "x-cache"), Some("miss"));
+    }
+    assert_eq!(app.stat("expensive_runs"), 3);
+    assert!(app.stat("cache_errors") >= 3);
 }
