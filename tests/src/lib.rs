@@ -58,6 +58,8 @@ pub const NOT_FOUND: &str = "redis-server not found: install it with \
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Port collisions tolerated before giving up.
 const START_ATTEMPTS: usize = 5;
+/// How long [`RedisServer::wait_for_replicas`] waits.
+const REPLICATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An ACL user created at start-up with every permission.
 #[derive(Clone, PartialEq, Eq)]
@@ -497,19 +499,24 @@ impl RedisServer {
     ///
     /// If the server does not answer.
     pub fn connection(&self) -> redis::Connection {
-        let port = self.ports.admin.unwrap_or(self.ports.main);
-        let credentials = match &self.options.requirepass {
-            Some(password) => format!(":{password}@"),
-            None => String::new(),
-        };
-        let url = format!("redis://{credentials}127.0.0.1:{port}/0");
-        let client = redis::Client::open(url).expect("a valid URL");
+        let client = redis::Client::open(self.admin_url()).expect("a valid URL");
         let conn = client
             .get_connection_with_timeout(Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("cannot connect to the test redis-server: {e}"));
         conn.set_read_timeout(Some(Duration::from_secs(10)))
             .expect("socket time-outs can be set");
         conn
+    }
+
+    /// The plain `redis://` URL of database 0 for the default user (the admin port of a TLS
+    /// server).
+    fn admin_url(&self) -> String {
+        let port = self.ports.admin.unwrap_or(self.ports.main);
+        let credentials = match &self.options.requirepass {
+            Some(password) => format!(":{password}@"),
+            None => String::new(),
+        };
+        format!("redis://{credentials}127.0.0.1:{port}/0")
     }
 
     /// Resets the command statistics (`CONFIG RESETSTAT`). The reset itself is then counted
@@ -549,6 +556,36 @@ impl RedisServer {
             .query(&mut self.connection())
             .expect("INFO stats succeeds");
         info_field(&info, "total_connections_received").unwrap_or(0)
+    }
+
+    /// Waits until `replicas` replicas of this primary acknowledged its whole replication
+    /// stream as it stood on the first poll, and returns how long that took.
+    ///
+    /// It polls `INFO replication` (no data command, so no counted `GET` or `SET`): every
+    /// `slaveN:...,state=online,offset=..` line against `master_repl_offset`. Unlike `WAIT`,
+    /// which waits for the offset of its own connection's last write (a fresh connection's
+    /// `WAIT` returns at once), this covers every connection's writes. Replicas acknowledge
+    /// about once a second, so it takes up to a second.
+    ///
+    /// # Panics
+    ///
+    /// If fewer replicas caught up within 10 s (the message says what the primary reports).
+    pub fn wait_for_replicas(&self, replicas: usize) -> Duration {
+        let url = self.admin_url();
+        let mut target = None;
+        probe::wait_for(REPLICATION_TIMEOUT, || {
+            let caught_up = probe::replicas_caught_up(self.ports.main, &url, &mut target)?;
+            if caught_up >= replicas {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{caught_up} of {replicas} replicas of {} acknowledged offset {target:?}",
+                    self.ports.main
+                ))
+            }
+        })
+        .map(|((), took)| took)
+        .unwrap_or_else(|(reason, waited)| panic!("after {waited:?}: {reason}"))
     }
 
     /// How many keys database 0 holds (`DBSIZE`).

@@ -50,14 +50,9 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Waits until the replica has every write the master took (`WAIT 1`).
+/// Waits until the replica acknowledged every write the master took.
 fn replicate(set_up: &RedisSentinels) {
-    let replicas: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query(&mut set_up.master().connection())
-        .unwrap();
-    assert_eq!(replicas, 1, "the replica acknowledged the writes");
+    set_up.master().wait_for_replicas(1);
 }
 
 /// How many clients of the running Sentinels hold a subscription.
