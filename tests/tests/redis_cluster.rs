@@ -472,7 +472,7 @@ fn a_primary_killed_under_load_fails_over_without_a_wrong_answer_or_an_error() {
             assert_eq!(known_answer(*n).await, Ok(n * 1000 + 7));
         }
     });
-    let _: i64 = raw(&cluster, victim, redis::cmd("WAIT").arg(1).arg(5000));
+    cluster.node(victim).wait_for_replicas(1);
 
     let epoch = Instant::now();
     let killed_at = Arc::new(AtomicU64::new(u64::MAX));
@@ -568,4 +568,132 @@ fn a_primary_killed_under_load_fails_over_without_a_wrong_answer_or_an_error() {
         resumed < failover + Duration::from_secs(3),
         "hits resumed {resumed:?} after the kill, the failover took {failover:?}"
     );
+}
+
+/// The hash slot of a key without braces (the cache's keys have none).
+fn slot_of(key: &str) -> u16 {
+    crc16::State::<crc16::XMODEM>::calculate(key.as_bytes()) % tests::cluster::SLOTS
+}
+
+/// Moves `keys` (all of one slot, being migrated) from `from` to `to`.
+fn migrate(cluster: &RedisCluster, from: u16, to: u16, keys: &[String]) {
+    let _: () = raw(
+        cluster,
+        from,
+        redis::cmd("MIGRATE")
+            .arg("127.0.0.1")
+            .arg(to)
+            .arg("")
+            .arg(0)
+            .arg(5000)
+            .arg("KEYS")
+            .arg(keys),
+    );
+}
+
+#[test]
+fn get_many_set_many_and_delete_many_during_a_slot_migration_give_no_error_and_no_wrong_answer() {
+    let _one = one_at_a_time();
+    let cluster = RedisCluster::builder().replicas_per_primary(0).start();
+    let cache = cache_on(backend(&cluster), "mk:");
+    let blocking = cache.blocking();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Three names in the slot that moves, and ten elsewhere.
+    let first_slot = slot_of(&cache.full_key("n0"));
+    let (moving, others): (Vec<String>, Vec<String>) = (0..)
+        .map(|i| format!("n{i}"))
+        .scan(0, |together, name| {
+            let here = slot_of(&cache.full_key(&name)) == first_slot;
+            *together += usize::from(here);
+            (*together <= 3).then_some(name)
+        })
+        .partition(|name| slot_of(&cache.full_key(name)) == first_slot);
+    let others: Vec<String> = others.into_iter().take(10).collect();
+    assert_eq!(moving.len(), 3);
+    let all: Vec<&str> = moving.iter().chain(&others).map(String::as_str).collect();
+    let full: Vec<String> = moving.iter().map(|name| cache.full_key(name)).collect();
+    let from = cluster.shard_of(&full[0]).primary;
+    let to = cluster
+        .shards()
+        .iter()
+        .map(|s| s.primary)
+        .find(|p| *p != from)
+        .unwrap();
+    let entries = |round: u64| -> Vec<(&str, u64)> {
+        all.iter()
+            .enumerate()
+            .map(|(i, name)| (*name, round * 100 + i as u64))
+            .collect()
+    };
+    // Every value read back is the last written (or gone once deleted), sync and async,
+    // for all the names and for the moving slot's names alone (one MGET of one slot).
+    let check = |expected: &[Option<u64>], what: &str| {
+        let got: Vec<Option<u64>> = blocking.get_many(&all).expect(what);
+        assert_eq!(got, expected, "{what}, blocking");
+        let got: Vec<Option<u64>> = runtime.block_on(cache.get_many(&all)).expect(what);
+        assert_eq!(got, expected, "{what}, async");
+        let moving: Vec<&str> = all[..3].to_vec();
+        let got: Vec<Option<u64>> = blocking.get_many(&moving).expect(what);
+        assert_eq!(got, expected[..3], "{what}, one slot");
+    };
+    let values =
+        |round: u64| -> Vec<Option<u64>> { entries(round).iter().map(|(_, v)| Some(*v)).collect() };
+    blocking.set_many(&entries(1)).unwrap();
+    check(&values(1), "before the migration");
+
+    // One key moved, two not: the source answers MGET and UNLINK of the slot with
+    // TRYAGAIN, and a SET of the moved key with ASK.
+    start_migration(&cluster, first_slot, from, to, &full[..1]);
+    cluster.reset_stats();
+    check(&values(1), "one key moved");
+    assert!(
+        cluster.node(to).command_count("asking") >= 3,
+        "the moved key was read on the target"
+    );
+    blocking.set_many(&entries(2)).unwrap();
+    runtime.block_on(cache.set_many(&entries(3))).unwrap();
+    check(&values(3), "written while one key moved");
+    let in_slot = |port: u16| -> u64 {
+        raw(
+            &cluster,
+            port,
+            redis::cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(first_slot),
+        )
+    };
+    assert_eq!(
+        (in_slot(from), in_slot(to)),
+        (2, 1),
+        "the moved key was written on the target, the others on the source"
+    );
+
+    // Two moved: a delete of one moved and one not, and of a key elsewhere.
+    migrate(&cluster, from, to, &full[1..2]);
+    assert_eq!(blocking.delete_many(&[all[1], all[2], all[3]]).unwrap(), 3);
+    let mut expected = values(3);
+    for gone in &mut expected[1..4] {
+        *gone = None;
+    }
+    check(&expected, "deleted while two keys moved");
+    runtime.block_on(cache.set_many(&entries(4))).unwrap();
+    check(&values(4), "written again while two keys moved");
+
+    // Every key moved: the source answers ASK for the slot's commands; the target has
+    // them all, or not (a miss): a multi-key command there would be refused with
+    // TRYAGAIN, so each goes on its own.
+    migrate(&cluster, from, to, &full[2..]);
+    assert_eq!(runtime.block_on(cache.delete_many(&all[..1])).unwrap(), 1);
+    let mut expected = values(4);
+    expected[0] = None;
+    check(&expected, "every key moved, one deleted");
+
+    // The slot moved: MOVED, then the new owner straight away.
+    finish_migration(&cluster, first_slot, to);
+    check(&expected, "after the migration");
+    blocking.set_many(&entries(5)).unwrap();
+    check(&values(5), "written after the migration");
+    assert_eq!(runtime.block_on(cache.delete_many(&all)).unwrap(), 13);
+    assert_eq!(cache.stats().errors, 0, "{:?}", cache.stats());
 }
