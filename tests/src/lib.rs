@@ -445,6 +445,11 @@ impl RedisServer {
         self.paused = true;
     }
 
+    /// True while the process runs and is not [paused](Self::pause).
+    pub fn is_answering(&self) -> bool {
+        self.child.is_some() && !self.paused
+    }
+
     /// Continues a paused process (`SIGCONT`).
     pub fn resume(&mut self) {
         self.signal("-CONT");
