@@ -32,6 +32,7 @@
 //! servers, for tests of the Cluster and Sentinel deployments.
 
 pub mod cluster;
+pub mod deployment;
 mod host;
 pub mod logs;
 mod probe;
