@@ -556,3 +556,91 @@ fn get_many_set_many_and_delete_many_during_a_slot_migration_give_no_error_and_n
     assert_eq!(runtime.block_on(cache.delete_many(&all)).unwrap(), 13);
     assert_eq!(cache.stats().errors, 0, "{:?}", cache.stats());
 }
+
+#[test]
+fn a_hung_primary_opens_only_its_own_circuit_and_the_other_primaries_keep_hitting() {
+    let _one = one_at_a_time();
+    let mut cluster = RedisCluster::builder().replicas_per_primary(0).start();
+    let backend = backend(&cluster);
+    let cache = cache_on(backend.clone(), "node:");
+    let blocking = cache.blocking();
+    // A name per primary, each stored.
+    let mut names: BTreeMap<u16, String> = BTreeMap::new();
+    for i in 0.. {
+        let name = format!("n{i}");
+        names
+            .entry(cluster.shard_of(&cache.full_key(&name)).primary)
+            .or_insert(name);
+        if names.len() == 3 {
+            break;
+        }
+    }
+    for name in names.values() {
+        blocking.set(name, &1u32).unwrap();
+    }
+    let (&hung, hung_name) = names.iter().next().unwrap();
+    let others: Vec<(u16, &String)> = names.iter().skip(1).map(|(p, n)| (*p, n)).collect();
+    cluster.node_mut(hung).pause();
+    cluster.reset_stats();
+
+    let runs = AtomicUsize::new(0);
+    let compute = || {
+        runs.fetch_add(1, Ordering::SeqCst);
+        2u32
+    };
+    let mut slowest_on_hung = Duration::ZERO;
+    let mut fast_on_hung = 0;
+    for _ in 0..10 {
+        let started = Instant::now();
+        assert_eq!(
+            blocking.get_or_set_with(hung_name, Duration::from_secs(60), compute),
+            2
+        );
+        let took = started.elapsed();
+        slowest_on_hung = slowest_on_hung.max(took);
+        fast_on_hung += usize::from(took < Duration::from_millis(50));
+        for (_, name) in &others {
+            assert_eq!(
+                blocking.get_or_set_with(name, Duration::from_secs(60), compute),
+                1,
+                "a hit on a primary that answers"
+            );
+        }
+    }
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        10,
+        "only the hung node's calls ran the body"
+    );
+    for (port, _) in &others {
+        assert_eq!(
+            cluster.node(*port).command_count("get"),
+            10,
+            "one GET per hit on {port}"
+        );
+    }
+    assert!(backend.is_circuit_open(), "the hung node's circuit opened");
+    eprintln!(
+        "one hung primary: slowest call for its key {slowest_on_hung:?}, {fast_on_hung} of 10 \
+         failed fast (open circuit); the 2 other primaries served 20 of 20 hits"
+    );
+    assert!(
+        slowest_on_hung < Duration::from_millis(900),
+        "{slowest_on_hung:?}"
+    );
+    assert!(
+        fast_on_hung >= 5,
+        "its circuit opened after a few time-outs"
+    );
+
+    cluster.node_mut(hung).resume();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while blocking.get::<u32>(hung_name).ok().flatten() != Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "the resumed node's key did not hit again"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!backend.is_circuit_open());
+}
