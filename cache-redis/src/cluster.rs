@@ -2,9 +2,12 @@
 //! [`Server`] per node (each with its own multiplexed connection, bounded blocking pool,
 //! circuit breaker and prober).
 //!
-//! Routing is done here rather than by the `redis` crate's cluster client, which retries
-//! internally with back-off (so a caller could pay several time-outs), shares one breaker
-//! for all nodes and has no bounded pool for sync callers.
+//! Routing is done here rather than by the `redis` crate's cluster client, which retries a
+//! request up to 16 times by default with exponential waits (and waits and retries on
+//! `TRYAGAIN`, `CLUSTERDOWN` and `MASTERDOWN`), so a caller could pay several time-outs; it
+//! has no circuit breaker, and its blocking `ClusterConnection` is not `Sync` (its node
+//! connections and slot map are in `RefCell`s), so sync callers could not share a bounded
+//! pool per node (checked in `redis` 1.8.1, `src/cluster_handling/`).
 //!
 //! - **The slot map** comes from `CLUSTER SLOTS` of any reachable node (the seeds first). It
 //!   is read on the first call (building never connects), and refreshed lazily: on `MOVED`
