@@ -68,8 +68,11 @@ pub(crate) struct Migration {
     commands: Vec<Turned>,
     /// For each pipeline the last [`next`](Self::next) gave, the (command, key) of each of
     /// its commands, in order.
-    in_flight: Vec<Vec<(usize, usize)>>,
+    in_flight: Vec<Vec<KeyAt>>,
 }
+
+/// A key of a turned-away command: the command's index, the key's index in it.
+type KeyAt = (usize, usize);
 
 /// One command a node turned away: where its reply goes, and its keys' commands.
 #[derive(Debug)]
@@ -144,7 +147,7 @@ impl Migration {
 
     /// The next pipelines to send, one per node; empty once every key has its reply.
     pub(crate) fn next(&mut self) -> Vec<(To, Pipeline)> {
-        let mut sends: Vec<(To, Pipeline, Vec<(usize, usize)>)> = Vec::new();
+        let mut sends: Vec<(To, Pipeline, Vec<KeyAt>)> = Vec::new();
         for (at, command) in self.commands.iter_mut().enumerate() {
             for (key_at, key) in command.keys.iter_mut().enumerate() {
                 let State::Pending(to) = &key.state else {

@@ -6,9 +6,10 @@ use cache_core::config::{
     DEFAULT_SENTINEL_MASTER, RedisSettings, check_db, check_master_name, parse_sentinel_addr,
 };
 use cache_core::{Error, Result};
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 
 use crate::backend::{RedisBackend, RedisBackendBuilder};
+use crate::seeds;
 use crate::server::{PoolLimits, Timeouts};
 use crate::topology::Topology;
 use crate::topology::sentinel::{Sentinel, Settings};
@@ -47,20 +48,18 @@ pub(crate) fn build(builder: RedisBackendBuilder) -> Result<RedisBackend> {
             .unwrap_or(DEFAULT_SENTINEL_MASTER),
     )?;
     let mut sentinel_auth = RedisConnectionInfo::default();
+    if let Some(username) = &builder.sentinel_username {
+        sentinel_auth = sentinel_auth.set_username(username);
+    }
     if let Some(password) = &builder.sentinel_password {
         sentinel_auth = sentinel_auth.set_password(password.expose());
     }
     let mut addrs = Vec::with_capacity(builder.sentinels.len());
     let mut sentinels = Vec::with_capacity(builder.sentinels.len());
     for sentinel in &builder.sentinels {
-        let (host, port) = parse_sentinel_addr(names.sentinel, sentinel)?;
-        addrs.push(addr(&host, port));
-        let info = ConnectionAddr::Tcp(host, port)
-            .into_connection_info()
-            .map_err(|e| {
-                Error::config(names.sentinel, "the Redis client refused it").with_source(e)
-            })?;
-        sentinels.push(info.set_redis_settings(sentinel_auth.clone()));
+        let info = sentinel_info(names.sentinel, sentinel, &sentinel_auth)?;
+        addrs.extend(seeds::addr_of(&info).map(|addr| addr.to_string()));
+        sentinels.push(builder.client(info)?);
     }
     let db = check_db(names.db, builder.db.unwrap_or(0))?;
     let mut node = RedisConnectionInfo::default().set_db(db);
@@ -91,11 +90,51 @@ pub(crate) fn build(builder: RedisBackendBuilder) -> Result<RedisBackend> {
     ))
 }
 
+/// A Sentinel given as `host[:port]` (with the Sentinels' credentials `auth`), or as a
+/// `redis://` or `rediss://` URL (with its own user and password if it names any, else
+/// `auth`). Errors name `field` and never repeat the text.
+fn sentinel_info(field: &str, text: &str, auth: &RedisConnectionInfo) -> Result<ConnectionInfo> {
+    if !text.contains("://") {
+        let (host, port) = parse_sentinel_addr(field, text)?;
+        return ConnectionAddr::Tcp(host, port)
+            .into_connection_info()
+            .map(|info| info.set_redis_settings(auth.clone()))
+            .map_err(|e| Error::config(field, "the Redis client refused it").with_source(e));
+    }
+    let info = crate::target::parse_url(text, field)?;
+    if !matches!(
+        info.addr(),
+        ConnectionAddr::Tcp(..) | ConnectionAddr::TcpTls { .. }
+    ) {
+        return Err(Error::config(
+            field,
+            "a Sentinel is reached over TCP: host:port, redis://host:port or rediss://host:port",
+        ));
+    }
+    let own = info.redis_settings();
+    if own.db() != 0 {
+        return Err(Error::config(
+            field,
+            "a Sentinel has no database: leave the path of its URL empty",
+        ));
+    }
+    if own.username().is_some() || own.password().is_some() {
+        return Ok(info);
+    }
+    Ok(info.set_redis_settings(auth.clone()))
+}
+
 /// The deployment for `Debug` and logs, every password as `***`.
 fn describe(builder: &RedisBackendBuilder, master_name: &str, addrs: &[String], db: i64) -> String {
     let mut target = format!("Sentinel master `{master_name}` via {}", addrs.join(","));
-    if builder.sentinel_password.is_some() {
-        target.push_str(" (Sentinel password ***)");
+    match (
+        &builder.sentinel_username,
+        builder.sentinel_password.is_some(),
+    ) {
+        (Some(user), true) => target.push_str(&format!(" (Sentinel user {user}, password ***)")),
+        (Some(user), false) => target.push_str(&format!(" (Sentinel user {user})")),
+        (None, true) => target.push_str(" (Sentinel password ***)"),
+        (None, false) => {}
     }
     target.push_str(&format!(", db {db}"));
     if let Some(username) = &builder.username {

@@ -505,7 +505,7 @@ impl RedisServer {
     ///
     /// If the server does not answer.
     pub fn connection(&self) -> redis::Connection {
-        let client = redis::Client::open(self.admin_url()).expect("a valid URL");
+        let client = redis::Client::open(self.plain_url()).expect("a valid URL");
         let conn = client
             .get_connection_with_timeout(Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("cannot connect to the test redis-server: {e}"));
@@ -515,8 +515,8 @@ impl RedisServer {
     }
 
     /// The plain `redis://` URL of database 0 for the default user (the admin port of a TLS
-    /// server).
-    fn admin_url(&self) -> String {
+    /// server), for tools without TLS.
+    pub fn plain_url(&self) -> String {
         let port = self.ports.admin.unwrap_or(self.ports.main);
         let credentials = match &self.options.requirepass {
             Some(password) => format!(":{password}@"),
@@ -577,7 +577,7 @@ impl RedisServer {
     ///
     /// If fewer replicas caught up within 10 s (the message says what the primary reports).
     pub fn wait_for_replicas(&self, replicas: usize) -> Duration {
-        let url = self.admin_url();
+        let url = self.plain_url();
         let mut target = None;
         probe::wait_for(REPLICATION_TIMEOUT, || {
             let caught_up = probe::replicas_caught_up(self.ports.main, &url, &mut target)?;

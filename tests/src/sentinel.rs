@@ -59,6 +59,8 @@ pub struct RedisSentinelsBuilder {
     master_name: String,
     requirepass: Option<String>,
     sentinel_password: Option<String>,
+    sentinel_user: Option<(String, String)>,
+    sentinel_tls: bool,
     down_after: Duration,
     failover_timeout: Duration,
 }
@@ -69,6 +71,8 @@ impl Default for RedisSentinelsBuilder {
             master_name: "mymaster".into(),
             requirepass: None,
             sentinel_password: None,
+            sentinel_user: None,
+            sentinel_tls: false,
             down_after: Duration::from_secs(1),
             failover_timeout: Duration::from_secs(4),
         }
@@ -81,6 +85,11 @@ impl fmt::Debug for RedisSentinelsBuilder {
             .field("master_name", &self.master_name)
             .field("requirepass", &self.requirepass.is_some())
             .field("sentinel_password", &self.sentinel_password.is_some())
+            .field(
+                "sentinel_user",
+                &self.sentinel_user.as_ref().map(|(name, _)| name),
+            )
+            .field("sentinel_tls", &self.sentinel_tls)
             .field("down_after", &self.down_after)
             .field("failover_timeout", &self.failover_timeout)
             .finish()
@@ -107,6 +116,25 @@ impl RedisSentinelsBuilder {
     /// `sentinel sentinel-pass` so that they can talk to each other).
     pub fn sentinel_password(mut self, password: impl Into<String>) -> Self {
         self.sentinel_password = Some(password.into());
+        self
+    }
+
+    /// Adds an ACL user `name` with `password` on every Sentinel, allowed exactly what the
+    /// cache needs: `SENTINEL GET-MASTER-ADDR-BY-NAME`, `PING` and `SUBSCRIBE` of
+    /// `+switch-master` (`user <name> on ><password> +sentinel|get-master-addr-by-name
+    /// +ping +subscribe &+switch-master`).
+    pub fn sentinel_user(mut self, name: impl Into<String>, password: impl Into<String>) -> Self {
+        self.sentinel_user = Some((name.into(), password.into()));
+        self
+    }
+
+    /// Serves the Sentinels over TLS on their [`port`](RedisServer::port) (each with its own
+    /// CA, [`RedisServer::tls_ca_cert`]), with a plain port beside it that the Sentinels
+    /// announce to each other and the harness uses
+    /// ([`RedisServerBuilder::tls`](crate::RedisServerBuilder::tls)). The data nodes stay
+    /// plain.
+    pub fn sentinel_tls(mut self) -> Self {
+        self.sentinel_tls = true;
         self
     }
 
@@ -156,7 +184,10 @@ impl RedisSentinelsBuilder {
         let config = self.sentinel_config(master.port());
         let sentinels = (0..SENTINELS)
             .map(|_| {
-                let sentinel = RedisServer::builder().sentinel(config.clone());
+                let mut sentinel = RedisServer::builder().sentinel(config.clone());
+                if self.sentinel_tls {
+                    sentinel = sentinel.tls();
+                }
                 match &self.sentinel_password {
                     Some(password) => sentinel.requirepass(password.clone()),
                     None => sentinel,
@@ -207,6 +238,12 @@ impl RedisSentinelsBuilder {
         }
         if let Some(password) = &self.sentinel_password {
             config += &format!("sentinel sentinel-pass {}\n", quoted(password));
+        }
+        if let Some((user, password)) = &self.sentinel_user {
+            config += &format!(
+                "user {user} on >{password} +sentinel|get-master-addr-by-name +ping +subscribe \
+                 &+switch-master\n"
+            );
         }
         config
     }
@@ -261,6 +298,13 @@ impl RedisSentinels {
     /// The password of the Sentinels, if any.
     pub fn sentinel_password(&self) -> Option<&str> {
         self.options.sentinel_password.as_deref()
+    }
+
+    /// The Sentinels' ACL user and its password, if any
+    /// ([`RedisSentinelsBuilder::sentinel_user`]).
+    pub fn sentinel_user(&self) -> Option<(&str, &str)> {
+        let (name, password) = self.options.sentinel_user.as_ref()?;
+        Some((name, password))
     }
 
     /// The Sentinel processes, killed ones included.
@@ -404,7 +448,7 @@ impl RedisSentinels {
             .arg("GET-MASTER-ADDR-BY-NAME")
             .arg(self.master_name())
             .clone();
-        let (_, port): (String, u16) = probe::query(&sentinel.url(), &cmd)
+        let (_, port): (String, u16) = probe::query(&sentinel.plain_url(), &cmd)
             .map_err(|e| format!("sentinel {}: GET-MASTER-ADDR-BY-NAME: {e}", sentinel.port()))?;
         Ok(port)
     }
@@ -419,7 +463,7 @@ impl RedisSentinels {
             .arg(subcommand)
             .arg(self.master_name())
             .clone();
-        probe::query(&sentinel.url(), &cmd)
+        probe::query(&sentinel.plain_url(), &cmd)
             .map_err(|e| format!("sentinel {}: SENTINEL {subcommand}: {e}", sentinel.port()))
     }
 

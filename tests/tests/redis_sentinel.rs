@@ -769,3 +769,138 @@ fn the_watcher_moves_to_another_sentinel_when_its_own_dies_and_still_follows_a_s
     assert_eq!(set_up.command_counts("get")[&new], 1);
     assert_eq!(cache.stats().errors, 0);
 }
+
+/// Sends `SENTINEL FAILOVER` and waits until `backend` sends to the other data node.
+fn switch_and_follow(set_up: &RedisSentinels, backend: &RedisBackend) {
+    let old = set_up.master_port();
+    let new = set_up
+        .data_nodes()
+        .iter()
+        .map(tests::RedisServer::port)
+        .find(|port| *port != old)
+        .unwrap();
+    let _: () = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(set_up.master_name())
+        .query(&mut set_up.sentinels()[0].connection())
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            backend.sentinel_master() == Some(format!("127.0.0.1:{new}"))
+        }),
+        "the backend still sends to {:?} (old master {old})",
+        backend.sentinel_master()
+    );
+}
+
+#[test]
+fn an_acl_user_on_the_sentinels_resolves_and_follows_a_switch_and_a_wrong_one_fails_open() {
+    let _one = one_at_a_time();
+    let set_up = RedisSentinels::builder()
+        .sentinel_password(SENTINEL_SECRET)
+        .sentinel_user("cache", "Sekr3t-acl-77f1")
+        .start();
+    // The user may run exactly what the cache needs (GET-MASTER-ADDR-BY-NAME, PING,
+    // SUBSCRIBE +switch-master): resolution, a watcher and a followed switch.
+    let mut builder = RedisBackend::builder()
+        .sentinel_username("cache")
+        .sentinel_password("Sekr3t-acl-77f1");
+    for addr in set_up.sentinel_addrs() {
+        builder = builder.sentinel(addr);
+    }
+    let backend = builder.build().unwrap();
+    assert_clean("the backend's Debug", &format!("{backend:?}"));
+    assert!(format!("{backend:?}").contains("Sentinel user cache, password ***"));
+    let cache = cache_on(backend.clone(), "app:");
+    cache.blocking().set("k", &1).unwrap();
+    assert_eq!(cache.blocking().get::<i32>("k").unwrap(), Some(1));
+    assert!(eventually(Duration::from_secs(5), || subscribed_clients(
+        &set_up
+    ) == 1));
+    replicate(&set_up);
+    switch_and_follow(&set_up, &backend);
+    assert_eq!(cache.blocking().get::<i32>("k").unwrap(), Some(1));
+    assert_eq!(cache.stats().errors, 0);
+
+    // The same user in a Sentinel's URL.
+    let (port, password) = (
+        set_up.sentinels()[1].port(),
+        set_up.sentinel_user().unwrap().1,
+    );
+    let by_url = RedisBackend::builder()
+        .sentinel(format!("redis://cache:{password}@127.0.0.1:{port}"))
+        .build()
+        .unwrap();
+    assert_clean("a URL Sentinel's Debug", &format!("{by_url:?}"));
+    let by_url = cache_on(by_url, "app:");
+    assert_eq!(by_url.blocking().get::<i32>("k").unwrap(), Some(1));
+
+    // The user's password without the user: the default user refuses it.
+    let mut builder = RedisBackend::builder().sentinel_password("Sekr3t-acl-77f1");
+    for addr in set_up.sentinel_addrs() {
+        builder = builder.sentinel(addr);
+    }
+    let wrong = cache_on(builder.build().unwrap(), "app:");
+    let err = wrong.blocking().get::<i32>("k").unwrap_err();
+    assert!(err.is_connection(), "{err:#}");
+    assert_clean("the error", &everything_shown(&err));
+    assert_eq!(
+        wrong
+            .blocking()
+            .get_or_set_with("v", Duration::from_secs(5), || 42),
+        42,
+        "fails open"
+    );
+}
+
+#[test]
+fn sentinels_over_tls_resolve_watch_and_follow_a_switch_and_a_wrong_ca_fails_open() {
+    let _one = one_at_a_time();
+    let set_up = match RedisSentinels::builder().sentinel_tls().try_start() {
+        Ok(set_up) => set_up,
+        Err(e) if e.is_tls_unsupported() => {
+            panic!("this redis-server was built without TLS support, so TLS is untested: {e}")
+        }
+        Err(e) => panic!("{e}"),
+    };
+    // Each Sentinel has its own CA: the backend trusts the first one's, and asks it alone.
+    let first = &set_up.sentinels()[0];
+    assert!(first.url().starts_with("rediss://"));
+    let backend = RedisBackend::builder()
+        .sentinel(first.url())
+        .tls_root_cert(first.tls_ca_cert().unwrap())
+        .build()
+        .unwrap();
+    let cache = cache_on(backend.clone(), "app:");
+    cache.blocking().set("k", &1).unwrap();
+    assert_eq!(
+        backend.sentinel_master(),
+        Some(set_up.master_addr()),
+        "resolved over TLS"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || subscribed_on(first) == 1),
+        "the watcher subscribed over TLS"
+    );
+    replicate(&set_up);
+    switch_and_follow(&set_up, &backend);
+    assert_eq!(cache.blocking().get::<i32>("k").unwrap(), Some(1));
+    assert_eq!(cache.stats().errors, 0);
+
+    // Another Sentinel's CA: the certificate is refused, and calls fail open.
+    let wrong = RedisBackend::builder()
+        .sentinel(first.url())
+        .tls_root_cert(set_up.sentinels()[1].tls_ca_cert().unwrap())
+        .build()
+        .unwrap();
+    let wrong = cache_on(wrong, "app:");
+    let err = wrong.blocking().get::<i32>("k").unwrap_err();
+    assert!(err.is_connection(), "{err:#}");
+    assert_eq!(
+        wrong
+            .blocking()
+            .get_or_set_with("v", Duration::from_secs(5), || 42),
+        42,
+        "fails open"
+    );
+}

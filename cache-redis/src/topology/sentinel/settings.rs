@@ -1,6 +1,6 @@
 //! What a Sentinel deployment is made of, fixed when the backend is built.
 
-use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
+use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 
 use crate::breaker::BreakerSettings;
 use crate::server::{PoolLimits, Timeouts};
@@ -13,8 +13,8 @@ pub(crate) type Addr = (String, u16);
 pub(crate) struct Settings {
     /// The name the Sentinels know the master by.
     pub(crate) master_name: String,
-    /// Every Sentinel, with the Sentinels' password if any.
-    pub(crate) sentinels: Vec<ConnectionInfo>,
+    /// A client for every Sentinel, with its credentials and TLS settings.
+    pub(crate) sentinels: Vec<Client>,
     /// The data nodes' database, user and password.
     pub(crate) node: RedisConnectionInfo,
     pub(crate) timeouts: Timeouts,
@@ -41,10 +41,12 @@ pub(crate) fn show(addr: &Addr) -> String {
     }
 }
 
-/// The address of a Sentinel's connection info.
-pub(crate) fn sentinel_addr(info: &ConnectionInfo) -> String {
-    match info.addr() {
-        ConnectionAddr::Tcp(host, port) => show(&(host.clone(), *port)),
+/// The address of a Sentinel's client.
+pub(crate) fn sentinel_addr(client: &Client) -> String {
+    match client.get_connection_info().addr() {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            show(&(host.clone(), *port))
+        }
         other => other.to_string(),
     }
 }
