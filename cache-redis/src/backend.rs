@@ -114,8 +114,11 @@ pub const DEFAULT_POOL_SIZE: usize = DEFAULT_MAX_CONNECTIONS;
 ///   dropping the backend ends them (the watcher within 0.5 s).
 ///
 /// The Sentinels take the [`sentinel_password`](RedisBackendBuilder::sentinel_password)
-/// (their own `requirepass`); the master takes the builder's `password`, `username` and
-/// `db`. Neither password appears in `Debug` output, errors or logs.
+/// (their own `requirepass`, or with
+/// [`sentinel_username`](RedisBackendBuilder::sentinel_username) an ACL user's), or the
+/// user and password of a Sentinel given as a URL (`rediss://` for TLS to it); the master
+/// takes the builder's `password`, `username` and `db`, over plain TCP. Neither password
+/// appears in `Debug` output, errors or logs.
 ///
 /// # Failures
 ///
