@@ -476,6 +476,7 @@ pub struct RedisBackendBuilder {
     pub(crate) sentinels: Vec<String>,
     pub(crate) master_name: Option<String>,
     pub(crate) sentinel_username: Option<String>,
+    pub(crate) data_node_tls: bool,
     pub(crate) sentinel_password: Option<Secret>,
     #[cfg(feature = "tls")]
     tls_root_cert: Option<Vec<u8>>,
@@ -500,6 +501,7 @@ impl Default for RedisBackendBuilder {
             sentinels: Vec::new(),
             master_name: None,
             sentinel_username: None,
+            data_node_tls: false,
             sentinel_password: None,
             #[cfg(feature = "tls")]
             tls_root_cert: None,
@@ -540,6 +542,7 @@ impl fmt::Debug for RedisBackendBuilder {
             )
             .field("master_name", &self.master_name)
             .field("sentinel_username", &self.sentinel_username)
+            .field("data_node_tls", &self.data_node_tls)
             .field("sentinel_password", &self.sentinel_password)
             .finish_non_exhaustive()
     }
@@ -681,7 +684,7 @@ impl RedisBackendBuilder {
     /// and [`sentinel_password`](Self::sentinel_password). With one or more, the backend
     /// finds the master through the Sentinels and follows it across failovers (see
     /// [`RedisBackend`]'s "Redis Sentinel" section). The data nodes are reached over plain
-    /// TCP. Give several: they are asked in this order, and the watcher moves from one
+    /// TCP, or TLS with [`data_node_tls`](Self::data_node_tls). Give several: they are asked in this order, and the watcher moves from one
     /// to the next. [`url`](Self::url), [`host`](Self::host) and [`port`](Self::port) are
     /// refused with Sentinels (they name the master); [`db`](Self::db),
     /// [`username`](Self::username) and [`password`](Self::password) are the data nodes',
@@ -750,6 +753,24 @@ impl RedisBackendBuilder {
         self
     }
 
+    /// Reaches the data nodes of a Sentinel set-up (the master of the moment) over TLS, at
+    /// the address the Sentinels report (Sentinels with `tls-replication yes` report the
+    /// TLS ports), trusting [`tls_root_cert`](Self::tls_root_cert) when set; default plain
+    /// TCP. Needs the `tls` feature; see [`sentinel`](Self::sentinel).
+    ///
+    /// ```
+    /// let backend = cache_redis::RedisBackend::builder()
+    ///     .sentinel("rediss://10.0.0.1:26379")
+    ///     .data_node_tls(true)
+    ///     .build()?;
+    /// assert!(format!("{backend:?}").contains("TLS to the data nodes"));
+    /// # Ok::<(), cache_core::Error>(())
+    /// ```
+    pub fn data_node_tls(mut self, enabled: bool) -> Self {
+        self.data_node_tls = enabled;
+        self
+    }
+
     /// Names the environment variables (`CACHE_REDIS_URL`, ...) in errors rather than the
     /// setters, for a backend built from a `Config`.
     pub(crate) fn env_names(mut self) -> Self {
@@ -787,6 +808,7 @@ impl RedisBackendBuilder {
         if !self.sentinels.is_empty()
             || self.master_name.is_some()
             || self.sentinel_username.is_some()
+            || self.data_node_tls
             || self.sentinel_password.is_some()
         {
             return crate::sentinel::build(self);

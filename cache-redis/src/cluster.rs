@@ -40,16 +40,13 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use cache_core::{Error, ErrorKind, Result};
-use redis::{Client, Cmd, ConnectionAddr, ConnectionInfo, Pipeline, RedisError, Value};
+use redis::{Cmd, ConnectionAddr, ConnectionInfo, Pipeline, RedisError, Value};
 
 use crate::breaker::BreakerSettings;
 use crate::migration::{Migration, To, Turn};
-use crate::server::{PoolLimits, Request, Server, Timeouts};
+use crate::server::{ClientFactory, PoolLimits, Request, Server, Timeouts};
 use crate::slots::{Addr, Layout, slot};
 use crate::split::{Keys, Merge, by_slot, keys, multi_key, one_slot};
-
-/// Opens a `redis` client for a connection target (TLS settings included).
-pub(crate) type ClientFactory = Box<dyn Fn(ConnectionInfo) -> Result<Client> + Send + Sync>;
 
 /// How to reach the nodes: the seeds' shared settings and the per-server limits.
 pub(crate) struct NodeSettings {

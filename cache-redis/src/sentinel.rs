@@ -70,19 +70,24 @@ pub(crate) fn build(builder: RedisBackendBuilder) -> Result<RedisBackend> {
         node = node.set_password(password.expose());
     }
     let target = describe(&builder, &master_name, &addrs, db);
+    let timeouts = Timeouts {
+        connect: builder.connect_timeout,
+        response: builder.response_timeout,
+    };
+    let pool = PoolLimits {
+        max_connections: builder.max_connections,
+        idle: builder.pool_size,
+    };
+    let (breaker, node_tls) = (builder.breaker, builder.data_node_tls);
     let settings = Settings {
         master_name,
         sentinels,
         node,
-        timeouts: Timeouts {
-            connect: builder.connect_timeout,
-            response: builder.response_timeout,
-        },
-        pool: PoolLimits {
-            max_connections: builder.max_connections,
-            idle: builder.pool_size,
-        },
-        breaker: builder.breaker,
+        node_tls,
+        client: Box::new(move |info| builder.client(info)),
+        timeouts,
+        pool,
+        breaker,
     };
     Ok(RedisBackend::from_topology(
         Topology::Sentinel(Sentinel::new(settings)),
@@ -137,6 +142,9 @@ fn describe(builder: &RedisBackendBuilder, master_name: &str, addrs: &[String], 
         (None, false) => {}
     }
     target.push_str(&format!(", db {db}"));
+    if builder.data_node_tls {
+        target.push_str(", TLS to the data nodes");
+    }
     if let Some(username) = &builder.username {
         target.push_str(&format!(", user {username}"));
     }

@@ -86,6 +86,7 @@ pub struct RedisServerBuilder {
     requirepass: Option<String>,
     users: Vec<AclUser>,
     tls: bool,
+    tls_ca: Option<std::sync::Arc<TlsCa>>,
     unix_socket: bool,
     maxmemory: Option<(String, String)>,
     args: Vec<String>,
@@ -116,6 +117,15 @@ impl RedisServerBuilder {
     /// [`RedisServer::connection`] for inspection.
     pub fn tls(mut self) -> Self {
         self.tls = true;
+        self
+    }
+
+    /// Serves TLS like [`tls`](Self::tls), with a certificate signed by `ca` (shared with
+    /// other servers) instead of a CA of its own; its `tls-ca-cert-file` is `ca` too, so it
+    /// trusts the others as a client (`--tls-replication yes`).
+    pub fn tls_signed_by(mut self, ca: std::sync::Arc<TlsCa>) -> Self {
+        self.tls = true;
+        self.tls_ca = Some(ca);
         self
     }
 
@@ -172,7 +182,7 @@ impl RedisServerBuilder {
             .tempdir()
             .map_err(|e| StartError::new(format!("cannot create a temporary directory: {e}")))?;
         let tls = if self.tls {
-            Some(TlsFiles::generate(dir.path())?)
+            Some(TlsFiles::generate(dir.path(), self.tls_ca.as_deref())?)
         } else {
             None
         };
@@ -264,9 +274,14 @@ struct TlsFiles {
 }
 
 impl TlsFiles {
-    /// A CA and a server certificate for 127.0.0.1 and localhost, made with `openssl`.
-    fn generate(dir: &Path) -> Result<Self, StartError> {
+    /// A server certificate for 127.0.0.1 and localhost in `dir`, signed by `ca`, or by a
+    /// CA made for it in `dir`; made with `openssl`.
+    fn generate(dir: &Path, ca: Option<&TlsCa>) -> Result<Self, StartError> {
         let path = |name: &str| dir.join(name);
+        let (ca_cert, ca_key) = match ca {
+            Some(ca) => (ca.cert.clone(), ca.key.clone()),
+            None => make_ca(dir)?,
+        };
         let ext = path("server.ext");
         fs::write(
             &ext,
@@ -274,72 +289,123 @@ impl TlsFiles {
              extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
         )
         .map_err(|e| StartError::new(format!("cannot write {}: {e}", ext.display())))?;
-        let p = |name: &str| path(name).to_string_lossy().into_owned();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        let steps: [Vec<String>; 3] = [
-            ["req", "-x509", "-days", "2", "-subj", "/CN=cache-tests CA"]
-                .iter()
-                .chain(&ec)
-                .map(|s| s.to_string())
-                .chain(["-keyout".into(), p("ca.key"), "-out".into(), p("ca.crt")])
-                .collect(),
+        let p = |path: &Path| path.to_string_lossy().into_owned();
+        openssl(
             ["req", "-subj", "/CN=127.0.0.1"]
                 .iter()
-                .chain(&ec)
+                .chain(&EC_KEY)
                 .map(|s| s.to_string())
                 .chain([
                     "-keyout".into(),
-                    p("server.key"),
+                    p(&path("server.key")),
                     "-out".into(),
-                    p("server.csr"),
+                    p(&path("server.csr")),
                 ])
                 .collect(),
+        )?;
+        openssl(
             [
                 "x509",
                 "-req",
                 "-days",
                 "2",
                 "-in",
-                &p("server.csr"),
+                &p(&path("server.csr")),
                 "-CA",
-                &p("ca.crt"),
+                &p(&ca_cert),
                 "-CAkey",
-                &p("ca.key"),
+                &p(&ca_key),
                 "-CAcreateserial",
                 "-out",
-                &p("server.crt"),
+                &p(&path("server.crt")),
                 "-extfile",
-                &p("server.ext"),
+                &p(&ext),
             ]
             .iter()
             .map(|s| s.to_string())
             .collect(),
-        ];
-        for args in steps {
-            let output = Command::new("openssl").args(&args).output().map_err(|e| {
-                StartError::new(format!(
-                    "the `openssl` command is needed to make test certificates: {e}"
-                ))
-            })?;
-            if !output.status.success() {
-                return Err(StartError::new(format!(
-                    "openssl {} failed: {}",
-                    args[0],
-                    String::from_utf8_lossy(&output.stderr)
-                )));
-            }
-        }
+        )?;
         Ok(Self {
-            ca_cert: path("ca.crt"),
+            ca_cert,
             cert: path("server.crt"),
             key: path("server.key"),
         })
+    }
+}
+
+/// A new elliptic-curve key, for `openssl req`.
+const EC_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
+/// A self-signed CA (`ca.crt`, `ca.key`) in `dir`.
+fn make_ca(dir: &Path) -> Result<(PathBuf, PathBuf), StartError> {
+    let (cert, key) = (dir.join("ca.crt"), dir.join("ca.key"));
+    openssl(
+        ["req", "-x509", "-days", "2", "-subj", "/CN=cache-tests CA"]
+            .iter()
+            .chain(&EC_KEY)
+            .map(|s| s.to_string())
+            .chain([
+                "-keyout".into(),
+                key.to_string_lossy().into_owned(),
+                "-out".into(),
+                cert.to_string_lossy().into_owned(),
+            ])
+            .collect(),
+    )?;
+    Ok((cert, key))
+}
+
+fn openssl(args: Vec<String>) -> Result<(), StartError> {
+    let output = Command::new("openssl").args(&args).output().map_err(|e| {
+        StartError::new(format!(
+            "the `openssl` command is needed to make test certificates: {e}"
+        ))
+    })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(StartError::new(format!(
+            "openssl {} failed: {}",
+            args[0],
+            String::from_utf8_lossy(&output.stderr)
+        )))
+    }
+}
+
+/// A CA that signs the certificates of several TLS servers
+/// ([`RedisServerBuilder::tls_signed_by`]), so that they trust each other and a client
+/// trusts all of them with one root certificate. Its directory is removed on drop.
+#[derive(Debug)]
+pub struct TlsCa {
+    cert: PathBuf,
+    key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsCa {
+    /// Makes a CA with `openssl`.
+    pub fn generate() -> Result<Self, StartError> {
+        let dir = tempfile::Builder::new()
+            .prefix("redis-test-ca-")
+            .tempdir()
+            .map_err(|e| StartError::new(format!("cannot create a temporary directory: {e}")))?;
+        let (cert, key) = make_ca(dir.path())?;
+        Ok(Self {
+            cert,
+            key,
+            _dir: dir,
+        })
+    }
+
+    /// The CA's PEM certificate, for clients to trust.
+    pub fn cert_pem(&self) -> Vec<u8> {
+        fs::read(&self.cert).expect("the CA certificate is readable")
     }
 }
 

@@ -39,9 +39,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{RedisServer, RedisServerBuilder, StartError, probe};
+use crate::{RedisServer, RedisServerBuilder, StartError, TlsCa, probe};
 
 /// How many Sentinels watch the master.
 const SENTINELS: usize = 3;
@@ -61,6 +62,7 @@ pub struct RedisSentinelsBuilder {
     sentinel_password: Option<String>,
     sentinel_user: Option<(String, String)>,
     sentinel_tls: bool,
+    data_tls: bool,
     down_after: Duration,
     failover_timeout: Duration,
 }
@@ -73,6 +75,7 @@ impl Default for RedisSentinelsBuilder {
             sentinel_password: None,
             sentinel_user: None,
             sentinel_tls: false,
+            data_tls: false,
             down_after: Duration::from_secs(1),
             failover_timeout: Duration::from_secs(4),
         }
@@ -90,6 +93,7 @@ impl fmt::Debug for RedisSentinelsBuilder {
                 &self.sentinel_user.as_ref().map(|(name, _)| name),
             )
             .field("sentinel_tls", &self.sentinel_tls)
+            .field("data_tls", &self.data_tls)
             .field("down_after", &self.down_after)
             .field("failover_timeout", &self.failover_timeout)
             .finish()
@@ -138,6 +142,16 @@ impl RedisSentinelsBuilder {
         self
     }
 
+    /// Serves everything over TLS with one CA ([`RedisSentinels::tls_ca_cert`]): the data
+    /// nodes and the Sentinels on their [`port`](RedisServer::port)s, with
+    /// `tls-replication yes` everywhere, so that the replica syncs over TLS and the Sentinels
+    /// talk TLS to the data nodes and to each other, and report the data nodes' TLS ports.
+    /// Each keeps a plain port for the harness.
+    pub fn all_tls(mut self) -> Self {
+        self.data_tls = true;
+        self
+    }
+
     /// How long the master may not answer before a Sentinel considers it down
     /// (`sentinel down-after-milliseconds`, 1 s by default).
     pub fn down_after(mut self, after: Duration) -> Self {
@@ -174,9 +188,13 @@ impl RedisSentinelsBuilder {
                 self.master_name
             )));
         }
-        let master = self.data_options().try_start()?;
+        let ca = match self.data_tls {
+            true => Some(Arc::new(TlsCa::generate()?)),
+            false => None,
+        };
+        let master = self.data_options(ca.as_ref()).try_start()?;
         let replica = self
-            .data_options()
+            .data_options(ca.as_ref())
             .arg("--replicaof")
             .arg("127.0.0.1")
             .arg(master.port().to_string())
@@ -185,7 +203,12 @@ impl RedisSentinelsBuilder {
         let sentinels = (0..SENTINELS)
             .map(|_| {
                 let mut sentinel = RedisServer::builder().sentinel(config.clone());
-                if self.sentinel_tls {
+                if let Some(ca) = &ca {
+                    sentinel = sentinel
+                        .tls_signed_by(ca.clone())
+                        .arg("--tls-replication")
+                        .arg("yes");
+                } else if self.sentinel_tls {
                     sentinel = sentinel.tls();
                 }
                 match &self.sentinel_password {
@@ -209,11 +232,17 @@ impl RedisSentinelsBuilder {
         Ok(set_up)
     }
 
-    fn data_options(&self) -> RedisServerBuilder {
+    fn data_options(&self, ca: Option<&Arc<TlsCa>>) -> RedisServerBuilder {
         // Replicas sync at once, not after the default 5 s wait for more replicas.
-        let node = RedisServer::builder()
+        let mut node = RedisServer::builder()
             .arg("--repl-diskless-sync-delay")
             .arg("0");
+        if let Some(ca) = ca {
+            node = node
+                .tls_signed_by(ca.clone())
+                .arg("--tls-replication")
+                .arg("yes");
+        }
         match &self.requirepass {
             Some(password) => node
                 .requirepass(password.clone())
@@ -298,6 +327,12 @@ impl RedisSentinels {
     /// The password of the Sentinels, if any.
     pub fn sentinel_password(&self) -> Option<&str> {
         self.options.sentinel_password.as_deref()
+    }
+
+    /// The PEM certificate of the CA of an [`all_tls`](RedisSentinelsBuilder::all_tls)
+    /// set-up, which signed every node's and Sentinel's certificate.
+    pub fn tls_ca_cert(&self) -> Option<Vec<u8>> {
+        self.options.data_tls.then(|| self.data[0].tls_ca_cert())?
     }
 
     /// The Sentinels' ACL user and its password, if any
@@ -472,7 +507,7 @@ impl RedisSentinels {
     fn wait_until_formed(&self) -> Result<((), Duration), (String, Duration)> {
         let (master, replica) = (self.data[0].port(), self.data[1].port());
         probe::wait_for(FORM_TIMEOUT, || {
-            probe::check_in_sync(replica, &self.data[1].url())?;
+            probe::check_in_sync(replica, &self.data[1].plain_url())?;
             for sentinel in &self.sentinels {
                 let at = sentinel.port();
                 let reported = self.reported_master(sentinel)?;
@@ -519,6 +554,6 @@ impl RedisSentinels {
             reported = Some(port);
         }
         let master = reported.ok_or("no Sentinel runs")?;
-        probe::check_master(master, &self.data_node(master).url())
+        probe::check_master(master, &self.data_node(master).plain_url())
     }
 }

@@ -904,3 +904,67 @@ fn sentinels_over_tls_resolve_watch_and_follow_a_switch_and_a_wrong_ca_fails_ope
         "fails open"
     );
 }
+
+#[test]
+fn an_all_tls_set_up_resolves_a_tls_master_and_follows_a_kill() {
+    let _one = one_at_a_time();
+    let mut set_up = match RedisSentinels::builder().all_tls().try_start() {
+        Ok(set_up) => set_up,
+        Err(e) if e.is_tls_unsupported() => {
+            panic!("this redis-server was built without TLS support, so TLS is untested: {e}")
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let ca = set_up.tls_ca_cert().unwrap();
+    let mut builder = RedisBackend::builder()
+        .data_node_tls(true)
+        .tls_root_cert(ca.clone());
+    for sentinel in set_up.sentinels() {
+        assert!(sentinel.url().starts_with("rediss://"));
+        builder = builder.sentinel(sentinel.url());
+    }
+    let backend = builder.build().unwrap();
+    let cache = cache_on(backend.clone(), "app:");
+    cache.blocking().set("k", &1).unwrap();
+    assert_eq!(backend.sentinel_master(), Some(set_up.master_addr()));
+    set_up.reset_stats();
+    assert_eq!(cache.blocking().get::<i32>("k").unwrap(), Some(1));
+    assert_eq!(
+        set_up.master().command_count("get"),
+        1,
+        "the hit went to the master, over TLS"
+    );
+    replicate(&set_up);
+    let old = set_up.kill_master();
+    set_up.wait_for_failover();
+    let new = set_up.master_port();
+    assert_ne!(new, old);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            backend.sentinel_master() == Some(format!("127.0.0.1:{new}"))
+        }),
+        "the backend follows to {new}: {:?}",
+        backend.sentinel_master()
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || cache
+            .blocking()
+            .get::<i32>("k")
+            .is_ok_and(|v| v == Some(1))),
+        "hits on the promoted master over TLS"
+    );
+
+    // Plain TCP to a TLS data node is refused: calls fail open.
+    let mut plain = RedisBackend::builder().tls_root_cert(ca);
+    for sentinel in set_up.sentinels().iter().filter(|s| s.pid().is_some()) {
+        plain = plain.sentinel(sentinel.url());
+    }
+    let plain = cache_on(plain.build().unwrap(), "app:");
+    assert!(plain.blocking().get::<i32>("k").is_err());
+    assert_eq!(
+        plain
+            .blocking()
+            .get_or_set_with("v", Duration::from_secs(5), || 42),
+        42
+    );
+}

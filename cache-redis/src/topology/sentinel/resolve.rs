@@ -80,7 +80,7 @@ fn ask(settings: &Settings, sentinel: &Client) -> Result<Addr> {
 /// Checks that the node at `addr` answers `ROLE` as a master, with the data nodes'
 /// credentials.
 pub(crate) fn verify(settings: &Settings, addr: &Addr) -> Result<Resolved> {
-    let client = settings.node_client(addr).map_err(from_redis)?;
+    let client = settings.node_client(addr)?;
     let connector = Connector::new(
         &client,
         settings.timeouts.connect,
