@@ -16,10 +16,9 @@
 //!   turned away with `ASK` or `TRYAGAIN` is resent key by key, see [`crate::migration`]);
 //!   on a connection error or time-out to a node the call fails open and a background
 //!   thread reads the map again (at most one at a time, at most one per
-//!   [`BreakerSettings::probe_interval`]). So a
-//!   failover is followed without a restart: the dead primary's circuit opens, its calls
-//!   fail fast, and the next refresh after the cluster promoted a replica routes its slots
-//!   there.
+//!   [`BreakerSettings::probe_interval`]). So a failover is followed without a restart:
+//!   the dead primary's circuit opens, its calls fail fast, and the next refresh after the
+//!   cluster promoted a replica routes its slots there.
 //! - **One time-out per call.** A call starts no new request (a redirect, a next seed, the
 //!   next node of a multi-key operation) once the connect time-out plus the response
 //!   time-out has passed since it began.
@@ -789,8 +788,13 @@ struct Migrating {
 }
 
 impl Migrating {
-    /// The migration of `plan`'s turned-away commands, or the merged replies if none was.
+    /// The migration of `plan`'s turned-away commands, or the merged replies if none was
+    /// (or `plan` is no split of a multi-key request).
     fn of_plan(plan: Plan, replies: Vec<Value>) -> Result<Self, Result<Value>> {
+        let split = matches!(plan.merge, Merge::Mget { .. } | Merge::Sum | Merge::Ignored);
+        if !split {
+            return Err(plan.merge.finish(replies));
+        }
         let pipelines: Vec<&Pipeline> = plan
             .parts
             .iter()

@@ -110,8 +110,9 @@ enum State {
 }
 
 impl Migration {
-    /// The commands of `pipelines` (the parts of a multi-key plan, in order) whose replies
-    /// (one array per part) are `ASK` or `TRYAGAIN`; `None` if there is none.
+    /// The commands of `pipelines` (the parts of a multi-key plan, in order, with no
+    /// ignored command, so that reply `i` is command `i`'s) whose replies (one array per
+    /// part) are `ASK` or `TRYAGAIN`; `None` if there is none.
     pub(crate) fn find(pipelines: &[&Pipeline], replies: &[Value]) -> Option<Self> {
         let mut commands = Vec::new();
         for (part, (pipe, reply)) in pipelines.iter().zip(replies).enumerate() {
