@@ -479,7 +479,7 @@ pub struct RedisBackendBuilder {
     pub(crate) data_node_tls: bool,
     pub(crate) sentinel_password: Option<Secret>,
     #[cfg(feature = "tls")]
-    tls_root_cert: Option<Vec<u8>>,
+    pub(crate) tls_root_cert: Option<Vec<u8>>,
 }
 
 impl Default for RedisBackendBuilder {
@@ -916,7 +916,8 @@ impl RedisBackendBuilder {
         Ok(info.set_redis_settings(settings))
     }
 
-    /// A client for `info`, trusting [`tls_root_cert`](Self::tls_root_cert) for TLS.
+    /// A client for `info`, trusting [`tls_root_cert`](Self::tls_root_cert) for TLS (a
+    /// root certificate with a plain target is refused).
     #[cfg(feature = "tls")]
     pub(crate) fn client(&self, info: ConnectionInfo) -> Result<redis::Client> {
         // redis enables rustls without a crypto provider; pick ring unless the application

@@ -59,8 +59,9 @@ pub(crate) fn build(builder: RedisBackendBuilder) -> Result<RedisBackend> {
     for sentinel in &builder.sentinels {
         let info = sentinel_info(names.sentinel, sentinel, &sentinel_auth)?;
         addrs.extend(seeds::addr_of(&info).map(|addr| addr.to_string()));
-        sentinels.push(builder.client(info)?);
+        sentinels.push(client(&builder, info)?);
     }
+    check_tls_root(&builder, &sentinels)?;
     let db = check_db(names.db, builder.db.unwrap_or(0))?;
     let mut node = RedisConnectionInfo::default().set_db(db);
     if let Some(username) = &builder.username {
@@ -84,7 +85,7 @@ pub(crate) fn build(builder: RedisBackendBuilder) -> Result<RedisBackend> {
         sentinels,
         node,
         node_tls,
-        client: Box::new(move |info| builder.client(info)),
+        client: Box::new(move |info| client(&builder, info)),
         timeouts,
         pool,
         breaker,
@@ -93,6 +94,49 @@ pub(crate) fn build(builder: RedisBackendBuilder) -> Result<RedisBackend> {
         Topology::Sentinel(Sentinel::new(settings)),
         target,
     ))
+}
+
+/// A client for `info`: a TLS one trusting the builder's root certificate for a TLS target,
+/// a plain one otherwise (Sentinels and data nodes may differ).
+fn client(builder: &RedisBackendBuilder, info: ConnectionInfo) -> Result<redis::Client> {
+    if matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
+        return builder.client(info);
+    }
+    redis::Client::open(info).map_err(|e| {
+        Error::config(builder.names.sentinel, "the Redis client refused it").with_source(e)
+    })
+}
+
+/// Refuses a TLS root certificate that nothing would use: no `rediss://` Sentinel and no
+/// [`data_node_tls`](RedisBackendBuilder::data_node_tls).
+#[cfg(feature = "tls")]
+fn check_tls_root(builder: &RedisBackendBuilder, sentinels: &[redis::Client]) -> Result<()> {
+    let any_tls = builder.data_node_tls
+        || sentinels.iter().any(|sentinel| {
+            matches!(
+                sentinel.get_connection_info().addr(),
+                ConnectionAddr::TcpTls { .. }
+            )
+        });
+    if builder.tls_root_cert.is_some() && !any_tls {
+        return Err(Error::config(
+            "tls_root_cert",
+            "no Sentinel is a rediss:// URL and data_node_tls is off, so nothing uses TLS",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses TLS to the data nodes, which needs the `tls` feature.
+#[cfg(not(feature = "tls"))]
+fn check_tls_root(builder: &RedisBackendBuilder, _: &[redis::Client]) -> Result<()> {
+    if builder.data_node_tls {
+        return Err(Error::config(
+            "data_node_tls",
+            "TLS needs cache-redis's `tls` feature",
+        ));
+    }
+    Ok(())
 }
 
 /// A Sentinel given as `host[:port]` (with the Sentinels' credentials `auth`), or as a
@@ -246,6 +290,39 @@ mod tests {
                     .to_string()
                     .starts_with("invalid CACHE_REDIS_HOST: does not apply to a Sentinel set-up")
                 && err.to_string().contains("CACHE_REDIS_SENTINELS"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sentinel_urls_keep_their_own_credentials_and_refuse_a_database_or_a_socket() {
+        let auth = RedisConnectionInfo::default().set_password("shared");
+        let own = sentinel_info("sentinel", "redis://cache:hunter2@h:5000", &auth).unwrap();
+        assert_eq!(own.redis_settings().username(), Some("cache"));
+        assert_eq!(own.redis_settings().password(), Some("hunter2"));
+        let plain = sentinel_info("sentinel", "redis://h:5000", &auth).unwrap();
+        assert_eq!(plain.redis_settings().password(), Some("shared"));
+        for (text, says) in [
+            ("redis://:hunter2@h:5000/3", "no database"),
+            ("unix:///tmp/sentinel.sock", "over TCP"),
+        ] {
+            let err = sentinel_info("sentinel", text, &auth).unwrap_err();
+            let shown = format!("{err:#} {err:?}");
+            assert!(err.is_config() && shown.contains(says), "{shown}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_tls_root_certificate_that_nothing_uses_is_refused() {
+        let err = RedisBackend::builder()
+            .sentinel("h:5000")
+            .tls_root_cert(b"-----BEGIN CERTIFICATE-----".to_vec())
+            .build()
+            .unwrap_err();
+        assert!(
+            err.is_config() && err.to_string().starts_with("invalid tls_root_cert: "),
             "{err}"
         );
     }

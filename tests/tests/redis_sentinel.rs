@@ -770,6 +770,23 @@ fn the_watcher_moves_to_another_sentinel_when_its_own_dies_and_still_follows_a_s
     assert_eq!(cache.stats().errors, 0);
 }
 
+/// Writes `k` = 1 once the first resolution is done: the first call waits for it at most
+/// the connect time-out (250 ms), which a TLS handshake in a debug build on a loaded
+/// machine can take, and fails open meanwhile.
+fn first_write(cache: &Cache) {
+    let mut last = None;
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let result = cache.blocking().set("k", &1);
+            let done = result.is_ok();
+            last = result.err();
+            done
+        }),
+        "the master was not resolved: {:#}",
+        last.unwrap()
+    );
+}
+
 /// Sends `SENTINEL FAILOVER` and waits until `backend` sends to the other data node.
 fn switch_and_follow(set_up: &RedisSentinels, backend: &RedisBackend) {
     let old = set_up.master_port();
@@ -812,7 +829,7 @@ fn an_acl_user_on_the_sentinels_resolves_and_follows_a_switch_and_a_wrong_one_fa
     assert_clean("the backend's Debug", &format!("{backend:?}"));
     assert!(format!("{backend:?}").contains("Sentinel user cache, password ***"));
     let cache = cache_on(backend.clone(), "app:");
-    cache.blocking().set("k", &1).unwrap();
+    first_write(&cache);
     assert_eq!(cache.blocking().get::<i32>("k").unwrap(), Some(1));
     assert!(eventually(Duration::from_secs(5), || subscribed_clients(
         &set_up
@@ -833,7 +850,13 @@ fn an_acl_user_on_the_sentinels_resolves_and_follows_a_switch_and_a_wrong_one_fa
         .unwrap();
     assert_clean("a URL Sentinel's Debug", &format!("{by_url:?}"));
     let by_url = cache_on(by_url, "app:");
-    assert_eq!(by_url.blocking().get::<i32>("k").unwrap(), Some(1));
+    assert!(
+        eventually(Duration::from_secs(5), || by_url
+            .blocking()
+            .get::<i32>("k")
+            .is_ok_and(|v| v == Some(1))),
+        "the user in the URL logs in"
+    );
 
     // The user's password without the user: the default user refuses it.
     let mut builder = RedisBackend::builder().sentinel_password("Sekr3t-acl-77f1");
@@ -872,7 +895,7 @@ fn sentinels_over_tls_resolve_watch_and_follow_a_switch_and_a_wrong_ca_fails_ope
         .build()
         .unwrap();
     let cache = cache_on(backend.clone(), "app:");
-    cache.blocking().set("k", &1).unwrap();
+    first_write(&cache);
     assert_eq!(
         backend.sentinel_master(),
         Some(set_up.master_addr()),
@@ -925,7 +948,7 @@ fn an_all_tls_set_up_resolves_a_tls_master_and_follows_a_kill() {
     }
     let backend = builder.build().unwrap();
     let cache = cache_on(backend.clone(), "app:");
-    cache.blocking().set("k", &1).unwrap();
+    first_write(&cache);
     assert_eq!(backend.sentinel_master(), Some(set_up.master_addr()));
     set_up.reset_stats();
     assert_eq!(cache.blocking().get::<i32>("k").unwrap(), Some(1));
