@@ -114,8 +114,11 @@ pub const DEFAULT_POOL_SIZE: usize = DEFAULT_MAX_CONNECTIONS;
 ///   dropping the backend ends them (the watcher within 0.5 s).
 ///
 /// The Sentinels take the [`sentinel_password`](RedisBackendBuilder::sentinel_password)
-/// (their own `requirepass`); the master takes the builder's `password`, `username` and
-/// `db`. Neither password appears in `Debug` output, errors or logs.
+/// (their own `requirepass`, or with
+/// [`sentinel_username`](RedisBackendBuilder::sentinel_username) an ACL user's), or the
+/// user and password of a Sentinel given as a URL (`rediss://` for TLS to it); the master
+/// takes the builder's `password`, `username` and `db`, over plain TCP. Neither password
+/// appears in `Debug` output, errors or logs.
 ///
 /// # Failures
 ///
@@ -472,9 +475,11 @@ pub struct RedisBackendBuilder {
     pub(crate) cluster: Option<Secret>,
     pub(crate) sentinels: Vec<String>,
     pub(crate) master_name: Option<String>,
+    pub(crate) sentinel_username: Option<String>,
+    pub(crate) data_node_tls: bool,
     pub(crate) sentinel_password: Option<Secret>,
     #[cfg(feature = "tls")]
-    tls_root_cert: Option<Vec<u8>>,
+    pub(crate) tls_root_cert: Option<Vec<u8>>,
 }
 
 impl Default for RedisBackendBuilder {
@@ -495,6 +500,8 @@ impl Default for RedisBackendBuilder {
             cluster: None,
             sentinels: Vec::new(),
             master_name: None,
+            sentinel_username: None,
+            data_node_tls: false,
             sentinel_password: None,
             #[cfg(feature = "tls")]
             tls_root_cert: None,
@@ -527,8 +534,15 @@ impl fmt::Debug for RedisBackendBuilder {
                     .as_ref()
                     .map(|seeds| seeds::redact_seeds(seeds.expose())),
             )
-            .field("sentinels", &self.sentinels)
+            .field(
+                "sentinels",
+                &(self.sentinels.iter())
+                    .map(|sentinel| cache_core::config::redact_url(sentinel))
+                    .collect::<Vec<_>>(),
+            )
             .field("master_name", &self.master_name)
+            .field("sentinel_username", &self.sentinel_username)
+            .field("data_node_tls", &self.data_node_tls)
             .field("sentinel_password", &self.sentinel_password)
             .finish_non_exhaustive()
     }
@@ -663,9 +677,14 @@ impl RedisBackendBuilder {
     }
 
     /// Adds a Sentinel of a Redis Sentinel set-up, `host[:port]` (port 26379 by default;
-    /// IPv6 as `[::1]:26379`); with one or more, the backend finds the master through the
-    /// Sentinels and follows it across failovers (see [`RedisBackend`]'s "Redis Sentinel"
-    /// section). Give several: they are asked in this order, and the watcher moves from one
+    /// IPv6 as `[::1]:26379`), or a URL naming its port: `redis://[[user]:password@]host:port`,
+    /// or `rediss://...` for TLS to that Sentinel (trusting
+    /// [`tls_root_cert`](Self::tls_root_cert) when set; needs the `tls` feature); a URL's own
+    /// user and password take the place of [`sentinel_username`](Self::sentinel_username)
+    /// and [`sentinel_password`](Self::sentinel_password). With one or more, the backend
+    /// finds the master through the Sentinels and follows it across failovers (see
+    /// [`RedisBackend`]'s "Redis Sentinel" section). The data nodes are reached over plain
+    /// TCP, or TLS with [`data_node_tls`](Self::data_node_tls). Give several: they are asked in this order, and the watcher moves from one
     /// to the next. [`url`](Self::url), [`host`](Self::host) and [`port`](Self::port) are
     /// refused with Sentinels (they name the master); [`db`](Self::db),
     /// [`username`](Self::username) and [`password`](Self::password) are the data nodes',
@@ -704,10 +723,51 @@ impl RedisBackendBuilder {
         self
     }
 
-    /// The Sentinels' own password (their `requirepass`; default none); see
+    /// The Sentinels' own password (their `requirepass`, or the password of
+    /// [`sentinel_username`](Self::sentinel_username); default none); see
     /// [`sentinel`](Self::sentinel).
     pub fn sentinel_password(mut self, password: impl AsRef<str>) -> Self {
         self.sentinel_password = Some(Secret::new(password.as_ref()));
+        self
+    }
+
+    /// The ACL user the backend logs in to the Sentinels as, with
+    /// [`sentinel_password`](Self::sentinel_password) (default: the default user). It needs
+    /// `SENTINEL GET-MASTER-ADDR-BY-NAME`, `SUBSCRIBE` of `+switch-master` and `PING`:
+    /// `user cache on >password +sentinel|get-master-addr-by-name +subscribe +ping
+    /// &+switch-master` in `sentinel.conf`. A Sentinel given as a URL with its own user
+    /// keeps that one.
+    ///
+    /// ```
+    /// let backend = cache_redis::RedisBackend::builder()
+    ///     .sentinel("10.0.0.1:26379")
+    ///     .sentinel_username("cache")
+    ///     .sentinel_password("sentinel-secret")
+    ///     .build()?;
+    /// let shown = format!("{backend:?}");
+    /// assert!(shown.contains("Sentinel user cache, password ***"), "{shown}");
+    /// # Ok::<(), cache_core::Error>(())
+    /// ```
+    pub fn sentinel_username(mut self, username: impl Into<String>) -> Self {
+        self.sentinel_username = Some(username.into());
+        self
+    }
+
+    /// Reaches the data nodes of a Sentinel set-up (the master of the moment) over TLS, at
+    /// the address the Sentinels report (Sentinels with `tls-replication yes` report the
+    /// TLS ports), trusting [`tls_root_cert`](Self::tls_root_cert) when set; default plain
+    /// TCP. Needs the `tls` feature; see [`sentinel`](Self::sentinel).
+    ///
+    /// ```
+    /// let backend = cache_redis::RedisBackend::builder()
+    ///     .sentinel("rediss://10.0.0.1:26379")
+    ///     .data_node_tls(true)
+    ///     .build()?;
+    /// assert!(format!("{backend:?}").contains("TLS to the data nodes"));
+    /// # Ok::<(), cache_core::Error>(())
+    /// ```
+    pub fn data_node_tls(mut self, enabled: bool) -> Self {
+        self.data_node_tls = enabled;
         self
     }
 
@@ -747,6 +807,8 @@ impl RedisBackendBuilder {
         }
         if !self.sentinels.is_empty()
             || self.master_name.is_some()
+            || self.sentinel_username.is_some()
+            || self.data_node_tls
             || self.sentinel_password.is_some()
         {
             return crate::sentinel::build(self);
@@ -854,8 +916,10 @@ impl RedisBackendBuilder {
         Ok(info.set_redis_settings(settings))
     }
 
+    /// A client for `info`, trusting [`tls_root_cert`](Self::tls_root_cert) for TLS (a
+    /// root certificate with a plain target is refused).
     #[cfg(feature = "tls")]
-    fn client(&self, info: ConnectionInfo) -> Result<redis::Client> {
+    pub(crate) fn client(&self, info: ConnectionInfo) -> Result<redis::Client> {
         // redis enables rustls without a crypto provider; pick ring unless the application
         // already installed one (then this does nothing).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -873,8 +937,9 @@ impl RedisBackendBuilder {
             .map_err(|e| Error::config("tls_root_cert", "the TLS client refused it").with_source(e))
     }
 
+    /// A client for `info`.
     #[cfg(not(feature = "tls"))]
-    fn client(&self, info: ConnectionInfo) -> Result<redis::Client> {
+    pub(crate) fn client(&self, info: ConnectionInfo) -> Result<redis::Client> {
         redis::Client::open(info).map_err(|e| {
             Error::config(self.names.url, "the Redis client refused it").with_source(e)
         })

@@ -2,19 +2,23 @@
 //! [`Server`] per node (each with its own multiplexed connection, bounded blocking pool,
 //! circuit breaker and prober).
 //!
-//! Routing is done here rather than by the `redis` crate's cluster client, which retries
-//! internally with back-off (so a caller could pay several time-outs), shares one breaker
-//! for all nodes and has no bounded pool for sync callers.
+//! Routing is done here rather than by the `redis` crate's cluster client, which retries a
+//! request up to 16 times by default with exponential waits (and waits and retries on
+//! `TRYAGAIN`, `CLUSTERDOWN` and `MASTERDOWN`), so a caller could pay several time-outs; it
+//! has no circuit breaker, and its blocking `ClusterConnection` is not `Sync` (its node
+//! connections and slot map are in `RefCell`s), so sync callers could not share a bounded
+//! pool per node (checked in `redis` 1.8.1, `src/cluster_handling/`).
 //!
 //! - **The slot map** comes from `CLUSTER SLOTS` of any reachable node (the seeds first). It
 //!   is read on the first call (building never connects), and refreshed lazily: on `MOVED`
 //!   the slot is pointed at the named node at once and the command sent there once more; on
-//!   `ASK` the command is sent once to the named node after `ASKING`; on a connection error
-//!   or time-out to a node the call fails open and a background thread reads the map again
-//!   (at most one at a time, at most one per [`BreakerSettings::probe_interval`]). So a
-//!   failover is followed without a restart: the dead primary's circuit opens, its calls
-//!   fail fast, and the next refresh after the cluster promoted a replica routes its slots
-//!   there.
+//!   `ASK` the command is sent once to the named node after `ASKING` (a multi-key command
+//!   turned away with `ASK` or `TRYAGAIN` is resent key by key, see [`crate::migration`]);
+//!   on a connection error or time-out to a node the call fails open and a background
+//!   thread reads the map again (at most one at a time, at most one per
+//!   [`BreakerSettings::probe_interval`]). So a failover is followed without a restart:
+//!   the dead primary's circuit opens, its calls fail fast, and the next refresh after the
+//!   cluster promoted a replica routes its slots there.
 //! - **One time-out per call.** A call starts no new request (a redirect, a next seed, the
 //!   next node of a multi-key operation) once the connect time-out plus the response
 //!   time-out has passed since it began.
@@ -35,15 +39,13 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use cache_core::{Error, ErrorKind, Result};
-use redis::{Client, Cmd, ConnectionAddr, ConnectionInfo, Pipeline, RedisError, Value};
+use redis::{Cmd, ConnectionAddr, ConnectionInfo, Pipeline, RedisError, Value};
 
 use crate::breaker::BreakerSettings;
-use crate::server::{PoolLimits, Request, Server, Timeouts};
+use crate::migration::{Migration, To, Turn};
+use crate::server::{ClientFactory, PoolLimits, Request, Server, Timeouts};
 use crate::slots::{Addr, Layout, slot};
 use crate::split::{Keys, Merge, by_slot, keys, multi_key, one_slot};
-
-/// Opens a `redis` client for a connection target (TLS settings included).
-pub(crate) type ClientFactory = Box<dyn Fn(ConnectionInfo) -> Result<Client> + Send + Sync>;
 
 /// How to reach the nodes: the seeds' shared settings and the per-server limits.
 pub(crate) struct NodeSettings {
@@ -158,8 +160,8 @@ impl Cluster {
         if let Some(server) = self.shared.route(request) {
             let result = server.query(request).await;
             return match self.shared.redirect(&result) {
-                None => result,
-                Some(_) => Box::pin(self.drive(Call::after(&self.shared, request, result))).await,
+                None if !turned_away(&result) => result,
+                _ => Box::pin(self.drive(Call::after(&self.shared, request, result))).await,
             };
         }
         Box::pin(self.drive(Call::new(&self.shared, request))).await
@@ -170,8 +172,8 @@ impl Cluster {
         if let Some(server) = self.shared.route(request) {
             let result = server.query_blocking(request);
             return match self.shared.redirect(&result) {
-                None => result,
-                Some(_) => self.drive_blocking(Call::after(&self.shared, request, result)),
+                None if !turned_away(&result) => result,
+                _ => self.drive_blocking(Call::after(&self.shared, request, result)),
             };
         }
         self.drive_blocking(Call::new(&self.shared, request))
@@ -327,7 +329,7 @@ impl Shared {
             self.refresh_soon();
             return None;
         }
-        let redis = std::error::Error::source(error)?.downcast_ref::<RedisError>()?;
+        let redis = redis_error(result)?;
         let (addr, slot) = redis.redirect_node()?;
         let addr = Addr::parse(addr)?;
         let ask = redis.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Ask);
@@ -527,6 +529,16 @@ impl Drop for Refreshing {
     }
 }
 
+/// The Redis error a request failed with, if it came from Redis.
+fn redis_error(result: &Result<Value>) -> Option<&RedisError> {
+    std::error::Error::source(result.as_ref().err()?)?.downcast_ref()
+}
+
+/// True if a node turned the request away during a slot migration (`ASK`, `TRYAGAIN`).
+fn turned_away(result: &Result<Value>) -> bool {
+    result.is_err() && redis_error(result).and_then(Turn::of).is_some()
+}
+
 fn cluster_slots() -> Cmd {
     let mut cmd = redis::cmd("CLUSTER");
     cmd.arg("SLOTS");
@@ -626,6 +638,11 @@ struct Call<'a> {
     load: Option<Load<'a>>,
     /// A redirect was followed already (only one is).
     redirected: bool,
+    /// Commands of a multi-key request a node turned away during a slot migration, being
+    /// resent key by key.
+    migrating: Option<Migrating>,
+    /// A migration was followed already (only one is).
+    migrated: bool,
     /// The outcome of the last plan, for the next step.
     last: Option<Result<Value>>,
 }
@@ -643,6 +660,8 @@ impl<'a> Call<'a> {
             started: Instant::now(),
             load: None,
             redirected: false,
+            migrating: None,
+            migrated: false,
             last: None,
         }
     }
@@ -657,7 +676,34 @@ impl<'a> Call<'a> {
 
     fn step(&mut self) -> Step {
         let shared = self.shared;
+        let in_time = self.in_time();
+        if let Some(migrating) = &mut self.migrating {
+            if !in_time {
+                self.migrating = None;
+                return Step::Done(Err(out_of_time()));
+            }
+            match migrating.next(shared) {
+                Some(plan) if !plan.parts.is_empty() => return Step::Send(plan),
+                Some(_) => {
+                    self.last = self.migrating.take().map(Migrating::finish);
+                }
+                None => {
+                    self.migrating = None;
+                    return Step::Done(Err(Error::new(
+                        ErrorKind::Connection,
+                        "cannot make a client for the Redis Cluster node an ASK named",
+                    )));
+                }
+            }
+        }
         if let Some(result) = self.last.take() {
+            if !self.migrated
+                && let Some(migrating) = Migrating::of_command(shared, self.request, &result)
+            {
+                self.migrated = true;
+                self.migrating = Some(migrating);
+                return self.step();
+            }
             match shared.redirect(&result) {
                 Some(redirect) if !self.redirected => {
                     self.redirected = true;
@@ -700,17 +746,124 @@ impl<'a> Call<'a> {
 
     /// Reads the replies of `plan`: all of them, or the first failure.
     fn on_replies(&mut self, plan: Plan, replies: Result<Vec<Value>>) {
-        match &mut self.load {
-            Some(load) => {
-                load.on_reply(replies.map(|mut replies| replies.pop().unwrap_or(Value::Nil)));
+        if let Some(load) = &mut self.load {
+            load.on_reply(replies.map(|mut replies| replies.pop().unwrap_or(Value::Nil)));
+            return;
+        }
+        if let Some(mut migrating) = self.migrating.take() {
+            match replies {
+                Ok(replies) => {
+                    migrating.migration.on_replies(replies);
+                    self.migrating = Some(migrating);
+                }
+                Err(error) => self.last = Some(Err(error)),
             }
-            None => self.last = Some(replies.and_then(|replies| plan.merge.finish(replies))),
+            return;
+        }
+        match replies {
+            Ok(replies) if !self.migrated => match Migrating::of_plan(plan, replies) {
+                Ok(migrating) => {
+                    self.migrated = true;
+                    self.migrating = Some(migrating);
+                }
+                Err(result) => self.last = Some(result),
+            },
+            replies => self.last = Some(replies.and_then(|replies| plan.merge.finish(replies))),
         }
     }
 
     /// True while the call may start another request.
     fn in_time(&self) -> bool {
         self.started.elapsed() < self.shared.budget()
+    }
+}
+
+/// A multi-key request some of whose commands a node turned away during a slot migration
+/// (see [`crate::migration`]): the replies so far, and the nodes of the plan's parts.
+struct Migrating {
+    migration: Migration,
+    servers: Vec<Arc<Server>>,
+    replies: Vec<Value>,
+    merge: Merge,
+}
+
+impl Migrating {
+    /// The migration of `plan`'s turned-away commands, or the merged replies if none was
+    /// (or `plan` is no split of a multi-key request).
+    fn of_plan(plan: Plan, replies: Vec<Value>) -> Result<Self, Result<Value>> {
+        let split = matches!(plan.merge, Merge::Mget { .. } | Merge::Sum | Merge::Ignored);
+        if !split {
+            return Err(plan.merge.finish(replies));
+        }
+        let pipelines: Vec<&Pipeline> = plan
+            .parts
+            .iter()
+            .filter_map(|part| match &part.request {
+                PartRequest::Pipeline(pipe) => Some(pipe),
+                _ => None,
+            })
+            .collect();
+        let found = (pipelines.len() == replies.len())
+            .then(|| Migration::find(&pipelines, &replies))
+            .flatten();
+        match found {
+            Some(migration) => Ok(Self {
+                migration,
+                servers: plan.parts.into_iter().map(|part| part.server).collect(),
+                replies,
+                merge: plan.merge,
+            }),
+            None => Err(plan.merge.finish(replies)),
+        }
+    }
+
+    /// The migration of a multi-key command of one slot that `result` says a node turned
+    /// away.
+    fn of_command(shared: &Shared, request: Request<'_>, result: &Result<Value>) -> Option<Self> {
+        let Request::Cmd(cmd) = request else {
+            return None;
+        };
+        let migration = Migration::of_command(cmd, Turn::of(redis_error(result)?)?)?;
+        let Keys::Many(_, keys) = keys(cmd) else {
+            return None;
+        };
+        Some(Self {
+            migration,
+            servers: vec![shared.owner(one_slot(&keys)?)?],
+            replies: vec![Value::Array(vec![Value::Nil])],
+            merge: Merge::First,
+        })
+    }
+
+    /// The next round of per-key commands (no part once every key has its reply), or
+    /// `None` if an `ASK` named a node no client can be made for.
+    fn next(&mut self, shared: &Shared) -> Option<Plan> {
+        let parts = self
+            .migration
+            .next()
+            .into_iter()
+            .map(|(to, pipe)| {
+                let server = match to {
+                    To::Part(at) => self.servers.get(at).cloned(),
+                    To::Asked(addr) => shared.node(&addr),
+                }?;
+                Some(Part {
+                    server,
+                    request: PartRequest::Pipeline(pipe),
+                })
+            })
+            .collect::<Option<_>>()?;
+        Some(Plan {
+            parts,
+            merge: Merge::Ignored,
+        })
+    }
+
+    /// The request's reply, with the turned-away commands' replies put back.
+    fn finish(self) -> Result<Value> {
+        let mut replies = self.replies;
+        self.migration.patch(&mut replies);
+        self.merge.finish(replies)
     }
 }
 

@@ -57,6 +57,7 @@ mod blocking;
 mod breaker;
 mod cluster;
 mod error;
+mod migration;
 mod ops;
 mod pool;
 mod seeds;

@@ -6,9 +6,10 @@ use cache_core::config::{
     DEFAULT_SENTINEL_MASTER, RedisSettings, check_db, check_master_name, parse_sentinel_addr,
 };
 use cache_core::{Error, Result};
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 
 use crate::backend::{RedisBackend, RedisBackendBuilder};
+use crate::seeds;
 use crate::server::{PoolLimits, Timeouts};
 use crate::topology::Topology;
 use crate::topology::sentinel::{Sentinel, Settings};
@@ -47,21 +48,20 @@ pub(crate) fn build(builder: RedisBackendBuilder) -> Result<RedisBackend> {
             .unwrap_or(DEFAULT_SENTINEL_MASTER),
     )?;
     let mut sentinel_auth = RedisConnectionInfo::default();
+    if let Some(username) = &builder.sentinel_username {
+        sentinel_auth = sentinel_auth.set_username(username);
+    }
     if let Some(password) = &builder.sentinel_password {
         sentinel_auth = sentinel_auth.set_password(password.expose());
     }
     let mut addrs = Vec::with_capacity(builder.sentinels.len());
     let mut sentinels = Vec::with_capacity(builder.sentinels.len());
     for sentinel in &builder.sentinels {
-        let (host, port) = parse_sentinel_addr(names.sentinel, sentinel)?;
-        addrs.push(addr(&host, port));
-        let info = ConnectionAddr::Tcp(host, port)
-            .into_connection_info()
-            .map_err(|e| {
-                Error::config(names.sentinel, "the Redis client refused it").with_source(e)
-            })?;
-        sentinels.push(info.set_redis_settings(sentinel_auth.clone()));
+        let info = sentinel_info(names.sentinel, sentinel, &sentinel_auth)?;
+        addrs.extend(seeds::addr_of(&info).map(|addr| addr.to_string()));
+        sentinels.push(client(&builder, info)?);
     }
+    check_tls_root(&builder, &sentinels)?;
     let db = check_db(names.db, builder.db.unwrap_or(0))?;
     let mut node = RedisConnectionInfo::default().set_db(db);
     if let Some(username) = &builder.username {
@@ -71,19 +71,24 @@ pub(crate) fn build(builder: RedisBackendBuilder) -> Result<RedisBackend> {
         node = node.set_password(password.expose());
     }
     let target = describe(&builder, &master_name, &addrs, db);
+    let timeouts = Timeouts {
+        connect: builder.connect_timeout,
+        response: builder.response_timeout,
+    };
+    let pool = PoolLimits {
+        max_connections: builder.max_connections,
+        idle: builder.pool_size,
+    };
+    let (breaker, node_tls) = (builder.breaker, builder.data_node_tls);
     let settings = Settings {
         master_name,
         sentinels,
         node,
-        timeouts: Timeouts {
-            connect: builder.connect_timeout,
-            response: builder.response_timeout,
-        },
-        pool: PoolLimits {
-            max_connections: builder.max_connections,
-            idle: builder.pool_size,
-        },
-        breaker: builder.breaker,
+        node_tls,
+        client: Box::new(move |info| client(&builder, info)),
+        timeouts,
+        pool,
+        breaker,
     };
     Ok(RedisBackend::from_topology(
         Topology::Sentinel(Sentinel::new(settings)),
@@ -91,13 +96,99 @@ pub(crate) fn build(builder: RedisBackendBuilder) -> Result<RedisBackend> {
     ))
 }
 
+/// A client for `info`: a TLS one trusting the builder's root certificate for a TLS target,
+/// a plain one otherwise (Sentinels and data nodes may differ).
+fn client(builder: &RedisBackendBuilder, info: ConnectionInfo) -> Result<redis::Client> {
+    if matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
+        return builder.client(info);
+    }
+    redis::Client::open(info).map_err(|e| {
+        Error::config(builder.names.sentinel, "the Redis client refused it").with_source(e)
+    })
+}
+
+/// Refuses a TLS root certificate that nothing would use: no `rediss://` Sentinel and no
+/// [`data_node_tls`](RedisBackendBuilder::data_node_tls).
+#[cfg(feature = "tls")]
+fn check_tls_root(builder: &RedisBackendBuilder, sentinels: &[redis::Client]) -> Result<()> {
+    let any_tls = builder.data_node_tls
+        || sentinels.iter().any(|sentinel| {
+            matches!(
+                sentinel.get_connection_info().addr(),
+                ConnectionAddr::TcpTls { .. }
+            )
+        });
+    if builder.tls_root_cert.is_some() && !any_tls {
+        return Err(Error::config(
+            "tls_root_cert",
+            "no Sentinel is a rediss:// URL and data_node_tls is off, so nothing uses TLS",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses TLS to the data nodes, which needs the `tls` feature.
+#[cfg(not(feature = "tls"))]
+fn check_tls_root(builder: &RedisBackendBuilder, _: &[redis::Client]) -> Result<()> {
+    if builder.data_node_tls {
+        return Err(Error::config(
+            "data_node_tls",
+            "TLS needs cache-redis's `tls` feature",
+        ));
+    }
+    Ok(())
+}
+
+/// A Sentinel given as `host[:port]` (with the Sentinels' credentials `auth`), or as a
+/// `redis://` or `rediss://` URL (with its own user and password if it names any, else
+/// `auth`). Errors name `field` and never repeat the text.
+fn sentinel_info(field: &str, text: &str, auth: &RedisConnectionInfo) -> Result<ConnectionInfo> {
+    if !text.contains("://") {
+        let (host, port) = parse_sentinel_addr(field, text)?;
+        return ConnectionAddr::Tcp(host, port)
+            .into_connection_info()
+            .map(|info| info.set_redis_settings(auth.clone()))
+            .map_err(|e| Error::config(field, "the Redis client refused it").with_source(e));
+    }
+    let info = crate::target::parse_url(text, field)?;
+    if !matches!(
+        info.addr(),
+        ConnectionAddr::Tcp(..) | ConnectionAddr::TcpTls { .. }
+    ) {
+        return Err(Error::config(
+            field,
+            "a Sentinel is reached over TCP: host:port, redis://host:port or rediss://host:port",
+        ));
+    }
+    let own = info.redis_settings();
+    if own.db() != 0 {
+        return Err(Error::config(
+            field,
+            "a Sentinel has no database: leave the path of its URL empty",
+        ));
+    }
+    if own.username().is_some() || own.password().is_some() {
+        return Ok(info);
+    }
+    Ok(info.set_redis_settings(auth.clone()))
+}
+
 /// The deployment for `Debug` and logs, every password as `***`.
 fn describe(builder: &RedisBackendBuilder, master_name: &str, addrs: &[String], db: i64) -> String {
     let mut target = format!("Sentinel master `{master_name}` via {}", addrs.join(","));
-    if builder.sentinel_password.is_some() {
-        target.push_str(" (Sentinel password ***)");
+    match (
+        &builder.sentinel_username,
+        builder.sentinel_password.is_some(),
+    ) {
+        (Some(user), true) => target.push_str(&format!(" (Sentinel user {user}, password ***)")),
+        (Some(user), false) => target.push_str(&format!(" (Sentinel user {user})")),
+        (None, true) => target.push_str(" (Sentinel password ***)"),
+        (None, false) => {}
     }
     target.push_str(&format!(", db {db}"));
+    if builder.data_node_tls {
+        target.push_str(", TLS to the data nodes");
+    }
     if let Some(username) = &builder.username {
         target.push_str(&format!(", user {username}"));
     }
@@ -199,6 +290,39 @@ mod tests {
                     .to_string()
                     .starts_with("invalid CACHE_REDIS_HOST: does not apply to a Sentinel set-up")
                 && err.to_string().contains("CACHE_REDIS_SENTINELS"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sentinel_urls_keep_their_own_credentials_and_refuse_a_database_or_a_socket() {
+        let auth = RedisConnectionInfo::default().set_password("shared");
+        let own = sentinel_info("sentinel", "redis://cache:hunter2@h:5000", &auth).unwrap();
+        assert_eq!(own.redis_settings().username(), Some("cache"));
+        assert_eq!(own.redis_settings().password(), Some("hunter2"));
+        let plain = sentinel_info("sentinel", "redis://h:5000", &auth).unwrap();
+        assert_eq!(plain.redis_settings().password(), Some("shared"));
+        for (text, says) in [
+            ("redis://:hunter2@h:5000/3", "no database"),
+            ("unix:///tmp/sentinel.sock", "over TCP"),
+        ] {
+            let err = sentinel_info("sentinel", text, &auth).unwrap_err();
+            let shown = format!("{err:#} {err:?}");
+            assert!(err.is_config() && shown.contains(says), "{shown}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_tls_root_certificate_that_nothing_uses_is_refused() {
+        let err = RedisBackend::builder()
+            .sentinel("h:5000")
+            .tls_root_cert(b"-----BEGIN CERTIFICATE-----".to_vec())
+            .build()
+            .unwrap_err();
+        assert!(
+            err.is_config() && err.to_string().starts_with("invalid tls_root_cert: "),
             "{err}"
         );
     }

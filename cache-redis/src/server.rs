@@ -26,6 +26,10 @@ use crate::breaker::{Breaker, BreakerSettings, Probe};
 use crate::error::{breaks_connection, from_redis};
 use crate::pool::{Pool, Slot};
 
+/// Opens a `redis` client for a connection target (TLS settings included), for a topology
+/// that finds its servers at run time.
+pub(crate) type ClientFactory = Box<dyn Fn(redis::ConnectionInfo) -> Result<Client> + Send + Sync>;
+
 /// The time-outs that bound every call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Timeouts {

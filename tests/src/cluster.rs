@@ -361,9 +361,26 @@ impl RedisCluster {
     ///
     /// If no node answers.
     pub fn kill_primary_of(&mut self, key: &str) -> u16 {
+        self.take_down_primary_of(key, RedisServer::kill)
+    }
+
+    /// Pauses the primary that holds `key` with `SIGSTOP` (hung, not dead: it accepts
+    /// connections and answers nothing) and returns its port;
+    /// [`wait_for_failover`](Self::wait_for_failover) then waits for a replica to take
+    /// over. Resume it with [`node_mut`](Self::node_mut) and [`RedisServer::resume`]: it
+    /// rejoins as a replica of the promoted node.
+    ///
+    /// # Panics
+    ///
+    /// If no node answers.
+    pub fn pause_primary_of(&mut self, key: &str) -> u16 {
+        self.take_down_primary_of(key, RedisServer::pause)
+    }
+
+    fn take_down_primary_of(&mut self, key: &str, take_down: fn(&mut RedisServer)) -> u16 {
         let shard = self.shard_of(key);
         let slot = *shard.slots[0].start();
-        self.node_mut(shard.primary).kill();
+        take_down(self.node_mut(shard.primary));
         self.last_kill = Some(Kill {
             at: Instant::now(),
             port: shard.primary,
@@ -373,7 +390,7 @@ impl RedisCluster {
     }
 
     /// Waits until a replica of the primary that [`kill_primary_of`](Self::kill_primary_of)
-    /// killed serves its slots as a primary and every running node reports
+    /// killed (or [`pause_primary_of`](Self::pause_primary_of) paused) serves its slots as a primary and every running node reports
     /// `cluster_state:ok` with all slots served again, and returns the time from the kill.
     ///
     /// # Panics
@@ -403,7 +420,7 @@ impl RedisCluster {
     pub fn command_count(&self, command: &str) -> u64 {
         self.shards()
             .iter()
-            .filter(|shard| self.node(shard.primary).pid().is_some())
+            .filter(|shard| self.node(shard.primary).is_answering())
             .map(|shard| self.node(shard.primary).command_count(command))
             .sum()
     }
@@ -421,9 +438,9 @@ impl RedisCluster {
         self.running().for_each(RedisServer::reset_stats);
     }
 
-    /// The nodes that were not killed.
+    /// The nodes that were neither killed nor paused.
     fn running(&self) -> impl Iterator<Item = &RedisServer> {
-        self.nodes.iter().filter(|node| node.pid().is_some())
+        self.nodes.iter().filter(|node| node.is_answering())
     }
 
     /// Runs `redis-cli --cluster create` on every node.

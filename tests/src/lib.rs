@@ -32,6 +32,7 @@
 //! servers, for tests of the Cluster and Sentinel deployments.
 
 pub mod cluster;
+pub mod deployment;
 mod host;
 pub mod logs;
 mod probe;
@@ -58,6 +59,8 @@ pub const NOT_FOUND: &str = "redis-server not found: install it with \
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Port collisions tolerated before giving up.
 const START_ATTEMPTS: usize = 5;
+/// How long [`RedisServer::wait_for_replicas`] waits.
+const REPLICATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An ACL user created at start-up with every permission.
 #[derive(Clone, PartialEq, Eq)]
@@ -83,6 +86,7 @@ pub struct RedisServerBuilder {
     requirepass: Option<String>,
     users: Vec<AclUser>,
     tls: bool,
+    tls_ca: Option<std::sync::Arc<TlsCa>>,
     unix_socket: bool,
     maxmemory: Option<(String, String)>,
     args: Vec<String>,
@@ -113,6 +117,15 @@ impl RedisServerBuilder {
     /// [`RedisServer::connection`] for inspection.
     pub fn tls(mut self) -> Self {
         self.tls = true;
+        self
+    }
+
+    /// Serves TLS like [`tls`](Self::tls), with a certificate signed by `ca` (shared with
+    /// other servers) instead of a CA of its own; its `tls-ca-cert-file` is `ca` too, so it
+    /// trusts the others as a client (`--tls-replication yes`).
+    pub fn tls_signed_by(mut self, ca: std::sync::Arc<TlsCa>) -> Self {
+        self.tls = true;
+        self.tls_ca = Some(ca);
         self
     }
 
@@ -169,7 +182,7 @@ impl RedisServerBuilder {
             .tempdir()
             .map_err(|e| StartError::new(format!("cannot create a temporary directory: {e}")))?;
         let tls = if self.tls {
-            Some(TlsFiles::generate(dir.path())?)
+            Some(TlsFiles::generate(dir.path(), self.tls_ca.as_deref())?)
         } else {
             None
         };
@@ -261,9 +274,14 @@ struct TlsFiles {
 }
 
 impl TlsFiles {
-    /// A CA and a server certificate for 127.0.0.1 and localhost, made with `openssl`.
-    fn generate(dir: &Path) -> Result<Self, StartError> {
+    /// A server certificate for 127.0.0.1 and localhost in `dir`, signed by `ca`, or by a
+    /// CA made for it in `dir`; made with `openssl`.
+    fn generate(dir: &Path, ca: Option<&TlsCa>) -> Result<Self, StartError> {
         let path = |name: &str| dir.join(name);
+        let (ca_cert, ca_key) = match ca {
+            Some(ca) => (ca.cert.clone(), ca.key.clone()),
+            None => make_ca(dir)?,
+        };
         let ext = path("server.ext");
         fs::write(
             &ext,
@@ -271,72 +289,123 @@ impl TlsFiles {
              extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
         )
         .map_err(|e| StartError::new(format!("cannot write {}: {e}", ext.display())))?;
-        let p = |name: &str| path(name).to_string_lossy().into_owned();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        let steps: [Vec<String>; 3] = [
-            ["req", "-x509", "-days", "2", "-subj", "/CN=cache-tests CA"]
-                .iter()
-                .chain(&ec)
-                .map(|s| s.to_string())
-                .chain(["-keyout".into(), p("ca.key"), "-out".into(), p("ca.crt")])
-                .collect(),
+        let p = |path: &Path| path.to_string_lossy().into_owned();
+        openssl(
             ["req", "-subj", "/CN=127.0.0.1"]
                 .iter()
-                .chain(&ec)
+                .chain(&EC_KEY)
                 .map(|s| s.to_string())
                 .chain([
                     "-keyout".into(),
-                    p("server.key"),
+                    p(&path("server.key")),
                     "-out".into(),
-                    p("server.csr"),
+                    p(&path("server.csr")),
                 ])
                 .collect(),
+        )?;
+        openssl(
             [
                 "x509",
                 "-req",
                 "-days",
                 "2",
                 "-in",
-                &p("server.csr"),
+                &p(&path("server.csr")),
                 "-CA",
-                &p("ca.crt"),
+                &p(&ca_cert),
                 "-CAkey",
-                &p("ca.key"),
+                &p(&ca_key),
                 "-CAcreateserial",
                 "-out",
-                &p("server.crt"),
+                &p(&path("server.crt")),
                 "-extfile",
-                &p("server.ext"),
+                &p(&ext),
             ]
             .iter()
             .map(|s| s.to_string())
             .collect(),
-        ];
-        for args in steps {
-            let output = Command::new("openssl").args(&args).output().map_err(|e| {
-                StartError::new(format!(
-                    "the `openssl` command is needed to make test certificates: {e}"
-                ))
-            })?;
-            if !output.status.success() {
-                return Err(StartError::new(format!(
-                    "openssl {} failed: {}",
-                    args[0],
-                    String::from_utf8_lossy(&output.stderr)
-                )));
-            }
-        }
+        )?;
         Ok(Self {
-            ca_cert: path("ca.crt"),
+            ca_cert,
             cert: path("server.crt"),
             key: path("server.key"),
         })
+    }
+}
+
+/// A new elliptic-curve key, for `openssl req`.
+const EC_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
+/// A self-signed CA (`ca.crt`, `ca.key`) in `dir`.
+fn make_ca(dir: &Path) -> Result<(PathBuf, PathBuf), StartError> {
+    let (cert, key) = (dir.join("ca.crt"), dir.join("ca.key"));
+    openssl(
+        ["req", "-x509", "-days", "2", "-subj", "/CN=cache-tests CA"]
+            .iter()
+            .chain(&EC_KEY)
+            .map(|s| s.to_string())
+            .chain([
+                "-keyout".into(),
+                key.to_string_lossy().into_owned(),
+                "-out".into(),
+                cert.to_string_lossy().into_owned(),
+            ])
+            .collect(),
+    )?;
+    Ok((cert, key))
+}
+
+fn openssl(args: Vec<String>) -> Result<(), StartError> {
+    let output = Command::new("openssl").args(&args).output().map_err(|e| {
+        StartError::new(format!(
+            "the `openssl` command is needed to make test certificates: {e}"
+        ))
+    })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(StartError::new(format!(
+            "openssl {} failed: {}",
+            args[0],
+            String::from_utf8_lossy(&output.stderr)
+        )))
+    }
+}
+
+/// A CA that signs the certificates of several TLS servers
+/// ([`RedisServerBuilder::tls_signed_by`]), so that they trust each other and a client
+/// trusts all of them with one root certificate. Its directory is removed on drop.
+#[derive(Debug)]
+pub struct TlsCa {
+    cert: PathBuf,
+    key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsCa {
+    /// Makes a CA with `openssl`.
+    pub fn generate() -> Result<Self, StartError> {
+        let dir = tempfile::Builder::new()
+            .prefix("redis-test-ca-")
+            .tempdir()
+            .map_err(|e| StartError::new(format!("cannot create a temporary directory: {e}")))?;
+        let (cert, key) = make_ca(dir.path())?;
+        Ok(Self {
+            cert,
+            key,
+            _dir: dir,
+        })
+    }
+
+    /// The CA's PEM certificate, for clients to trust.
+    pub fn cert_pem(&self) -> Vec<u8> {
+        fs::read(&self.cert).expect("the CA certificate is readable")
     }
 }
 
@@ -443,6 +512,11 @@ impl RedisServer {
         self.paused = true;
     }
 
+    /// True while the process runs and is not [paused](Self::pause).
+    pub fn is_answering(&self) -> bool {
+        self.child.is_some() && !self.paused
+    }
+
     /// Continues a paused process (`SIGCONT`).
     pub fn resume(&mut self) {
         self.signal("-CONT");
@@ -497,19 +571,24 @@ impl RedisServer {
     ///
     /// If the server does not answer.
     pub fn connection(&self) -> redis::Connection {
-        let port = self.ports.admin.unwrap_or(self.ports.main);
-        let credentials = match &self.options.requirepass {
-            Some(password) => format!(":{password}@"),
-            None => String::new(),
-        };
-        let url = format!("redis://{credentials}127.0.0.1:{port}/0");
-        let client = redis::Client::open(url).expect("a valid URL");
+        let client = redis::Client::open(self.plain_url()).expect("a valid URL");
         let conn = client
             .get_connection_with_timeout(Duration::from_secs(5))
             .unwrap_or_else(|e| panic!("cannot connect to the test redis-server: {e}"));
         conn.set_read_timeout(Some(Duration::from_secs(10)))
             .expect("socket time-outs can be set");
         conn
+    }
+
+    /// The plain `redis://` URL of database 0 for the default user (the admin port of a TLS
+    /// server), for tools without TLS.
+    pub fn plain_url(&self) -> String {
+        let port = self.ports.admin.unwrap_or(self.ports.main);
+        let credentials = match &self.options.requirepass {
+            Some(password) => format!(":{password}@"),
+            None => String::new(),
+        };
+        format!("redis://{credentials}127.0.0.1:{port}/0")
     }
 
     /// Resets the command statistics (`CONFIG RESETSTAT`). The reset itself is then counted
@@ -549,6 +628,36 @@ impl RedisServer {
             .query(&mut self.connection())
             .expect("INFO stats succeeds");
         info_field(&info, "total_connections_received").unwrap_or(0)
+    }
+
+    /// Waits until `replicas` replicas of this primary acknowledged its whole replication
+    /// stream as it stood on the first poll, and returns how long that took.
+    ///
+    /// It polls `INFO replication` (no data command, so no counted `GET` or `SET`): every
+    /// `slaveN:...,state=online,offset=..` line against `master_repl_offset`. Unlike `WAIT`,
+    /// which waits for the offset of its own connection's last write (a fresh connection's
+    /// `WAIT` returns at once), this covers every connection's writes. Replicas acknowledge
+    /// about once a second, so it takes up to a second.
+    ///
+    /// # Panics
+    ///
+    /// If fewer replicas caught up within 10 s (the message says what the primary reports).
+    pub fn wait_for_replicas(&self, replicas: usize) -> Duration {
+        let url = self.plain_url();
+        let mut target = None;
+        probe::wait_for(REPLICATION_TIMEOUT, || {
+            let caught_up = probe::replicas_caught_up(self.ports.main, &url, &mut target)?;
+            if caught_up >= replicas {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{caught_up} of {replicas} replicas of {} acknowledged offset {target:?}",
+                    self.ports.main
+                ))
+            }
+        })
+        .map(|((), took)| took)
+        .unwrap_or_else(|(reason, waited)| panic!("after {waited:?}: {reason}"))
     }
 
     /// How many keys database 0 holds (`DBSIZE`).

@@ -61,3 +61,48 @@ pub(crate) fn check_in_sync(port: u16, url: &str) -> Result<(), String> {
         link => Err(format!("replica {port} has master_link_status {link:?}")),
     }
 }
+
+/// How many replicas of the primary at `url` (on `port`) acknowledged `target`, its
+/// `master_repl_offset` on the first call (stored in `target` then).
+pub(crate) fn replicas_caught_up(
+    port: u16,
+    url: &str,
+    target: &mut Option<u64>,
+) -> Result<usize, String> {
+    let replication: String = query(url, redis::cmd("INFO").arg("replication"))
+        .map_err(|e| format!("primary {port}: INFO replication: {e}"))?;
+    let offset = info_value(&replication, "master_repl_offset")
+        .and_then(|offset| offset.parse::<u64>().ok())
+        .ok_or_else(|| format!("primary {port} reports no master_repl_offset"))?;
+    let target = *target.get_or_insert(offset);
+    Ok(replication
+        .lines()
+        .filter(|line| line.starts_with("slave") && line.contains(":ip="))
+        .filter(|line| replica_field(line, "state") == Some("online"))
+        .filter_map(|line| replica_field(line, "offset")?.parse::<u64>().ok())
+        .filter(|acked| *acked >= target)
+        .count())
+}
+
+/// The value of `name` in a replica's line of `INFO replication`
+/// (`slave0:ip=127.0.0.1,port=6380,state=online,offset=42,lag=0`).
+fn replica_field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let (_, fields) = line.split_once(':')?;
+    fields
+        .split(',')
+        .find_map(|field| field.strip_prefix(name)?.strip_prefix('='))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replica_line_of_info_replication_gives_its_state_and_offset() {
+        let line = "slave0:ip=127.0.0.1,port=6380,state=online,offset=42,lag=0";
+        assert_eq!(replica_field(line, "state"), Some("online"));
+        assert_eq!(replica_field(line, "offset"), Some("42"));
+        assert_eq!(replica_field(line, "port"), Some("6380"));
+        assert_eq!(replica_field(line, "off"), None);
+    }
+}

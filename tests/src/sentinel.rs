@@ -39,9 +39,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{RedisServer, RedisServerBuilder, StartError, probe};
+use crate::{RedisServer, RedisServerBuilder, StartError, TlsCa, probe};
 
 /// How many Sentinels watch the master.
 const SENTINELS: usize = 3;
@@ -59,6 +60,9 @@ pub struct RedisSentinelsBuilder {
     master_name: String,
     requirepass: Option<String>,
     sentinel_password: Option<String>,
+    sentinel_user: Option<(String, String)>,
+    sentinel_tls: bool,
+    data_tls: bool,
     down_after: Duration,
     failover_timeout: Duration,
 }
@@ -69,6 +73,9 @@ impl Default for RedisSentinelsBuilder {
             master_name: "mymaster".into(),
             requirepass: None,
             sentinel_password: None,
+            sentinel_user: None,
+            sentinel_tls: false,
+            data_tls: false,
             down_after: Duration::from_secs(1),
             failover_timeout: Duration::from_secs(4),
         }
@@ -81,6 +88,12 @@ impl fmt::Debug for RedisSentinelsBuilder {
             .field("master_name", &self.master_name)
             .field("requirepass", &self.requirepass.is_some())
             .field("sentinel_password", &self.sentinel_password.is_some())
+            .field(
+                "sentinel_user",
+                &self.sentinel_user.as_ref().map(|(name, _)| name),
+            )
+            .field("sentinel_tls", &self.sentinel_tls)
+            .field("data_tls", &self.data_tls)
             .field("down_after", &self.down_after)
             .field("failover_timeout", &self.failover_timeout)
             .finish()
@@ -107,6 +120,35 @@ impl RedisSentinelsBuilder {
     /// `sentinel sentinel-pass` so that they can talk to each other).
     pub fn sentinel_password(mut self, password: impl Into<String>) -> Self {
         self.sentinel_password = Some(password.into());
+        self
+    }
+
+    /// Adds an ACL user `name` with `password` on every Sentinel, allowed exactly what the
+    /// cache needs: `SENTINEL GET-MASTER-ADDR-BY-NAME`, `PING` and `SUBSCRIBE` of
+    /// `+switch-master` (`user <name> on ><password> +sentinel|get-master-addr-by-name
+    /// +ping +subscribe &+switch-master`).
+    pub fn sentinel_user(mut self, name: impl Into<String>, password: impl Into<String>) -> Self {
+        self.sentinel_user = Some((name.into(), password.into()));
+        self
+    }
+
+    /// Serves the Sentinels over TLS on their [`port`](RedisServer::port) (each with its own
+    /// CA, [`RedisServer::tls_ca_cert`]), with a plain port beside it that the Sentinels
+    /// announce to each other and the harness uses
+    /// ([`RedisServerBuilder::tls`](crate::RedisServerBuilder::tls)). The data nodes stay
+    /// plain.
+    pub fn sentinel_tls(mut self) -> Self {
+        self.sentinel_tls = true;
+        self
+    }
+
+    /// Serves everything over TLS with one CA ([`RedisSentinels::tls_ca_cert`]): the data
+    /// nodes and the Sentinels on their [`port`](RedisServer::port)s, with
+    /// `tls-replication yes` everywhere, so that the replica syncs over TLS and the Sentinels
+    /// talk TLS to the data nodes and to each other, and report the data nodes' TLS ports.
+    /// Each keeps a plain port for the harness.
+    pub fn all_tls(mut self) -> Self {
+        self.data_tls = true;
         self
     }
 
@@ -146,9 +188,13 @@ impl RedisSentinelsBuilder {
                 self.master_name
             )));
         }
-        let master = self.data_options().try_start()?;
+        let ca = match self.data_tls {
+            true => Some(Arc::new(TlsCa::generate()?)),
+            false => None,
+        };
+        let master = self.data_options(ca.as_ref()).try_start()?;
         let replica = self
-            .data_options()
+            .data_options(ca.as_ref())
             .arg("--replicaof")
             .arg("127.0.0.1")
             .arg(master.port().to_string())
@@ -156,7 +202,15 @@ impl RedisSentinelsBuilder {
         let config = self.sentinel_config(master.port());
         let sentinels = (0..SENTINELS)
             .map(|_| {
-                let sentinel = RedisServer::builder().sentinel(config.clone());
+                let mut sentinel = RedisServer::builder().sentinel(config.clone());
+                if let Some(ca) = &ca {
+                    sentinel = sentinel
+                        .tls_signed_by(ca.clone())
+                        .arg("--tls-replication")
+                        .arg("yes");
+                } else if self.sentinel_tls {
+                    sentinel = sentinel.tls();
+                }
                 match &self.sentinel_password {
                     Some(password) => sentinel.requirepass(password.clone()),
                     None => sentinel,
@@ -178,11 +232,17 @@ impl RedisSentinelsBuilder {
         Ok(set_up)
     }
 
-    fn data_options(&self) -> RedisServerBuilder {
+    fn data_options(&self, ca: Option<&Arc<TlsCa>>) -> RedisServerBuilder {
         // Replicas sync at once, not after the default 5 s wait for more replicas.
-        let node = RedisServer::builder()
+        let mut node = RedisServer::builder()
             .arg("--repl-diskless-sync-delay")
             .arg("0");
+        if let Some(ca) = ca {
+            node = node
+                .tls_signed_by(ca.clone())
+                .arg("--tls-replication")
+                .arg("yes");
+        }
         match &self.requirepass {
             Some(password) => node
                 .requirepass(password.clone())
@@ -207,6 +267,12 @@ impl RedisSentinelsBuilder {
         }
         if let Some(password) = &self.sentinel_password {
             config += &format!("sentinel sentinel-pass {}\n", quoted(password));
+        }
+        if let Some((user, password)) = &self.sentinel_user {
+            config += &format!(
+                "user {user} on >{password} +sentinel|get-master-addr-by-name +ping +subscribe \
+                 &+switch-master\n"
+            );
         }
         config
     }
@@ -261,6 +327,19 @@ impl RedisSentinels {
     /// The password of the Sentinels, if any.
     pub fn sentinel_password(&self) -> Option<&str> {
         self.options.sentinel_password.as_deref()
+    }
+
+    /// The PEM certificate of the CA of an [`all_tls`](RedisSentinelsBuilder::all_tls)
+    /// set-up, which signed every node's and Sentinel's certificate.
+    pub fn tls_ca_cert(&self) -> Option<Vec<u8>> {
+        self.options.data_tls.then(|| self.data[0].tls_ca_cert())?
+    }
+
+    /// The Sentinels' ACL user and its password, if any
+    /// ([`RedisSentinelsBuilder::sentinel_user`]).
+    pub fn sentinel_user(&self) -> Option<(&str, &str)> {
+        let (name, password) = self.options.sentinel_user.as_ref()?;
+        Some((name, password))
     }
 
     /// The Sentinel processes, killed ones included.
@@ -404,7 +483,7 @@ impl RedisSentinels {
             .arg("GET-MASTER-ADDR-BY-NAME")
             .arg(self.master_name())
             .clone();
-        let (_, port): (String, u16) = probe::query(&sentinel.url(), &cmd)
+        let (_, port): (String, u16) = probe::query(&sentinel.plain_url(), &cmd)
             .map_err(|e| format!("sentinel {}: GET-MASTER-ADDR-BY-NAME: {e}", sentinel.port()))?;
         Ok(port)
     }
@@ -419,7 +498,7 @@ impl RedisSentinels {
             .arg(subcommand)
             .arg(self.master_name())
             .clone();
-        probe::query(&sentinel.url(), &cmd)
+        probe::query(&sentinel.plain_url(), &cmd)
             .map_err(|e| format!("sentinel {}: SENTINEL {subcommand}: {e}", sentinel.port()))
     }
 
@@ -428,7 +507,7 @@ impl RedisSentinels {
     fn wait_until_formed(&self) -> Result<((), Duration), (String, Duration)> {
         let (master, replica) = (self.data[0].port(), self.data[1].port());
         probe::wait_for(FORM_TIMEOUT, || {
-            probe::check_in_sync(replica, &self.data[1].url())?;
+            probe::check_in_sync(replica, &self.data[1].plain_url())?;
             for sentinel in &self.sentinels {
                 let at = sentinel.port();
                 let reported = self.reported_master(sentinel)?;
@@ -475,6 +554,6 @@ impl RedisSentinels {
             reported = Some(port);
         }
         let master = reported.ok_or("no Sentinel runs")?;
-        probe::check_master(master, &self.data_node(master).url())
+        probe::check_master(master, &self.data_node(master).plain_url())
     }
 }

@@ -113,21 +113,7 @@ fn a_cluster_forms_spreads_keys_fails_over_and_cleans_up() {
 
     // Killing the primary of `key` promotes its replica, which kept the value.
     let replica = cluster.shard_of(key).replicas[0];
-    // `WAIT` waits for the offset of this connection's own last write, so write once more
-    // on the connection that waits: a fresh connection's `WAIT` returns at once (the cause
-    // of a lost key in one run).
-    let mut conn = cluster.node(*owner).connection();
-    let _: () = redis::cmd("SET")
-        .arg(key)
-        .arg(*key)
-        .query(&mut conn)
-        .unwrap();
-    let waited: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query(&mut conn)
-        .unwrap();
-    assert_eq!(waited, 1, "the replica has the writes before the kill");
+    cluster.node(*owner).wait_for_replicas(1);
     let killed = cluster.kill_primary_of(key);
     assert_eq!(killed, *owner);
     assert!(!cluster.seeds().contains(&format!("127.0.0.1:{killed}")));

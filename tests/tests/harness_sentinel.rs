@@ -62,12 +62,7 @@ fn a_sentinel_set_up_forms_fails_over_and_cleans_up() {
         .arg("v")
         .query(&mut conn)
         .unwrap();
-    let waited: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query(&mut conn)
-        .unwrap();
-    assert_eq!(waited, 1, "the replica has the write before the kill");
+    set_up.master().wait_for_replicas(1);
     let sets = set_up.command_counts("set");
     assert_eq!(sets[&first], 1);
     assert_eq!(sets[&replica], 1);

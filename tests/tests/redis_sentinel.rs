@@ -50,14 +50,9 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Waits until the replica has every write the master took (`WAIT 1`).
+/// Waits until the replica acknowledged every write the master took.
 fn replicate(set_up: &RedisSentinels) {
-    let replicas: i64 = redis::cmd("WAIT")
-        .arg(1)
-        .arg(5000)
-        .query(&mut set_up.master().connection())
-        .unwrap();
-    assert_eq!(replicas, 1, "the replica acknowledged the writes");
+    set_up.master().wait_for_replicas(1);
 }
 
 /// How many clients of the running Sentinels hold a subscription.
@@ -773,4 +768,226 @@ fn the_watcher_moves_to_another_sentinel_when_its_own_dies_and_still_follows_a_s
     assert_eq!(cache.blocking().get::<i32>("k").unwrap(), Some(1));
     assert_eq!(set_up.command_counts("get")[&new], 1);
     assert_eq!(cache.stats().errors, 0);
+}
+
+/// Writes `k` = 1 once the first resolution is done: the first call waits for it at most
+/// the connect time-out (250 ms), which a TLS handshake in a debug build on a loaded
+/// machine can take, and fails open meanwhile.
+fn first_write(cache: &Cache) {
+    let mut last = None;
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let result = cache.blocking().set("k", &1);
+            let done = result.is_ok();
+            last = result.err();
+            done
+        }),
+        "the master was not resolved: {:#}",
+        last.unwrap()
+    );
+}
+
+/// Sends `SENTINEL FAILOVER` and waits until `backend` sends to the other data node.
+fn switch_and_follow(set_up: &RedisSentinels, backend: &RedisBackend) {
+    let old = set_up.master_port();
+    let new = set_up
+        .data_nodes()
+        .iter()
+        .map(tests::RedisServer::port)
+        .find(|port| *port != old)
+        .unwrap();
+    let _: () = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(set_up.master_name())
+        .query(&mut set_up.sentinels()[0].connection())
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            backend.sentinel_master() == Some(format!("127.0.0.1:{new}"))
+        }),
+        "the backend still sends to {:?} (old master {old})",
+        backend.sentinel_master()
+    );
+}
+
+#[test]
+fn an_acl_user_on_the_sentinels_resolves_and_follows_a_switch_and_a_wrong_one_fails_open() {
+    let _one = one_at_a_time();
+    let set_up = RedisSentinels::builder()
+        .sentinel_password(SENTINEL_SECRET)
+        .sentinel_user("cache", "Sekr3t-acl-77f1")
+        .start();
+    // The user may run exactly what the cache needs (GET-MASTER-ADDR-BY-NAME, PING,
+    // SUBSCRIBE +switch-master): resolution, a watcher and a followed switch.
+    let mut builder = RedisBackend::builder()
+        .sentinel_username("cache")
+        .sentinel_password("Sekr3t-acl-77f1");
+    for addr in set_up.sentinel_addrs() {
+        builder = builder.sentinel(addr);
+    }
+    let backend = builder.build().unwrap();
+    assert_clean("the backend's Debug", &format!("{backend:?}"));
+    assert!(format!("{backend:?}").contains("Sentinel user cache, password ***"));
+    let cache = cache_on(backend.clone(), "app:");
+    first_write(&cache);
+    assert_eq!(cache.blocking().get::<i32>("k").unwrap(), Some(1));
+    assert!(eventually(Duration::from_secs(5), || subscribed_clients(
+        &set_up
+    ) == 1));
+    replicate(&set_up);
+    switch_and_follow(&set_up, &backend);
+    assert_eq!(cache.blocking().get::<i32>("k").unwrap(), Some(1));
+    assert_eq!(cache.stats().errors, 0);
+
+    // The same user in a Sentinel's URL.
+    let (port, password) = (
+        set_up.sentinels()[1].port(),
+        set_up.sentinel_user().unwrap().1,
+    );
+    let by_url = RedisBackend::builder()
+        .sentinel(format!("redis://cache:{password}@127.0.0.1:{port}"))
+        .build()
+        .unwrap();
+    assert_clean("a URL Sentinel's Debug", &format!("{by_url:?}"));
+    let by_url = cache_on(by_url, "app:");
+    assert!(
+        eventually(Duration::from_secs(5), || by_url
+            .blocking()
+            .get::<i32>("k")
+            .is_ok_and(|v| v == Some(1))),
+        "the user in the URL logs in"
+    );
+
+    // The user's password without the user: the default user refuses it.
+    let mut builder = RedisBackend::builder().sentinel_password("Sekr3t-acl-77f1");
+    for addr in set_up.sentinel_addrs() {
+        builder = builder.sentinel(addr);
+    }
+    let wrong = cache_on(builder.build().unwrap(), "app:");
+    let err = wrong.blocking().get::<i32>("k").unwrap_err();
+    assert!(err.is_connection(), "{err:#}");
+    assert_clean("the error", &everything_shown(&err));
+    assert_eq!(
+        wrong
+            .blocking()
+            .get_or_set_with("v", Duration::from_secs(5), || 42),
+        42,
+        "fails open"
+    );
+}
+
+#[test]
+fn sentinels_over_tls_resolve_watch_and_follow_a_switch_and_a_wrong_ca_fails_open() {
+    let _one = one_at_a_time();
+    let set_up = match RedisSentinels::builder().sentinel_tls().try_start() {
+        Ok(set_up) => set_up,
+        Err(e) if e.is_tls_unsupported() => {
+            panic!("this redis-server was built without TLS support, so TLS is untested: {e}")
+        }
+        Err(e) => panic!("{e}"),
+    };
+    // Each Sentinel has its own CA: the backend trusts the first one's, and asks it alone.
+    let first = &set_up.sentinels()[0];
+    assert!(first.url().starts_with("rediss://"));
+    let backend = RedisBackend::builder()
+        .sentinel(first.url())
+        .tls_root_cert(first.tls_ca_cert().unwrap())
+        .build()
+        .unwrap();
+    let cache = cache_on(backend.clone(), "app:");
+    first_write(&cache);
+    assert_eq!(
+        backend.sentinel_master(),
+        Some(set_up.master_addr()),
+        "resolved over TLS"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || subscribed_on(first) == 1),
+        "the watcher subscribed over TLS"
+    );
+    replicate(&set_up);
+    switch_and_follow(&set_up, &backend);
+    assert_eq!(cache.blocking().get::<i32>("k").unwrap(), Some(1));
+    assert_eq!(cache.stats().errors, 0);
+
+    // Another Sentinel's CA: the certificate is refused, and calls fail open.
+    let wrong = RedisBackend::builder()
+        .sentinel(first.url())
+        .tls_root_cert(set_up.sentinels()[1].tls_ca_cert().unwrap())
+        .build()
+        .unwrap();
+    let wrong = cache_on(wrong, "app:");
+    let err = wrong.blocking().get::<i32>("k").unwrap_err();
+    assert!(err.is_connection(), "{err:#}");
+    assert_eq!(
+        wrong
+            .blocking()
+            .get_or_set_with("v", Duration::from_secs(5), || 42),
+        42,
+        "fails open"
+    );
+}
+
+#[test]
+fn an_all_tls_set_up_resolves_a_tls_master_and_follows_a_kill() {
+    let _one = one_at_a_time();
+    let mut set_up = match RedisSentinels::builder().all_tls().try_start() {
+        Ok(set_up) => set_up,
+        Err(e) if e.is_tls_unsupported() => {
+            panic!("this redis-server was built without TLS support, so TLS is untested: {e}")
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let ca = set_up.tls_ca_cert().unwrap();
+    let mut builder = RedisBackend::builder()
+        .data_node_tls(true)
+        .tls_root_cert(ca.clone());
+    for sentinel in set_up.sentinels() {
+        assert!(sentinel.url().starts_with("rediss://"));
+        builder = builder.sentinel(sentinel.url());
+    }
+    let backend = builder.build().unwrap();
+    let cache = cache_on(backend.clone(), "app:");
+    first_write(&cache);
+    assert_eq!(backend.sentinel_master(), Some(set_up.master_addr()));
+    set_up.reset_stats();
+    assert_eq!(cache.blocking().get::<i32>("k").unwrap(), Some(1));
+    assert_eq!(
+        set_up.master().command_count("get"),
+        1,
+        "the hit went to the master, over TLS"
+    );
+    replicate(&set_up);
+    let old = set_up.kill_master();
+    set_up.wait_for_failover();
+    let new = set_up.master_port();
+    assert_ne!(new, old);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            backend.sentinel_master() == Some(format!("127.0.0.1:{new}"))
+        }),
+        "the backend follows to {new}: {:?}",
+        backend.sentinel_master()
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || cache
+            .blocking()
+            .get::<i32>("k")
+            .is_ok_and(|v| v == Some(1))),
+        "hits on the promoted master over TLS"
+    );
+
+    // Plain TCP to a TLS data node is refused: calls fail open.
+    let mut plain = RedisBackend::builder().tls_root_cert(ca);
+    for sentinel in set_up.sentinels().iter().filter(|s| s.pid().is_some()) {
+        plain = plain.sentinel(sentinel.url());
+    }
+    let plain = cache_on(plain.build().unwrap(), "app:");
+    assert!(plain.blocking().get::<i32>("k").is_err());
+    assert_eq!(
+        plain
+            .blocking()
+            .get_or_set_with("v", Duration::from_secs(5), || 42),
+        42
+    );
 }

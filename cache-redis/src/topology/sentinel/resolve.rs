@@ -7,7 +7,7 @@
 //! Sentinel may still name the old master, and a node that was demoted answers as a
 //! replica.
 
-use redis::{Client, ConnectionInfo, Value};
+use redis::{Client, Value};
 
 use cache_core::{Error, ErrorKind, Result};
 
@@ -54,10 +54,9 @@ pub(crate) fn master(settings: &Settings) -> Result<Resolved> {
 }
 
 /// `SENTINEL GET-MASTER-ADDR-BY-NAME` on one Sentinel.
-fn ask(settings: &Settings, sentinel: &ConnectionInfo) -> Result<Addr> {
-    let client = Client::open(sentinel.clone()).map_err(from_redis)?;
+fn ask(settings: &Settings, sentinel: &Client) -> Result<Addr> {
     let connector = Connector::new(
-        &client,
+        sentinel,
         settings.timeouts.connect,
         settings.timeouts.response,
     );
@@ -81,7 +80,7 @@ fn ask(settings: &Settings, sentinel: &ConnectionInfo) -> Result<Addr> {
 /// Checks that the node at `addr` answers `ROLE` as a master, with the data nodes'
 /// credentials.
 pub(crate) fn verify(settings: &Settings, addr: &Addr) -> Result<Resolved> {
-    let client = settings.node_client(addr).map_err(from_redis)?;
+    let client = settings.node_client(addr)?;
     let connector = Connector::new(
         &client,
         settings.timeouts.connect,

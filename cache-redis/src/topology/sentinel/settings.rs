@@ -1,9 +1,12 @@
 //! What a Sentinel deployment is made of, fixed when the backend is built.
 
-use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
+use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+
+use cache_core::Result;
 
 use crate::breaker::BreakerSettings;
-use crate::server::{PoolLimits, Timeouts};
+use crate::error::from_redis;
+use crate::server::{ClientFactory, PoolLimits, Timeouts};
 
 /// A data node's address as the Sentinels report it.
 pub(crate) type Addr = (String, u16);
@@ -13,10 +16,14 @@ pub(crate) type Addr = (String, u16);
 pub(crate) struct Settings {
     /// The name the Sentinels know the master by.
     pub(crate) master_name: String,
-    /// Every Sentinel, with the Sentinels' password if any.
-    pub(crate) sentinels: Vec<ConnectionInfo>,
+    /// A client for every Sentinel, with its credentials and TLS settings.
+    pub(crate) sentinels: Vec<Client>,
     /// The data nodes' database, user and password.
     pub(crate) node: RedisConnectionInfo,
+    /// The data nodes are reached over TLS.
+    pub(crate) node_tls: bool,
+    /// Makes the data nodes' clients (trusting the builder's TLS root certificate).
+    pub(crate) client: ClientFactory,
     pub(crate) timeouts: Timeouts,
     pub(crate) pool: PoolLimits,
     pub(crate) breaker: BreakerSettings,
@@ -24,11 +31,23 @@ pub(crate) struct Settings {
 
 impl Settings {
     /// A client for the data node at `addr`, with the data nodes' credentials.
-    pub(crate) fn node_client(&self, addr: &Addr) -> redis::RedisResult<Client> {
-        let info = ConnectionAddr::Tcp(addr.0.clone(), addr.1)
-            .into_connection_info()?
+    pub(crate) fn node_client(&self, addr: &Addr) -> Result<Client> {
+        let (host, port) = addr.clone();
+        let target = if self.node_tls {
+            ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(host, port)
+        };
+        let info = target
+            .into_connection_info()
+            .map_err(from_redis)?
             .set_redis_settings(self.node.clone());
-        Client::open(info)
+        (self.client)(info)
     }
 }
 
@@ -41,10 +60,12 @@ pub(crate) fn show(addr: &Addr) -> String {
     }
 }
 
-/// The address of a Sentinel's connection info.
-pub(crate) fn sentinel_addr(info: &ConnectionInfo) -> String {
-    match info.addr() {
-        ConnectionAddr::Tcp(host, port) => show(&(host.clone(), *port)),
+/// The address of a Sentinel's client.
+pub(crate) fn sentinel_addr(client: &Client) -> String {
+    match client.get_connection_info().addr() {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            show(&(host.clone(), *port))
+        }
         other => other.to_string(),
     }
 }

@@ -14,7 +14,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use redis::{Client, ConnectionInfo, Msg, RedisResult, Value};
+use redis::{Client, Msg, RedisResult, Value};
 
 use crate::blocking::Connector;
 
@@ -73,12 +73,11 @@ pub(crate) fn run<L: Listener>(listener: &Weak<L>, settings: &Settings) {
 fn listen<L: Listener>(
     listener: &Weak<L>,
     settings: &Settings,
-    sentinel: &ConnectionInfo,
+    sentinel: &Client,
     subscriptions: &mut u64,
 ) -> RedisResult<()> {
-    let client = Client::open(sentinel.clone())?;
     let connector = Connector::new(
-        &client,
+        sentinel,
         settings.timeouts.connect,
         settings.timeouts.response,
     );
