@@ -333,6 +333,7 @@ impl<'a> Plan<'a> {
                 tracing::warn!(function = self.label, error = %format_args!("{error:#}"), "cache read failed; running the function");
                 self.counters.error();
                 self.counters.miss();
+                self.counters.fail_open();
                 return Lookup::Miss;
             }
         };
@@ -345,8 +346,14 @@ impl<'a> Plan<'a> {
         }
         match self.options.stampede.freshness(&meta, SystemTime::now()) {
             Freshness::Fresh => Lookup::Fresh(value),
-            Freshness::Stale => Lookup::Stale(value),
-            Freshness::Early => Lookup::Miss,
+            Freshness::Stale => {
+                self.counters.stale_hit();
+                Lookup::Stale(value)
+            }
+            Freshness::Early => {
+                self.counters.early_refresh();
+                Lookup::Miss
+            }
         }
     }
 
@@ -357,13 +364,17 @@ impl<'a> Plan<'a> {
         result: &R,
         compute_time: Duration,
     ) -> Option<(Bytes, Ttl)> {
+        self.counters.computed(compute_time);
         let stored = policy.storable(result, self.options.cache_none)?;
         let (ttl, meta) =
             self.options
                 .stampede
                 .store_plan(self.ttl(), compute_time, SystemTime::now());
         match envelope::seal::<C, P::Stored>(stored, meta) {
-            Ok(bytes) => Some((bytes, ttl)),
+            Ok(bytes) => {
+                self.counters.sealed(bytes.len());
+                Some((bytes, ttl))
+            }
             Err(error) => {
                 tracing::warn!(function = self.label, error = %format_args!("{error:#}"), "cannot encode the result; not cached");
                 self.counters.error();
@@ -878,6 +889,7 @@ fn lease_blocking<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T> {
         let taken = plan.blocking_store().add(&key, token.clone(), Some(time));
         match plan.lease_attempt(taken) {
             Attempt::Held => {
+                plan.counters.took_lease(attempt);
                 let lease = Lease::new(plan.cache, key, token, true);
                 // Stored by another process between this caller's read and its lease?
                 if let Some(filled) = filled::<C, T>(plan, plan.blocking_store().get(&plan.key)) {
@@ -891,9 +903,10 @@ fn lease_blocking<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T> {
                 return Leased::Held(lease);
             }
             Attempt::Failed => return Leased::Open,
-            Attempt::Busy => {}
+            Attempt::Busy => plan.counters.lease_busy(attempt),
         }
         if Instant::now() >= deadline {
+            plan.counters.lease_takeover();
             return Leased::Open;
         }
         std::thread::sleep(poll_delay(attempt));
@@ -919,6 +932,7 @@ async fn lease_async<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T
         let taken = Backend::add(store, &key, token.clone(), Some(time)).await;
         match plan.lease_attempt(taken) {
             Attempt::Held => {
+                plan.counters.took_lease(attempt);
                 let lease = Lease::new(plan.cache, key, token, false);
                 // Stored by another process between this caller's read and its lease?
                 if let Some(filled) = filled::<C, T>(plan, read!(plan.cache, &plan.key)) {
@@ -929,9 +943,10 @@ async fn lease_async<C: Codec, T: DeserializeOwned>(plan: &Plan<'_>) -> Leased<T
                 return Leased::Held(lease);
             }
             Attempt::Failed => return Leased::Open,
-            Attempt::Busy => {}
+            Attempt::Busy => plan.counters.lease_busy(attempt),
         }
         if Instant::now() >= deadline {
+            plan.counters.lease_takeover();
             return Leased::Open;
         }
         tokio::time::sleep(poll_delay(attempt)).await;

@@ -14,6 +14,10 @@ use serde::de::DeserializeOwned;
 use crate::cache::{BlockingCache, Cache};
 use crate::call::{Inline, Inspect, OkOnly, Options as CallOptions, Plan, Policy, SomeOnly};
 use crate::codec::DefaultCodec;
+use crate::observe;
+
+/// The `function` field of a direct cached call's span.
+const DIRECT: &str = "(direct)";
 
 impl Cache {
     /// The value under `key`, or else the result of `compute`, stored for `timeout` (zero:
@@ -174,13 +178,13 @@ impl Cache {
         policy: P,
         body: F,
     ) -> R {
-        crate::call::run_async::<R, P, DefaultCodec, _>(
+        let call = crate::call::run_async::<R, P, DefaultCodec, _>(
             || Plan::direct(self, key, options),
             policy,
             body,
             Inline,
-        )
-        .await
+        );
+        observe::call_span(DIRECT, None).instrument(call).await
     }
 }
 
@@ -265,9 +269,9 @@ impl BlockingCache<'_> {
         policy: P,
         compute: impl FnOnce() -> R,
     ) -> R {
-        match Plan::direct(self.cache, key, options) {
+        observe::call_span(DIRECT, None).in_scope(|| match Plan::direct(self.cache, key, options) {
             Some(plan) => crate::call::run_blocking::<R, P, DefaultCodec, _>(plan, policy, compute),
             None => compute(),
-        }
+        })
     }
 }

@@ -19,6 +19,7 @@ pub use crate::key::KeyBuilder;
 pub use crate::stampede::Stampede;
 
 use crate::Cache;
+use crate::observe;
 use crate::call::{Inline, Plan, Spawn, run_async, run_blocking};
 use crate::key::{escape_name, escape_str, write_path};
 use crate::stampede::lease_key;
@@ -54,7 +55,7 @@ impl Site {
             key_prefix,
             typed: false,
             head: OnceLock::new(),
-            stats: Stats::new(),
+            stats: Stats::function(path),
             warned: AtomicBool::new(false),
         }
     }
@@ -225,10 +226,17 @@ pub fn call_blocking<R, P: Stores<R>, C: Codec>(
     policy: P,
     body: impl FnOnce() -> R,
 ) -> R {
-    match plan(prepared, site, options) {
+    let span = observe::call_span(site.path, key_of(&prepared));
+    span.in_scope(|| match plan(prepared, site, options) {
         Some(plan) => run_blocking::<R, P, C, _>(plan, policy, body),
         None => body(),
-    }
+    })
+}
+
+/// The full key of a prepared call, if it has one (for its span).
+#[inline]
+fn key_of<'a>(prepared: &'a Prepared<'_>) -> Option<&'a str> {
+    prepared.as_ref()?.1.as_deref().ok()
 }
 
 /// Runs an async function through the cache.
@@ -248,7 +256,13 @@ where
     C: Codec,
     F: Future<Output = R> + 'a,
 {
-    run_async::<R, P, C, _>(move || plan(prepared, site, options), policy, body, Inline)
+    let span = observe::call_span(site.path, key_of(&prepared));
+    span.instrument(run_async::<R, P, C, _>(
+        move || plan(prepared, site, options),
+        policy,
+        body,
+        Inline,
+    ))
 }
 
 /// [`call_async`] for a function with `serve_stale` whose body owns its data: the refresh
@@ -272,7 +286,13 @@ where
         site: Some(&site.stats),
         marker: PhantomData,
     };
-    run_async::<R, P, C, _>(move || plan(prepared, site, options), policy, body, spawn)
+    let span = observe::call_span(site.path, key_of(&prepared));
+    span.instrument(run_async::<R, P, C, _>(
+        move || plan(prepared, site, options),
+        policy,
+        body,
+        spawn,
+    ))
 }
 
 /// Forgets one entry by its logical key (as built with an empty namespace).
