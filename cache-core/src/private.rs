@@ -19,9 +19,9 @@ pub use crate::key::KeyBuilder;
 pub use crate::stampede::Stampede;
 
 use crate::Cache;
-use crate::observe;
 use crate::call::{Inline, Plan, Spawn, run_async, run_blocking};
 use crate::key::{escape_name, escape_str, write_path};
+use crate::observe;
 use crate::stampede::lease_key;
 use crate::stats::{Counters, Stats, StatsSnapshot};
 

@@ -19,7 +19,7 @@ const STRIPES: usize = 8;
 /// Counters updated on every cache operation with relaxed atomics (no locks).
 ///
 /// With the `metrics` feature, every count also goes to the `metrics` recorder (see
-/// [`observe`](crate::observe)).
+/// [`crate::observe`]).
 #[derive(Debug, Default)]
 pub struct Stats {
     stripes: [Stripe; STRIPES],

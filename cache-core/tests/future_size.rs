@@ -25,5 +25,8 @@ const OBSERVED: usize = if cfg!(feature = "metrics") { 104 } else { 0 };
 fn a_memoized_async_fns_future_is_no_larger_than_before() {
     let size = std::mem::size_of_val(&hundred(1));
     println!("future of a memoized async fn(u64) -> String: {size} bytes");
-    assert!(size <= BEFORE + OBSERVED, "{size} bytes, {BEFORE} + {OBSERVED} before");
+    assert!(
+        size <= BEFORE + OBSERVED,
+        "{size} bytes, {BEFORE} + {OBSERVED} before"
+    );
 }

@@ -36,10 +36,18 @@ fn total(name: &str, labels: &str) -> u64 {
             DebugValue::Gauge(_) => continue,
         };
         let key = key.key();
-        let labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
-        *totals.entry((key.name().to_owned(), labels.join(","))).or_default() += n;
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        *totals
+            .entry((key.name().to_owned(), labels.join(",")))
+            .or_default() += n;
     }
-    totals.get(&(name.to_owned(), labels.to_owned())).copied().unwrap_or(0)
+    totals
+        .get(&(name.to_owned(), labels.to_owned()))
+        .copied()
+        .unwrap_or(0)
 }
 
 /// The counters of `function` in the cache labelled `cache`, as a snapshot.
@@ -182,7 +190,12 @@ async fn leased_async(n: u64) -> u64 {
 fn hold_lease(cache: &Cache, key: &str) {
     let lease = format!("{}{key}:~lease", cache.namespace());
     let token = Bytes::from_static(b"someone else");
-    let taken = BlockingBackend::add(&**LEASE_STORE, &lease, token, Some(Duration::from_millis(150)));
+    let taken = BlockingBackend::add(
+        &**LEASE_STORE,
+        &lease,
+        token,
+        Some(Duration::from_millis(150)),
+    );
     assert!(taken.unwrap());
 }
 
@@ -313,7 +326,10 @@ fn fail_open_counts() -> StatsSnapshot {
 
 /// How many reads the backend-latency histogram of `cache` holds with `outcome`.
 fn timed_reads(cache: &str, outcome: &str) -> u64 {
-    total("cache_backend_seconds", &format!("cache={cache},op=get,outcome={outcome}"))
+    total(
+        "cache_backend_seconds",
+        &format!("cache={cache},op=get,outcome={outcome}"),
+    )
 }
 
 #[test]

@@ -41,11 +41,21 @@ impl Visit for Fields<'_> {
 
 impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let parent = ctx.span(id).and_then(|span| span.parent()).map(|p| p.name());
+        let parent = ctx
+            .span(id)
+            .and_then(|span| span.parent())
+            .map(|p| p.name());
         let mut fields = BTreeMap::new();
         attrs.record(&mut Fields(&mut fields));
         let name = attrs.metadata().name();
-        self.0.lock().unwrap().push((id.clone(), Seen { name, parent, fields }));
+        self.0.lock().unwrap().push((
+            id.clone(),
+            Seen {
+                name,
+                parent,
+                fields,
+            },
+        ));
     }
     fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
         let mut spans = self.0.lock().unwrap();
@@ -57,7 +67,12 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
 
 impl Capture {
     fn spans(&self) -> Vec<Seen> {
-        self.0.lock().unwrap().iter().map(|(_, seen)| seen.clone()).collect()
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, seen)| seen.clone())
+            .collect()
     }
 }
 
@@ -144,13 +159,24 @@ async fn user_email(id: u64) -> String {
 }
 
 fn span(name: &'static str, parent: Option<&'static str>, fields: &[(&str, &str)]) -> Seen {
-    let fields = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    Seen { name, parent, fields }
+    let fields = fields
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Seen {
+        name,
+        parent,
+        fields,
+    }
 }
 
 /// A miss: the call's span, then a read and a write inside it.
 fn miss_tree(function: &str) -> Vec<Seen> {
-    let call = [("function", function), ("outcome", "miss"), ("cache.hit", "false")];
+    let call = [
+        ("function", function),
+        ("outcome", "miss"),
+        ("cache.hit", "false"),
+    ];
     vec![
         span("cache.get", None, &call),
         span("cache.backend", Some("cache.get"), &[("op", "get")]),
@@ -181,7 +207,9 @@ fn a_sync_miss_opens_a_call_span_with_one_child_per_backend_operation() {
 fn an_async_miss_opens_a_call_span_with_one_child_per_backend_operation() {
     let capture = Capture::default();
     let subscriber = tracing_subscriber::registry().with(capture.clone());
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let email = tracing::subscriber::with_default(subscriber, || {
         runtime.block_on(async { user_email(7).await })
     });

@@ -48,7 +48,8 @@ impl Calls {
         Self {
             recorder: id,
             cache,
-            counters: EVENTS.map(|event| recorder.register_counter(&key(event.metric()), &METADATA)),
+            counters: EVENTS
+                .map(|event| recorder.register_counter(&key(event.metric()), &METADATA)),
             compute: recorder.register_histogram(&key("cache_compute_seconds"), &METADATA),
             size: recorder.register_histogram(&key("cache_value_bytes"), &METADATA),
         }
@@ -83,9 +84,8 @@ pub(super) fn recorder_id() -> usize {
 pub(super) fn with_calls<R>(owner: &Slot, cache: Option<&Slot>, f: impl FnOnce(&Calls) -> R) -> R {
     let recorder = recorder_id();
     let cache_id = cache.map_or(0, |slot| std::ptr::from_ref(slot).addr());
-    let register = || {
-        metrics::with_recorder(|r| Calls::register(r, recorder, cache_id, labels(owner, cache)))
-    };
+    let register =
+        || metrics::with_recorder(|r| Calls::register(r, recorder, cache_id, labels(owner, cache)));
     let calls = owner.handles.get_or_init(register);
     if calls.recorder == recorder && calls.cache == cache_id {
         f(calls)

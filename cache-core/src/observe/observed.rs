@@ -91,7 +91,11 @@ impl Observed {
             .histograms
             .get_or_init(|| Histograms::register(recorder, &self.cache));
         let pick = |histograms: &Histograms| {
-            let set = if ok { &histograms.ok } else { &histograms.error };
+            let set = if ok {
+                &histograms.ok
+            } else {
+                &histograms.error
+            };
             set[op as usize].record(seconds);
         };
         if registered.recorder == recorder {
@@ -175,33 +179,39 @@ impl Backend for Observed {
         Backend::capabilities(&*self.inner)
     }
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.timed_async(Op::Get, Backend::get(&*self.inner, key)).await
+        self.timed_async(Op::Get, Backend::get(&*self.inner, key))
+            .await
     }
     fn get_inline<'a>(&'a self, key: &'a str) -> GetFuture<'a> {
         Backend::get_inline(&*self.inner, key).timed(Timer::start(self))
     }
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        self.timed_async(Op::GetMany, Backend::get_many(&*self.inner, keys)).await
+        self.timed_async(Op::GetMany, Backend::get_many(&*self.inner, keys))
+            .await
     }
     async fn set(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<()> {
-        self.timed_async(Op::Set, Backend::set(&*self.inner, key, value, ttl)).await
+        self.timed_async(Op::Set, Backend::set(&*self.inner, key, value, ttl))
+            .await
     }
     async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Ttl) -> Result<()> {
         let run = Backend::set_many(&*self.inner, entries, ttl);
         self.timed_async(Op::SetMany, run).await
     }
     async fn add(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<bool> {
-        self.timed_async(Op::Add, Backend::add(&*self.inner, key, value, ttl)).await
+        self.timed_async(Op::Add, Backend::add(&*self.inner, key, value, ttl))
+            .await
     }
     async fn delete(&self, key: &str) -> Result<bool> {
-        self.timed_async(Op::Delete, Backend::delete(&*self.inner, key)).await
+        self.timed_async(Op::Delete, Backend::delete(&*self.inner, key))
+            .await
     }
     async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
         let run = Backend::delete_many(&*self.inner, keys);
         self.timed_async(Op::DeleteMany, run).await
     }
     async fn exists(&self, key: &str) -> Result<bool> {
-        self.timed_async(Op::Exists, Backend::exists(&*self.inner, key)).await
+        self.timed_async(Op::Exists, Backend::exists(&*self.inner, key))
+            .await
     }
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let run = Backend::delete_prefix(&*self.inner, prefix);
@@ -242,6 +252,8 @@ impl BlockingBackend for Observed {
         self.timed(Op::DeletePrefix, |store| store.delete_prefix(prefix))
     }
     fn delete_if_equal(&self, key: &str, expected: &[u8]) -> Result<bool> {
-        self.timed(Op::DeleteIfEqual, |store| store.delete_if_equal(key, expected))
+        self.timed(Op::DeleteIfEqual, |store| {
+            store.delete_if_equal(key, expected)
+        })
     }
 }
