@@ -5,8 +5,9 @@
 //! crate calls are empty `#[inline]` ones, so nothing is compiled in and nothing changes.
 //! With it and no recorder installed, an event costs a recorder look-up and a call on a
 //! no-op handle; with a recorder, one increment on a handle registered once per function
-//! and cache (install the recorder before the first cached call: a function first called
-//! under another recorder registers its handles on every call, correct but slower).
+//! (install the recorder before the first cached call: a function first called under
+//! another recorder, or used with a second cache, registers its handles on every call in
+//! the other one, which counts correctly but costs a look-up in the recorder).
 //!
 //! # Metrics
 //!

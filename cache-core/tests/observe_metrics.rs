@@ -161,6 +161,26 @@ async fn an_async_stale_hit_counts_a_hit_a_stale_hit_and_the_refresh() {
     assert_eq!(stale_async::stats(), counted("stale_async", function));
 }
 
+static EARLY: LazyLock<Cache> = LazyLock::new(|| cache("early"));
+
+/// With so large a beta, every hit is refreshed early.
+#[memoize(cache = EARLY, timeout = 60, early_refresh = 1000000000.0)]
+fn early_sync(n: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(1));
+    n + 2
+}
+
+#[test]
+fn a_hit_refreshed_early_counts_a_hit_an_early_refresh_and_the_store() {
+    let function = "observe_metrics::early_sync";
+    assert_eq!(early_sync(1), 3);
+    assert_eq!(early_sync(1), 3);
+    let mut expected = snapshot(1, 1, 2);
+    expected.early_refreshes = 1;
+    assert_eq!(counted("early", function), expected);
+    assert_eq!(early_sync::stats(), expected);
+}
+
 static LEASE_STORE: LazyLock<Arc<MemoryBackend>> = LazyLock::new(Arc::default);
 static LEASE_SYNC: LazyLock<Cache> = LazyLock::new(|| leased("lease_sync"));
 static LEASE_ASYNC: LazyLock<Cache> = LazyLock::new(|| leased("lease_async"));

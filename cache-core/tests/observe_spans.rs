@@ -192,8 +192,12 @@ fn assert_no_key(spans: &[Seen]) {
     }
 }
 
+/// Held by each test: [`cache_core::observe::record_keys`] is process-wide.
+static KEYS_SWITCH: Mutex<()> = Mutex::new(());
+
 #[test]
 fn a_sync_miss_opens_a_call_span_with_one_child_per_backend_operation() {
+    let _switch = KEYS_SWITCH.lock().unwrap();
     let capture = Capture::default();
     let subscriber = tracing_subscriber::registry().with(capture.clone());
     let name = tracing::subscriber::with_default(subscriber, || user_name(7));
@@ -205,6 +209,7 @@ fn a_sync_miss_opens_a_call_span_with_one_child_per_backend_operation() {
 
 #[test]
 fn an_async_miss_opens_a_call_span_with_one_child_per_backend_operation() {
+    let _switch = KEYS_SWITCH.lock().unwrap();
     let capture = Capture::default();
     let subscriber = tracing_subscriber::registry().with(capture.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -217,4 +222,23 @@ fn an_async_miss_opens_a_call_span_with_one_child_per_backend_operation() {
     let spans = capture.spans();
     assert_eq!(spans, miss_tree("observe_spans::user_email"));
     assert_no_key(&spans);
+}
+
+#[memoize(cache = REMOTE)]
+fn user_phone(id: u64) -> String {
+    format!("+1 555 {id:04}")
+}
+
+#[test]
+fn the_key_is_in_the_call_span_only_once_turned_on() {
+    let _switch = KEYS_SWITCH.lock().unwrap();
+    cache_core::observe::record_keys(true);
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    tracing::subscriber::with_default(subscriber, || user_phone(1));
+    cache_core::observe::record_keys(false);
+    let key = format!("{}{}", REMOTE.namespace(), user_phone::key(1).unwrap());
+    let call = &capture.spans()[0];
+    assert_eq!(call.name, "cache.get");
+    assert_eq!(call.fields.get("cache.key"), Some(&key));
 }
