@@ -4,13 +4,15 @@
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no \
 //!   --toggle-collect='*sync_hits*' target/release/deps/hit_cost-<hash> sync 100000
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no \
-//!   --toggle-collect='*block_on*' target/release/deps/hit_cost-<hash> async 100000
+//!   --toggle-collect='tokio::runtime::runtime::Runtime::block_on*' \\
+//!   target/release/deps/hit_cost-<hash> async 100000
 //! ```
 //!
 //! The instructions of an in-memory `#[memoize]` hit, counted without a clock: "Collected"
 //! divided by `n`. Only the hits are counted (and, async, one first miss): the start-up,
-//! which installs a recorder whose clock calibration varies from run to run, is left out. Built with `--features metrics`, it first installs the Prometheus
-//! recorder, so the figure includes every counter increment the feature adds; built without,
+//! which installs a recorder whose clock calibration varies from run to run, is left out.
+//! Built with `--features metrics`, it first installs the Prometheus recorder (unless
+//! `NO_RECORDER=1`), so the figure includes every counter increment the feature adds; built without,
 //! it is the plain hit. Compare the two builds' figures (same machine, same compiler).
 
 use std::hint::black_box;
@@ -45,10 +47,13 @@ fn main() {
         [flavour, n] => (flavour.as_str(), n.parse().expect("n")),
         _ => ("sync", 1000),
     };
+    // `NO_RECORDER=1`: the feature's cost when no recorder is installed.
     #[cfg(feature = "metrics")]
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .expect("the only recorder");
+    if std::env::var_os("NO_RECORDER").is_none() {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("the only recorder");
+    }
     match flavour {
         "sync" => {
             hundred_sync(7);
