@@ -4,7 +4,7 @@
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no \
 //!   --toggle-collect='*sync_hits*' target/release/deps/hit_cost-<hash> sync 100000
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no \
-//!   --toggle-collect='tokio::runtime::runtime::Runtime::block_on*' \\
+//!   --toggle-collect='tokio::runtime::runtime::Runtime::block_on*' \
 //!   target/release/deps/hit_cost-<hash> async 100000
 //! ```
 //!
@@ -12,8 +12,8 @@
 //! divided by `n`. Only the hits are counted (and, async, one first miss): the start-up,
 //! which installs a recorder whose clock calibration varies from run to run, is left out.
 //! Built with `--features metrics`, it first installs the Prometheus recorder (unless
-//! `NO_RECORDER=1`), so the figure includes every counter increment the feature adds; built without,
-//! it is the plain hit. Compare the two builds' figures (same machine, same compiler).
+//! `NO_RECORDER=1`), so the figure includes every counter increment the feature adds;
+//! built without, it is the plain hit. Compare the two builds' figures (same machine, same compiler).
 
 use std::hint::black_box;
 use std::sync::LazyLock;
