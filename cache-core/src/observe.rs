@@ -36,6 +36,30 @@
 //! and with a function's `stats()` (the sum over `cache`). In-process backends are not
 //! timed: their operations take well under a microsecond and a hit stays cheap.
 //!
+//! ```
+//! # #[cfg(feature = "metrics")] {
+//! use cache_core::{Cache, memoize};
+//! use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+//!
+//! #[memoize]
+//! fn double(n: u64) -> u64 {
+//!     n * 2
+//! }
+//!
+//! cache_core::install(Cache::memory()).unwrap();
+//! // Any recorder: Prometheus's in a service, a debugging one here.
+//! let recorder = DebuggingRecorder::new();
+//! let snapshotter = recorder.snapshotter();
+//! metrics::with_local_recorder(&recorder, || (double(1), double(1)));
+//! let hits = snapshotter.snapshot().into_vec().into_iter().find_map(|(key, _, _, value)| {
+//!     let name = key.key().name();
+//!     (name == "cache_hits_total").then_some(value)
+//! });
+//! assert_eq!(hits, Some(DebugValue::Counter(1)));
+//! assert_eq!(double::stats().hits, 1);
+//! # }
+//! ```
+//!
 //! # Spans
 //!
 //! Each cached call runs in a `DEBUG` span named `cache.get` (silent under the usual
