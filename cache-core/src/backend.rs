@@ -80,6 +80,8 @@ pin_project_lite::pin_project! {
     pub struct GetFuture<'a> {
         #[pin]
         inner: stackfuture::StackFuture<'a, Result<Option<Bytes>>, GET_FUTURE_SPACE>,
+        // Times the read when the `metrics` feature is on (empty otherwise).
+        timer: crate::observe::Timer<'a>,
     }
 }
 
@@ -91,7 +93,15 @@ impl<'a> GetFuture<'a> {
     {
         Self {
             inner: stackfuture::StackFuture::from_or_box(read),
+            timer: crate::observe::Timer::default(),
         }
+    }
+
+    /// The same read, timed by `timer`.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn timed(mut self, timer: crate::observe::Timer<'a>) -> Self {
+        self.timer = timer;
+        self
     }
 
     /// True if `read` would be stored in place by [`GetFuture::new`] (for a backend's tests).
@@ -105,7 +115,13 @@ impl Future for GetFuture<'_> {
     type Output = Result<Option<Bytes>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().inner.poll(cx)
+        let this = self.project();
+        let read = {
+            let _span = this.timer.enter();
+            std::task::ready!(this.inner.poll(cx))
+        };
+        this.timer.finish(read.is_ok());
+        Poll::Ready(read)
     }
 }
 

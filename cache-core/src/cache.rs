@@ -150,14 +150,15 @@ impl CacheBuilder {
             ));
         }
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryBackend::new()));
+        let store = crate::observe::store(store, &namespace);
         let capabilities = Backend::capabilities(&*store);
         Ok(Cache {
             inner: Arc::new(Inner {
                 store,
                 capabilities,
+                stats: Stats::cache(&namespace),
                 namespace: namespace.into(),
                 default_ttl: ttl_of(self.default_timeout),
-                stats: Stats::new(),
                 flights: Flights::default(),
             }),
         })

@@ -15,8 +15,12 @@ use crate::cache::{BlockingCache, Cache};
 use crate::codec::DefaultCodec;
 use crate::drive::{Inline, run_async, run_blocking};
 use crate::engine::{Plan, Planner};
+use crate::observe;
 use crate::options::Options as CallOptions;
 use crate::policy::{Inspect, OkOnly, Policy, SomeOnly};
+
+/// The `function` field of a direct cached call's span.
+const DIRECT: &str = "(direct)";
 
 impl Cache {
     /// The value under `key`, or else the result of `compute`, stored for `timeout` (zero:
@@ -178,7 +182,8 @@ impl Cache {
         body: F,
     ) -> R {
         let plan = Direct { cache: self, key };
-        run_async::<R, P, DefaultCodec, _>(plan, options, policy, body, Inline).await
+        let call = run_async::<R, P, DefaultCodec, _>(plan, options, policy, body, Inline);
+        observe::call_span(DIRECT, None).instrument(call).await
     }
 }
 
@@ -263,10 +268,12 @@ impl BlockingCache<'_> {
         policy: P,
         compute: impl FnOnce() -> R,
     ) -> R {
-        match Plan::direct(self.cache, key, &options) {
-            Some(plan) => run_blocking::<R, P, DefaultCodec, _>(plan, policy, compute),
-            None => compute(),
-        }
+        observe::call_span(DIRECT, None).in_scope(|| {
+            match Plan::direct(self.cache, key, &options) {
+                Some(plan) => run_blocking::<R, P, DefaultCodec, _>(plan, policy, compute),
+                None => compute(),
+            }
+        })
     }
 }
 

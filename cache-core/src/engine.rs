@@ -413,14 +413,18 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
             (State::Leasing { leader, lease }, Input::Lease(taken)) => {
                 match self.plan.lease_attempt(taken) {
                     Attempt::Held => {
+                        self.plan.counters.took_lease(lease.attempt);
                         let lease = self.hold(lease);
                         self.wait_on(State::LeaseHeld { leader, lease })
                     }
                     Attempt::Failed => self.compute_leading(leader),
                     Attempt::Busy if Instant::now() >= lease.deadline => {
+                        self.plan.counters.lease_busy(lease.attempt);
+                        self.plan.counters.lease_takeover();
                         self.compute_leading(leader)
                     }
                     Attempt::Busy => {
+                        self.plan.counters.lease_busy(lease.attempt);
                         let pause = poll_delay(lease.attempt);
                         self.state = State::LeaseSleeping { leader, lease };
                         Step::Sleep(pause)
@@ -721,6 +725,7 @@ impl<'a> Plan<'a> {
             Err(error) => {
                 tracing::warn!(function = self.label, error = %format_args!("{error:#}"), "cache read failed; running the function");
                 self.counters.miss();
+                self.counters.fail_open();
                 return Lookup::Miss;
             }
         };
@@ -733,8 +738,14 @@ impl<'a> Plan<'a> {
         }
         match self.options.stampede.freshness(&meta, SystemTime::now()) {
             Freshness::Fresh => Lookup::Fresh(value),
-            Freshness::Stale => Lookup::Stale(value),
-            Freshness::Early => Lookup::Miss,
+            Freshness::Stale => {
+                self.counters.stale_hit();
+                Lookup::Stale(value)
+            }
+            Freshness::Early => {
+                self.counters.early_refresh();
+                Lookup::Miss
+            }
         }
     }
 
@@ -745,13 +756,17 @@ impl<'a> Plan<'a> {
         result: &R,
         compute_time: Duration,
     ) -> Option<(Bytes, Ttl)> {
+        self.counters.computed(compute_time);
         let stored = policy.storable(result, self.options.cache_none)?;
         let (ttl, meta) =
             self.options
                 .stampede
                 .store_plan(self.ttl(), compute_time, SystemTime::now());
         match envelope::seal::<C, P::Stored>(stored, meta) {
-            Ok(bytes) => Some((bytes, ttl)),
+            Ok(bytes) => {
+                self.counters.sealed(bytes.len());
+                Some((bytes, ttl))
+            }
             Err(error) => {
                 tracing::warn!(function = self.label, error = %format_args!("{error:#}"), "cannot encode the result; not cached");
                 self.counters.error();

@@ -48,6 +48,7 @@
 //! | `macros` | re-exports `#[cached]` and `#[memoize]` from `cache-macros` | yes |
 //! | `json` | `codec::Json`, a JSON value codec for values other languages read too | no |
 //! | `minijinja` | `fragment`: template fragment caching for MiniJinja | no |
+//! | `metrics` | counters and histograms through the `metrics` facade, `tracing` spans per call and per backend operation ([`observe`]) | no |
 //!
 //! # Minimum supported Rust version
 //!
@@ -71,6 +72,7 @@ mod global;
 pub mod key;
 mod lease;
 mod limits;
+pub mod observe;
 mod options;
 mod policy;
 mod shape;

@@ -23,6 +23,7 @@ use crate::Cache;
 use crate::drive::{Inline, Spawn, run_async, run_blocking};
 use crate::engine::{Plan, Planner};
 use crate::key::{escape_name, escape_str, write_path};
+use crate::observe;
 use crate::stampede::lease_key;
 use crate::stats::{Counters, Stats, StatsSnapshot};
 
@@ -56,7 +57,7 @@ impl Site {
             key_prefix,
             typed: false,
             head: OnceLock::new(),
-            stats: Stats::new(),
+            stats: Stats::function(path),
             warned: AtomicBool::new(false),
         }
     }
@@ -243,10 +244,17 @@ pub fn call_blocking<R, P: Stores<R>, C: Codec>(
     policy: P,
     body: impl FnOnce() -> R,
 ) -> R {
-    match plan(prepared, site, &options) {
+    let span = observe::call_span(site.path, key_of(&prepared));
+    span.in_scope(|| match plan(prepared, site, &options) {
         Some(plan) => run_blocking::<R, P, C, _>(plan, policy, body),
         None => body(),
-    }
+    })
+}
+
+/// The full key of a prepared call, if it has one (for its span).
+#[inline]
+fn key_of<'a>(prepared: &'a Prepared<'_>) -> Option<&'a str> {
+    prepared.as_ref()?.1.as_deref().ok()
 }
 
 /// Runs an async function through the cache.
@@ -266,8 +274,9 @@ where
     C: Codec,
     F: Future<Output = R> + 'a,
 {
+    let span = observe::call_span(site.path, key_of(&prepared));
     let plan = SitePlan { prepared, site };
-    run_async::<R, P, C, _>(plan, options, policy, body, Inline)
+    span.instrument(run_async::<R, P, C, _>(plan, options, policy, body, Inline))
 }
 
 /// [`call_async`] for a function with `serve_stale` whose body owns its data: the refresh
@@ -291,8 +300,9 @@ where
         site: Some(&site.stats),
         codec: PhantomData,
     };
+    let span = observe::call_span(site.path, key_of(&prepared));
     let plan = SitePlan { prepared, site };
-    run_async::<R, P, C, _>(plan, options, policy, body, spawn)
+    span.instrument(run_async::<R, P, C, _>(plan, options, policy, body, spawn))
 }
 
 /// Forgets one entry by its logical key (as built with an empty namespace).

@@ -8,49 +8,36 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::observe::{self, Event, Slot};
 
 /// Stripes per set of counters: threads beyond this share stripes, which stays correct and
 /// only brings some contention back.
 const STRIPES: usize = 8;
 
 /// Counters updated on every cache operation with relaxed atomics (no locks).
+///
+/// With the `metrics` feature, every count also goes to the `metrics` recorder (see
+/// [`crate::observe`]).
 #[derive(Debug, Default)]
 pub struct Stats {
     stripes: [Stripe; STRIPES],
+    observe: Slot,
 }
 
-/// One thread group's counters, alone on its cache lines (128 bytes: the adjacent-line
-/// prefetcher of x86 CPUs pulls lines in pairs).
+/// One thread group's counters, one per [`Event`], alone on their cache lines (128 bytes:
+/// the adjacent-line prefetcher of x86 CPUs pulls lines in pairs).
 #[derive(Debug, Default)]
 #[repr(align(128))]
 struct Stripe {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    stores: AtomicU64,
-    errors: AtomicU64,
-    bypasses: AtomicU64,
-    deletes: AtomicU64,
+    counts: [AtomicU64; Event::COUNT],
 }
 
 impl Stripe {
-    fn counter(&self, event: Event) -> &AtomicU64 {
-        match event {
-            Event::Hit => &self.hits,
-            Event::Miss => &self.misses,
-            Event::Store => &self.stores,
-            Event::Error => &self.errors,
-            Event::Bypass => &self.bypasses,
-        }
-    }
-
     const fn new() -> Self {
         Self {
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            stores: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            bypasses: AtomicU64::new(0),
-            deletes: AtomicU64::new(0),
+            counts: [const { AtomicU64::new(0) }; Event::COUNT],
         }
     }
 }
@@ -76,7 +63,8 @@ fn stripe_index() -> usize {
 /// a read (`get`, `get_many`, `has`, a cached call's lookup) is a hit or a miss, a write
 /// (`set`, `set_many`, a successful `add`, a cached call's store) a store, `delete`,
 /// `delete_many`, `clear`, `delete_prefix` and the `invalidate` companions add the number
-/// of entries they removed to `deletes`, and any of them failing is an error.
+/// of entries they removed to `deletes`, and any of them failing is an error. The
+/// `metrics` counters of the same names (feature `metrics`) count the same events.
 ///
 /// ```
 /// use cache_core::Cache;
@@ -92,16 +80,28 @@ fn stripe_index() -> usize {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StatsSnapshot {
-    /// Reads that found a usable value.
+    /// Reads that found a usable value (stale hits included).
     pub hits: u64,
     /// Reads that found nothing, or an unusable value.
     pub misses: u64,
+    /// Hits served stale while one caller refreshes the value (`serve_stale`).
+    pub stale_hits: u64,
+    /// Hits recomputed early (`early_refresh`; also counted as hits).
+    pub early_refreshes: u64,
     /// Values written.
     pub stores: u64,
     /// Backend failures and undecodable values (each also counted as a miss or a failed store).
     pub errors: u64,
+    /// Cached calls whose read failed, so the function ran without the cache (each also
+    /// counted as an error and a miss).
+    pub fail_opens: u64,
     /// Calls that skipped the cache (`unless`, no cache installed, key not buildable).
     pub bypasses: u64,
+    /// Cached calls that found another caller's lease and waited for its value (`lease`).
+    pub lease_waits: u64,
+    /// Lease waiters that computed the value themselves: the holder's lease expired and they
+    /// took it, or they waited twice the lease.
+    pub lease_takeovers: u64,
     /// Entries removed (`delete`, `delete_many`, `clear`, `delete_prefix`, `invalidate`).
     pub deletes: u64,
 }
@@ -121,52 +121,68 @@ impl StatsSnapshot {
 impl Stats {
     /// Zeroed counters, usable in a `static`.
     pub const fn new() -> Self {
+        Self::with_slot(Slot::unnamed())
+    }
+
+    const fn with_slot(observe: Slot) -> Self {
         Self {
             stripes: [const { Stripe::new() }; STRIPES],
+            observe,
         }
+    }
+
+    /// The counters of the cache with `namespace` (normalised), its `cache` metrics label.
+    pub(crate) fn cache(namespace: &str) -> Self {
+        Self::with_slot(Slot::cache(namespace))
+    }
+
+    /// The counters of the annotated function at `path`, its `function` metrics label.
+    pub(crate) const fn function(path: &'static str) -> Self {
+        Self::with_slot(Slot::function(path))
     }
 
     /// Reads the counters (the sum of every stripe).
     pub fn snapshot(&self) -> StatsSnapshot {
-        let sum = |counter: fn(&Stripe) -> &AtomicU64| {
+        let sum = |event: Event| {
             self.stripes
                 .iter()
-                .map(|stripe| counter(stripe).load(Relaxed))
+                .map(|stripe| stripe.counts[event as usize].load(Relaxed))
                 .sum()
         };
         StatsSnapshot {
-            hits: sum(|s| &s.hits),
-            misses: sum(|s| &s.misses),
-            stores: sum(|s| &s.stores),
-            errors: sum(|s| &s.errors),
-            bypasses: sum(|s| &s.bypasses),
-            deletes: sum(|s| &s.deletes),
+            hits: sum(Event::Hit),
+            misses: sum(Event::Miss),
+            stale_hits: sum(Event::StaleHit),
+            early_refreshes: sum(Event::EarlyRefresh),
+            stores: sum(Event::Store),
+            errors: sum(Event::Error),
+            fail_opens: sum(Event::FailOpen),
+            bypasses: sum(Event::Bypass),
+            lease_waits: sum(Event::LeaseWait),
+            lease_takeovers: sum(Event::TakeOver),
+            deletes: sum(Event::Delete),
         }
     }
 
     #[inline]
-    fn count(&self, stripe: usize, event: Event) {
-        self.stripes[stripe].counter(event).fetch_add(1, Relaxed);
+    fn count(&self, stripe: usize, event: Event, n: u64) {
+        self.stripes[stripe].counts[event as usize].fetch_add(n, Relaxed);
+    }
+
+    /// Counts `n` events on these counters alone (a cache's methods, or a function called
+    /// with no cache).
+    #[inline]
+    fn alone(&self, event: Event, n: u64) {
+        self.count(stripe_index(), event, n);
+        observe::event(&self.observe, event, n);
     }
 
     pub(crate) fn bypass(&self) {
-        self.count(stripe_index(), Event::Bypass);
+        self.alone(Event::Bypass, 1);
     }
     pub(crate) fn deleted(&self, removed: u64) {
-        self.stripes[stripe_index()]
-            .deletes
-            .fetch_add(removed, Relaxed);
+        self.alone(Event::Delete, removed);
     }
-}
-
-/// What a counter counts.
-#[derive(Clone, Copy)]
-enum Event {
-    Hit,
-    Miss,
-    Store,
-    Error,
-    Bypass,
 }
 
 /// Counts one event in both the cache's counters and the function's.
@@ -180,10 +196,11 @@ impl Counters<'_> {
     #[inline]
     fn both(&self, event: Event) {
         let stripe = stripe_index();
-        self.cache.count(stripe, event);
+        self.cache.count(stripe, event, 1);
         if let Some(site) = self.site {
-            site.count(stripe, event);
+            site.count(stripe, event, 1);
         }
+        observe::call_event(&self.cache.observe, self.site.map(|s| &s.observe), event);
     }
     #[inline]
     pub(crate) fn hit(&self) {
@@ -206,6 +223,45 @@ impl Counters<'_> {
         if let Some(site) = self.site {
             site.deleted(removed);
         }
+    }
+    /// A hit on a stale value (counted as a hit too, by the read).
+    pub(crate) fn stale_hit(&self) {
+        self.both(Event::StaleHit);
+    }
+    /// A hit that will be recomputed early (counted as a hit too, by the read).
+    pub(crate) fn early_refresh(&self) {
+        self.both(Event::EarlyRefresh);
+    }
+    /// A read that failed, so the function runs without the cache.
+    pub(crate) fn fail_open(&self) {
+        self.both(Event::FailOpen);
+    }
+    /// Attempt `attempt` (from 0) to take a lease found it held: the first one starts a
+    /// lease wait.
+    pub(crate) fn lease_busy(&self, attempt: u32) {
+        if attempt == 0 {
+            self.both(Event::LeaseWait);
+        }
+    }
+    /// Attempt `attempt` (from 0) took the lease: after waiting, that is a take-over.
+    pub(crate) fn took_lease(&self, attempt: u32) {
+        if attempt > 0 {
+            self.both(Event::TakeOver);
+        }
+    }
+    /// A lease waiter gave up waiting and computes the value itself.
+    pub(crate) fn lease_takeover(&self) {
+        self.both(Event::TakeOver);
+    }
+    /// The function's body took `time` (a histogram only).
+    #[inline]
+    pub(crate) fn computed(&self, time: Duration) {
+        observe::computed(&self.cache.observe, self.site.map(|s| &s.observe), time);
+    }
+    /// A value of `bytes` bytes is about to be stored (a histogram only).
+    #[inline]
+    pub(crate) fn sealed(&self, bytes: usize) {
+        observe::sealed(&self.cache.observe, self.site.map(|s| &s.observe), bytes);
     }
 }
 
@@ -237,9 +293,7 @@ mod tests {
             hits: 1000 * threads,
             misses: threads,
             stores: threads,
-            errors: 0,
-            bypasses: 0,
-            deletes: 0,
+            ..StatsSnapshot::default()
         };
         assert_eq!(stats.snapshot(), expected);
         assert_eq!(site.snapshot(), expected);

@@ -2,5 +2,6 @@
 //! drive it) and a binary in `src/bin` (so people can run it).
 
 pub mod advanced;
+pub mod prometheus;
 pub mod serve;
 pub mod tutorial;

@@ -1,18 +1,21 @@
 //! Start-up shared by the example apps: logging, the cache from the environment, the port.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use axum::Router;
 use cache_core::Cache;
 use cache_core::config::{CacheType, Config, redact_url};
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`).
+/// Logs to stderr, in colour only when stderr is a terminal (a piped or redirected log holds
+/// no escape codes); `RUST_LOG` filters (default `info`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }
@@ -190,6 +193,14 @@ pub async fn serve(app: Router) -> Result<(), String> {
 /// The `main` of both binaries.
 pub async fn main(app: fn(Cache) -> Router) {
     init_tracing();
+    // Before the cache and any cached call, so every function counts into it.
+    let metrics = match crate::prometheus::install() {
+        Ok(handle) => handle,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::exit(2);
+        }
+    };
     let cache = match install_cache_from_env() {
         Ok(cache) => cache,
         Err(error) => {
@@ -197,7 +208,7 @@ pub async fn main(app: fn(Cache) -> Router) {
             std::process::exit(2);
         }
     };
-    if let Err(error) = serve(app(cache)).await {
+    if let Err(error) = serve(app(cache).merge(crate::prometheus::router(metrics))).await {
         eprintln!("error: {error}");
         std::process::exit(1);
     }

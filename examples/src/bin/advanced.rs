@@ -14,6 +14,7 @@
 //! curl -X POST 'localhost:5000/cache/user_123?value=Ada&timeout=300'
 //! curl localhost:5001/cache/user_123
 //! curl localhost:5001/cache/user_123/delete
+//! curl localhost:5001/metrics     # hits, misses and latencies, in Prometheus text format
 //! ```
 
 #[tokio::main]

@@ -8,6 +8,7 @@
 //! curl localhost:5000/square/5    # 2 s the first time, instant for the next 60 s
 //! curl localhost:5000/delete-homepage-cache
 //! curl localhost:5000/clear-cache
+//! curl localhost:5000/metrics     # hits, misses and latencies, in Prometheus text format
 //! ```
 
 #[tokio::main]

@@ -5,15 +5,14 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// What `binary` writes to stderr at start-up with `RUST_LOG=info` and `env`, up to its
-/// "listening on" line (then it is killed), or until it exits on its own (a bad setting).
+/// What `binary` writes to stderr at start-up with `RUST_LOG=info` and `env` (to a pipe,
+/// with no `NO_COLOR`: the app itself must leave colours out), up to its "listening on" line (then it is killed), or until it exits on its own (a bad setting).
 pub fn startup_log(binary: &str, env: &[(&str, &str)]) -> String {
     let mut command = Command::new(binary);
     command
         .env_clear()
         .env("PORT", free_port().to_string())
         .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (name, value) in env {
