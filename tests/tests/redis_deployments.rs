@@ -2,7 +2,8 @@
 //! Redis Cluster (3 primaries) and a Sentinel set-up (a master, a replica, 3 Sentinels),
 //! through `tests::deployment::Deployment`. Hostile values are misses whose fresh value
 //! replaces them, and a leased call cancelled at each await point leaves nothing behind
-//! (no lease, no open circuit, hits right after). The per-deployment essentials (one `GET`
+//! (no lease, no open circuit, hits right after), and stale and early values are refreshed
+//! by one caller. The per-deployment essentials (one `GET`
 //! per hit, scoped clear, fail-open, secrets) are in `redis_cluster.rs` and
 //! `redis_sentinel.rs`.
 
@@ -168,6 +169,71 @@ async fn a_leased_call_cancelled_at_each_await_leaves_nothing_behind(deployment:
     assert!(runs.load(Ordering::Relaxed) >= delays.len());
 }
 
+/// Serve-stale and early refresh on a shared backend. Past its timeout, a value is refreshed
+/// by the caller that wins the refresh lease (a sync caller computes in line and returns the
+/// fresh value); the lease, on its own key's node, is released at once, and the next call is
+/// a hit again (one `GET`, no `SET`). A value due for early refresh is recomputed by the hit
+/// that finds it due, and stored.
+fn stale_and_early_values_are_refreshed_by_one_caller(deployment: &impl Deployment) {
+    let what = deployment.name();
+    let cache = cache_on(deployment, "stale:");
+    let blocking = cache.blocking();
+    let runs = AtomicUsize::new(0);
+    let compute = || runs.fetch_add(1, Ordering::SeqCst) as u64;
+    let stale = CallOptions::builder()
+        .timeout(Duration::from_secs(1))
+        .stampede(Stampede::default().serve_stale(Duration::from_secs(60)))
+        .build();
+    assert_eq!(blocking.get_or_set_with_options("k", stale, compute), 0);
+    std::thread::sleep(Duration::from_millis(1_100));
+    deployment.reset_stats();
+    assert_eq!(
+        blocking.get_or_set_with_options("k", stale, compute),
+        1,
+        "{what}: the refreshing caller returns the fresh value"
+    );
+    let lease = format!("{}:~lease", cache.full_key("k"));
+    let held: u64 = redis::cmd("EXISTS")
+        .arg(&lease)
+        .query(&mut deployment.node_of(&lease).connection())
+        .unwrap();
+    assert_eq!(held, 0, "{what}: the refresh lease is released");
+    deployment.reset_stats();
+    assert_eq!(blocking.get_or_set_with_options("k", stale, compute), 1);
+    assert_eq!(runs.load(Ordering::SeqCst), 2, "{what}: one refresh");
+    assert_eq!(
+        (
+            deployment.data_command_count("get"),
+            deployment.data_command_count("set")
+        ),
+        (1, 0),
+        "{what}: a hit again"
+    );
+
+    // A beta this large makes every hit due (delta * beta dwarfs the timeout); the body
+    // takes a few milliseconds, since the envelope records its time in milliseconds.
+    let early = CallOptions::builder()
+        .timeout(TTL)
+        .stampede(Stampede::default().early_refresh(1e9))
+        .build();
+    let slow = || {
+        std::thread::sleep(Duration::from_millis(5));
+        compute()
+    };
+    assert_eq!(blocking.get_or_set_with_options("e", early, slow), 2);
+    deployment.reset_stats();
+    assert_eq!(
+        blocking.get_or_set_with_options("e", early, slow),
+        3,
+        "{what}: recomputed early"
+    );
+    assert_eq!(
+        deployment.data_command_count("set"),
+        1,
+        "{what}: and stored"
+    );
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -217,4 +283,21 @@ fn cancellation_at_each_await_on_sentinel() {
     runtime().block_on(a_leased_call_cancelled_at_each_await_leaves_nothing_behind(
         &set_up,
     ));
+}
+
+#[test]
+fn stale_and_early_refresh_on_one_server() {
+    stale_and_early_values_are_refreshed_by_one_caller(&RedisServer::start());
+}
+
+#[test]
+fn stale_and_early_refresh_on_a_cluster() {
+    let _one = one_at_a_time();
+    stale_and_early_values_are_refreshed_by_one_caller(&cluster());
+}
+
+#[test]
+fn stale_and_early_refresh_on_sentinel() {
+    let _one = one_at_a_time();
+    stale_and_early_values_are_refreshed_by_one_caller(&RedisSentinels::start());
 }
