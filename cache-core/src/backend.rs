@@ -81,7 +81,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: stackfuture::StackFuture<'a, Result<Option<Bytes>>, GET_FUTURE_SPACE>,
         // Times the read when the `metrics` feature is on (empty otherwise).
-        timer: crate::observe::Timer<'a>,
+        timer: crate::observe::timer::Timer<'a>,
     }
 }
 
@@ -93,13 +93,13 @@ impl<'a> GetFuture<'a> {
     {
         Self {
             inner: stackfuture::StackFuture::from_or_box(read),
-            timer: crate::observe::Timer::default(),
+            timer: crate::observe::timer::Timer::default(),
         }
     }
 
     /// The same read, timed by `timer`.
     #[cfg(feature = "metrics")]
-    pub(crate) fn timed(mut self, timer: crate::observe::Timer<'a>) -> Self {
+    pub(crate) fn timed(mut self, timer: crate::observe::timer::Timer<'a>) -> Self {
         self.timer = timer;
         self
     }

@@ -73,6 +73,7 @@ mod handles;
 #[cfg(feature = "metrics")]
 mod observed;
 mod span;
+pub(crate) mod timer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -257,25 +258,3 @@ pub(crate) fn store(store: Arc<dyn Store>, namespace: &str) -> Arc<dyn Store> {
 }
 
 pub(crate) use span::call as call_span;
-
-/// The timer a [`GetFuture`](crate::backend::GetFuture) may carry (empty without the
-/// feature).
-#[cfg(feature = "metrics")]
-pub(crate) use observed::Timer;
-
-/// The timer a [`GetFuture`](crate::backend::GetFuture) may carry (empty without the
-/// feature).
-#[cfg(not(feature = "metrics"))]
-#[derive(Debug, Default)]
-pub(crate) struct Timer<'a>(std::marker::PhantomData<&'a ()>);
-
-#[cfg(not(feature = "metrics"))]
-impl Timer<'_> {
-    #[inline]
-    pub(crate) fn enter(&self) -> Option<()> {
-        None
-    }
-
-    #[inline]
-    pub(crate) fn finish(&mut self, _ok: bool) {}
-}

@@ -14,6 +14,7 @@ use tracing::{Instrument, Span};
 
 use super::OPS;
 use super::handles::recorder_id;
+use super::timer::{Records, Timer};
 use crate::Result;
 use crate::backend::{Backend, BlockingBackend, Capabilities, GetFuture, Store, Ttl};
 
@@ -133,43 +134,9 @@ impl fmt::Debug for Observed {
     }
 }
 
-/// The timing of a read in flight, carried by its [`GetFuture`].
-#[derive(Default)]
-pub(crate) struct Timer<'a>(Option<Running<'a>>);
-
-struct Running<'a> {
-    store: &'a Observed,
-    started: Instant,
-    span: Span,
-}
-
-impl fmt::Debug for Timer<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Timer").finish_non_exhaustive()
-    }
-}
-
-impl<'a> Timer<'a> {
-    fn start(store: &'a Observed) -> Self {
-        Self(Some(Running {
-            store,
-            started: Instant::now(),
-            span: span(Op::Get),
-        }))
-    }
-
-    /// Enters the read's span for one poll.
-    #[inline]
-    pub(crate) fn enter(&self) -> Option<tracing::span::Entered<'_>> {
-        self.0.as_ref().map(|running| running.span.enter())
-    }
-
-    /// The read ended: records its time (once).
-    #[inline]
-    pub(crate) fn finish(&mut self, ok: bool) {
-        if let Some(running) = self.0.take() {
-            running.store.record(Op::Get, running.started, ok);
-        }
+impl Records for Observed {
+    fn read_ended(&self, started: Instant, ok: bool) {
+        self.record(Op::Get, started, ok);
     }
 }
 
@@ -183,7 +150,7 @@ impl Backend for Observed {
             .await
     }
     fn get_inline<'a>(&'a self, key: &'a str) -> GetFuture<'a> {
-        Backend::get_inline(&*self.inner, key).timed(Timer::start(self))
+        Backend::get_inline(&*self.inner, key).timed(Timer::start(self, span(Op::Get)))
     }
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
         self.timed_async(Op::GetMany, Backend::get_many(&*self.inner, keys))
