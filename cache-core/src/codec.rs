@@ -51,13 +51,16 @@
 
 mod borrowing;
 mod budget;
+mod owned;
 
+use bytes::BytesMut;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{Error, ErrorKind, Result};
 use borrowing::Seed;
 use budget::Budget;
+use owned::Refusal;
 
 /// The most bytes a decoded value may take, whatever its stored size (64 MiB).
 pub const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
@@ -101,6 +104,28 @@ pub trait Codec: Send + Sync + 'static {
     /// Decodes a whole value from `bytes`; never allocates much more than `bytes` implies
     /// (the codecs of this crate keep to the [bounds](self#bounded-decoding) above).
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T>;
+
+    /// Decodes a whole value from `bytes`, which the caller gives up: a codec may build the
+    /// value inside that buffer instead of copying out of it. The value must be the one
+    /// [`decode`](Self::decode) returns for the same bytes.
+    ///
+    /// The default decodes from the slice. [`Bincode`] decodes a `String` (or an owned byte
+    /// buffer such as `serde_bytes::ByteBuf`, or a newtype struct of one) in place, so a
+    /// hit on a large text holds one buffer, not the stored bytes and a copy.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use cache_core::codec::{Bincode, Codec};
+    ///
+    /// let mut bytes = Vec::new();
+    /// Bincode::encode("a large page", &mut bytes)?;
+    /// let page: String = Bincode::decode_owned(BytesMut::from(&bytes[..]))?;
+    /// assert_eq!(page, "a large page");
+    /// # Ok::<(), cache_core::Error>(())
+    /// ```
+    fn decode_owned<T: DeserializeOwned>(bytes: BytesMut) -> Result<T> {
+        Self::decode(&bytes)
+    }
 }
 
 /// bincode 2 in serde mode, with variable-length integers, decoding within the
@@ -148,6 +173,22 @@ impl Codec for Bincode {
             ));
         }
         Ok(value)
+    }
+
+    fn decode_owned<T: DeserializeOwned>(bytes: BytesMut) -> Result<T> {
+        match owned::decode::<T>(bytes) {
+            Ok(value) => Ok(value),
+            Err(Refusal::NotText(bytes)) => Self::decode(&bytes),
+            Err(Refusal::NotUtf8) => Err(Error::new(
+                ErrorKind::Decode,
+                "cannot decode the stored value with bincode: a string that is not UTF-8",
+            )),
+            Err(Refusal::Invalid(e)) => Err(Error::new(
+                ErrorKind::Decode,
+                "cannot decode the stored value with bincode",
+            )
+            .with_source(e)),
+        }
     }
 }
 

@@ -1,0 +1,268 @@
+//! Decoding a value that is one string (or byte string) into the buffer it was read from.
+//!
+//! A value read from Redis arrives in a buffer of its own. Decoding a `String` from it the
+//! usual way copies the bytes into a second buffer of the same size, so a hit holds both
+//! at once; past the allocator's mmap threshold that is fresh memory, mapped and faulted in
+//! on every hit. When the caller gives the buffer up ([`Codec::decode_owned`]) and the value
+//! is a `String` or an owned byte buffer (`serde_bytes::ByteBuf`, `bytes::Bytes`), possibly
+//! inside newtype structs, the bytes are moved to the front of that same buffer, which
+//! becomes the value: one buffer per hit, like a raw `GET`.
+//!
+//! What the value asks for is found by a [`Probe`]: a deserializer that only records the
+//! first request and refuses it, so nothing is decoded twice.
+//!
+//! [`Codec::decode_owned`]: super::Codec::decode_owned
+
+use std::cell::Cell;
+use std::fmt;
+
+use bytes::{Buf, BytesMut};
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use serde::forward_to_deserialize_any;
+
+use super::BINCODE_CONFIG;
+use super::budget::Budget;
+
+/// What a value asks a deserializer for first, through any newtype structs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    /// An owned `String`.
+    String,
+    /// An owned byte buffer.
+    ByteBuf,
+    /// Anything else: decoded from a borrowed slice as usual.
+    Other,
+}
+
+/// Decodes `payload` (bincode) as `T` inside `payload`'s own buffer, or gives the payload
+/// back when `T` is not a string or a byte buffer, or the payload is not one whole string
+/// (the usual decoding then reports what is wrong with it).
+pub(super) fn decode<T: DeserializeOwned>(mut payload: BytesMut) -> Result<T, Refusal> {
+    let asked = asked_by::<T>();
+    if asked == Asked::Other {
+        return Err(Refusal::NotText(payload));
+    }
+    let Ok((len, prefix)) = bincode::decode_from_slice::<u64, _>(&payload, BINCODE_CONFIG) else {
+        return Err(Refusal::NotText(payload));
+    };
+    let whole = usize::try_from(len)
+        .ok()
+        .and_then(|len| len.checked_add(prefix))
+        .is_some_and(|end| end == payload.len());
+    let budget = Budget::for_stored(payload.len());
+    if !whole || budget.claim_bytes::<de::value::Error>(payload.len() - prefix).is_err() {
+        return Err(Refusal::NotText(payload));
+    }
+    payload.advance(prefix);
+    // Moves the bytes to the front of the buffer (no allocation): the buffer becomes the value.
+    let bytes = Vec::from(payload);
+    let owned = match asked {
+        Asked::String => Owned::String(String::from_utf8(bytes).map_err(|_| Refusal::NotUtf8)?),
+        _ => Owned::ByteBuf(bytes),
+    };
+    T::deserialize(owned).map_err(Refusal::Invalid)
+}
+
+/// Why [`decode`] did not produce a value.
+pub(super) enum Refusal {
+    /// Not a value that this path decodes: the payload, to decode as usual.
+    NotText(BytesMut),
+    /// A string that is not UTF-8.
+    NotUtf8,
+    /// The value refused the string it asked for.
+    Invalid(de::value::Error),
+}
+
+/// What `T` asks a deserializer for first.
+fn asked_by<T: DeserializeOwned>() -> Asked {
+    let asked = Cell::new(Asked::Other);
+    let _refused = T::deserialize(Probe { asked: &asked });
+    asked.get()
+}
+
+/// A deserializer that records the first request of a value and refuses it.
+struct Probe<'a> {
+    asked: &'a Cell<Asked>,
+}
+
+impl Probe<'_> {
+    fn record<V>(self, asked: Asked) -> Result<V, Refused> {
+        self.asked.set(asked);
+        Err(Refused)
+    }
+}
+
+impl<'de> Deserializer<'de> for Probe<'_> {
+    type Error = Refused;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Refused> {
+        self.record(Asked::Other)
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Refused> {
+        self.record(Asked::String)
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Refused> {
+        self.record(Asked::ByteBuf)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Refused> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str bytes option unit
+        unit_struct seq tuple tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+/// The probe's refusal: carries nothing, so probing allocates nothing.
+#[derive(Debug)]
+struct Refused;
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("probed")
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl de::Error for Refused {
+    fn custom<M: fmt::Display>(_message: M) -> Self {
+        Refused
+    }
+}
+
+/// The decoded string or byte buffer, handed to the value that asked for it.
+enum Owned {
+    String(String),
+    ByteBuf(Vec<u8>),
+}
+
+impl<'de> Deserializer<'de> for Owned {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self {
+            Owned::String(string) => visitor.visit_string(string),
+            Owned::ByteBuf(bytes) => visitor.visit_byte_buf(bytes),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct seq tuple tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::codec::{Bincode, Codec};
+
+    /// Whether `T` is decoded in place.
+    fn in_place<T: DeserializeOwned>() -> bool {
+        asked_by::<T>() != Asked::Other
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Page(String);
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Wrapped(Page);
+
+    /// An owned byte buffer, as `serde_bytes::ByteBuf` is.
+    #[derive(Debug, PartialEq)]
+    struct Buffer(Vec<u8>);
+
+    impl Serialize for Buffer {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(&self.0)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Buffer {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Only;
+            impl Visitor<'_> for Only {
+                type Value = Buffer;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("an owned byte buffer")
+                }
+                fn visit_byte_buf<E>(self, value: Vec<u8>) -> Result<Buffer, E> {
+                    Ok(Buffer(value))
+                }
+            }
+            d.deserialize_byte_buf(Only)
+        }
+    }
+
+    fn payload<T: Serialize>(value: &T) -> BytesMut {
+        let mut bytes = Vec::new();
+        Bincode::encode(value, &mut bytes).unwrap();
+        BytesMut::from(&bytes[..])
+    }
+
+    #[test]
+    fn strings_byte_buffers_and_their_newtypes_are_decoded_in_place() {
+        assert!(in_place::<String>() && in_place::<Page>() && in_place::<Wrapped>());
+        assert!(in_place::<Buffer>() && in_place::<Box<str>>());
+        assert!(!in_place::<Vec<u8>>() && !in_place::<Option<String>>());
+        assert!(!in_place::<(String, String)>() && !in_place::<u64>());
+    }
+
+    #[test]
+    fn a_string_becomes_the_buffer_it_was_read_from() {
+        let text = "é".repeat(100_000);
+        let payload = payload(&text);
+        let start = payload.as_ptr();
+        let decoded: String = Bincode::decode_owned(payload).unwrap();
+        assert_eq!(decoded, text);
+        assert_eq!(decoded.as_ptr(), start, "the same buffer, not a copy");
+        let wrapped: Wrapped = Bincode::decode_owned(self::payload(&"w")).unwrap();
+        assert_eq!(wrapped, Wrapped(Page("w".into())));
+        let bytes: Buffer = Bincode::decode_owned(self::payload(&Buffer(vec![0, 255]))).unwrap();
+        assert_eq!(bytes, Buffer(vec![0, 255]));
+    }
+
+    #[test]
+    fn other_values_decode_as_from_a_slice() {
+        let pair = (String::from("a"), 7u32);
+        let decoded: (String, u32) = Bincode::decode_owned(payload(&pair)).unwrap();
+        assert_eq!(decoded, pair);
+        let some: Option<String> = Bincode::decode_owned(payload(&Some("s"))).unwrap();
+        assert_eq!(some.as_deref(), Some("s"));
+    }
+
+    #[test]
+    fn bad_strings_are_decode_errors_in_place_too() {
+        // Not UTF-8; trailing bytes; a length beyond the bytes; a length prefix cut short.
+        let not_utf8 = BytesMut::from(&[2, 0xC3, 0x28][..]);
+        assert!(Bincode::decode_owned::<String>(not_utf8).unwrap_err().is_decode());
+        let mut trailing = payload(&"abc");
+        trailing.extend_from_slice(&[0]);
+        let err = Bincode::decode_owned::<String>(trailing).unwrap_err();
+        assert!(format!("{err:#}").contains("trailing"), "{err:#}");
+        let short = BytesMut::from(&[9, b'a'][..]);
+        assert!(Bincode::decode_owned::<String>(short).unwrap_err().is_decode());
+        let cut = BytesMut::from(&[0xFD, 1][..]);
+        assert!(Bincode::decode_owned::<Page>(cut).unwrap_err().is_decode());
+        assert!(Bincode::decode_owned::<String>(BytesMut::new()).unwrap_err().is_decode());
+    }
+}
