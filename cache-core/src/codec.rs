@@ -53,7 +53,7 @@ mod borrowing;
 mod budget;
 mod owned;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -105,25 +105,26 @@ pub trait Codec: Send + Sync + 'static {
     /// (the codecs of this crate keep to the [bounds](self#bounded-decoding) above).
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T>;
 
-    /// Decodes a whole value from `bytes`, which the caller gives up: a codec may build the
-    /// value inside that buffer instead of copying out of it. The value must be the one
-    /// [`decode`](Self::decode) returns for the same bytes.
+    /// Decodes a whole value from `bytes`, which the caller gives up: when nothing else
+    /// holds them, a codec may build the value inside their buffer instead of copying out of
+    /// it. The value must be the one [`decode`](Self::decode) returns for the same bytes.
     ///
     /// The default decodes from the slice. [`Bincode`] decodes a `String` (or an owned byte
     /// buffer such as `serde_bytes::ByteBuf`, or a newtype struct of one) in place, so a
-    /// hit on a large text holds one buffer, not the stored bytes and a copy.
+    /// hit on a large text read from Redis holds one buffer, not the reply and a copy.
     ///
     /// ```
-    /// use bytes::BytesMut;
+    /// use bytes::Bytes;
     /// use cache_core::codec::{Bincode, Codec};
     ///
     /// let mut bytes = Vec::new();
     /// Bincode::encode("a large page", &mut bytes)?;
-    /// let page: String = Bincode::decode_owned(BytesMut::from(&bytes[..]))?;
+    /// let page: String = Bincode::decode_owned(Bytes::from(bytes))?;
     /// assert_eq!(page, "a large page");
     /// # Ok::<(), cache_core::Error>(())
     /// ```
-    fn decode_owned<T: DeserializeOwned>(bytes: BytesMut) -> Result<T> {
+    #[inline]
+    fn decode_owned<T: DeserializeOwned>(bytes: Bytes) -> Result<T> {
         Self::decode(&bytes)
     }
 }
@@ -150,6 +151,7 @@ impl Codec for Bincode {
             })
     }
 
+    #[inline]
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         // Through `Borrowing`, strings are copied out of `bytes` instead of into a zeroed
         // buffer first, and every level is held to the budget (see the `borrowing` module).
@@ -175,8 +177,13 @@ impl Codec for Bincode {
         Ok(value)
     }
 
-    fn decode_owned<T: DeserializeOwned>(bytes: BytesMut) -> Result<T> {
-        match owned::decode::<T>(bytes) {
+    #[inline]
+    fn decode_owned<T: DeserializeOwned>(bytes: Bytes) -> Result<T> {
+        // Shared bytes cannot become the value: decoded from the slice.
+        if !owned::in_place::<T>() || !bytes.is_unique() {
+            return Self::decode(&bytes);
+        }
+        match owned::decode::<T>(BytesMut::from(bytes)) {
             Ok(value) => Ok(value),
             Err(Refusal::NotText(bytes)) => Self::decode(&bytes),
             Err(Refusal::NotUtf8) => Err(Error::new(

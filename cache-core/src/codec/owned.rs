@@ -34,6 +34,13 @@ enum Asked {
     Other,
 }
 
+/// Whether [`decode`] may decode `T` in place: whether `T` asks for an owned string or byte
+/// buffer (through any newtype structs).
+#[inline]
+pub(super) fn in_place<T: DeserializeOwned>() -> bool {
+    asked_by::<T>() != Asked::Other
+}
+
 /// Decodes `payload` (bincode) as `T` inside `payload`'s own buffer, or gives the payload
 /// back when `T` is not a string or a byte buffer, or the payload is not one whole string
 /// (the usual decoding then reports what is wrong with it).
@@ -74,6 +81,7 @@ pub(super) enum Refusal {
 }
 
 /// What `T` asks a deserializer for first.
+#[inline]
 fn asked_by<T: DeserializeOwned>() -> Asked {
     let asked = Cell::new(Asked::Other);
     let _refused = T::deserialize(Probe { asked: &asked });
@@ -173,13 +181,10 @@ impl<'de> Deserializer<'de> for Owned {
 mod tests {
     use serde::{Deserialize, Serialize};
 
+    use bytes::Bytes;
+
     use super::*;
     use crate::codec::{Bincode, Codec};
-
-    /// Whether `T` is decoded in place.
-    fn in_place<T: DeserializeOwned>() -> bool {
-        asked_by::<T>() != Asked::Other
-    }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Page(String);
@@ -213,10 +218,10 @@ mod tests {
         }
     }
 
-    fn payload<T: Serialize>(value: &T) -> BytesMut {
+    fn payload<T: Serialize>(value: &T) -> Bytes {
         let mut bytes = Vec::new();
         Bincode::encode(value, &mut bytes).unwrap();
-        BytesMut::from(&bytes[..])
+        Bytes::from(bytes)
     }
 
     #[test]
@@ -230,15 +235,20 @@ mod tests {
     #[test]
     fn a_string_becomes_the_buffer_it_was_read_from() {
         let text = "é".repeat(100_000);
-        let payload = payload(&text);
-        let start = payload.as_ptr();
-        let decoded: String = Bincode::decode_owned(payload).unwrap();
+        let stored = payload(&text);
+        let start = stored.as_ptr();
+        let decoded: String = Bincode::decode_owned(stored).unwrap();
         assert_eq!(decoded, text);
         assert_eq!(decoded.as_ptr(), start, "the same buffer, not a copy");
         let wrapped: Wrapped = Bincode::decode_owned(self::payload(&"w")).unwrap();
         assert_eq!(wrapped, Wrapped(Page("w".into())));
         let bytes: Buffer = Bincode::decode_owned(self::payload(&Buffer(vec![0, 255]))).unwrap();
         assert_eq!(bytes, Buffer(vec![0, 255]));
+        // Bytes that something else holds are left intact.
+        let held = payload(&text);
+        let copy: String = Bincode::decode_owned(held.clone()).unwrap();
+        assert_ne!(copy.as_ptr(), held.as_ptr());
+        assert_eq!(Bincode::decode::<String>(&held).unwrap(), text);
     }
 
     #[test]
@@ -253,16 +263,17 @@ mod tests {
     #[test]
     fn bad_strings_are_decode_errors_in_place_too() {
         // Not UTF-8; trailing bytes; a length beyond the bytes; a length prefix cut short.
-        let not_utf8 = BytesMut::from(&[2, 0xC3, 0x28][..]);
+        let not_utf8 = Bytes::from(vec![2, 0xC3, 0x28]);
         assert!(Bincode::decode_owned::<String>(not_utf8).unwrap_err().is_decode());
-        let mut trailing = payload(&"abc");
-        trailing.extend_from_slice(&[0]);
+        let mut trailing = payload(&"abc").to_vec();
+        trailing.push(0);
+        let trailing = Bytes::from(trailing);
         let err = Bincode::decode_owned::<String>(trailing).unwrap_err();
         assert!(format!("{err:#}").contains("trailing"), "{err:#}");
-        let short = BytesMut::from(&[9, b'a'][..]);
+        let short = Bytes::from(vec![9, b'a']);
         assert!(Bincode::decode_owned::<String>(short).unwrap_err().is_decode());
-        let cut = BytesMut::from(&[0xFD, 1][..]);
+        let cut = Bytes::from(vec![0xFD, 1]);
         assert!(Bincode::decode_owned::<Page>(cut).unwrap_err().is_decode());
-        assert!(Bincode::decode_owned::<String>(BytesMut::new()).unwrap_err().is_decode());
+        assert!(Bincode::decode_owned::<String>(Bytes::new()).unwrap_err().is_decode());
     }
 }
