@@ -205,10 +205,18 @@ mod tests {
             // Shared bytes (as held by the memory backend): decoded from the slice.
             let held = sealed.clone();
             assert_eq!(open_owned::<Bincode, String>(sealed).unwrap(), expected);
-            assert_eq!(open::<Bincode, String>(&held).unwrap(), expected, "left intact");
+            assert_eq!(
+                open::<Bincode, String>(&held).unwrap(),
+                expected,
+                "left intact"
+            );
         }
         let wrong = seal::<Bincode, _>(&1u32, Meta::default()).unwrap();
-        assert!(open_owned::<Bincode, String>(wrong).unwrap_err().is_decode());
+        assert!(
+            open_owned::<Bincode, String>(wrong)
+                .unwrap_err()
+                .is_decode()
+        );
     }
 
     #[test]

@@ -57,7 +57,11 @@ pub(super) fn decode<T: DeserializeOwned>(mut payload: BytesMut) -> Result<T, Re
         .and_then(|len| len.checked_add(prefix))
         .is_some_and(|end| end == payload.len());
     let budget = Budget::for_stored(payload.len());
-    if !whole || budget.claim_bytes::<de::value::Error>(payload.len() - prefix).is_err() {
+    if !whole
+        || budget
+            .claim_bytes::<de::value::Error>(payload.len() - prefix)
+            .is_err()
+    {
         return Err(Refusal::NotText(payload));
     }
     payload.advance(prefix);
@@ -264,16 +268,28 @@ mod tests {
     fn bad_strings_are_decode_errors_in_place_too() {
         // Not UTF-8; trailing bytes; a length beyond the bytes; a length prefix cut short.
         let not_utf8 = Bytes::from(vec![2, 0xC3, 0x28]);
-        assert!(Bincode::decode_owned::<String>(not_utf8).unwrap_err().is_decode());
+        assert!(
+            Bincode::decode_owned::<String>(not_utf8)
+                .unwrap_err()
+                .is_decode()
+        );
         let mut trailing = payload(&"abc").to_vec();
         trailing.push(0);
         let trailing = Bytes::from(trailing);
         let err = Bincode::decode_owned::<String>(trailing).unwrap_err();
         assert!(format!("{err:#}").contains("trailing"), "{err:#}");
         let short = Bytes::from(vec![9, b'a']);
-        assert!(Bincode::decode_owned::<String>(short).unwrap_err().is_decode());
+        assert!(
+            Bincode::decode_owned::<String>(short)
+                .unwrap_err()
+                .is_decode()
+        );
         let cut = Bytes::from(vec![0xFD, 1]);
         assert!(Bincode::decode_owned::<Page>(cut).unwrap_err().is_decode());
-        assert!(Bincode::decode_owned::<String>(Bytes::new()).unwrap_err().is_decode());
+        assert!(
+            Bincode::decode_owned::<String>(Bytes::new())
+                .unwrap_err()
+                .is_decode()
+        );
     }
 }
