@@ -110,8 +110,9 @@ pub trait Codec: Send + Sync + 'static {
     /// it. The value must be the one [`decode`](Self::decode) returns for the same bytes.
     ///
     /// The default decodes from the slice. [`Bincode`] decodes a `String` (or an owned byte
-    /// buffer such as `serde_bytes::ByteBuf`, or a newtype struct of one) in place, so a
-    /// hit on a large text read from Redis holds one buffer, not the reply and a copy.
+    /// buffer such as `serde_bytes::ByteBuf`, inside any newtype structs and `Some`s) in
+    /// place, so a hit on a large text read from Redis holds one buffer, not the reply and a
+    /// copy.
     ///
     /// ```
     /// use bytes::Bytes;

@@ -1,5 +1,5 @@
-//! Large values through a real `redis-server`: a 1 MB `String`, `bytes::Bytes` or newtype
-//! of a `String` hit is one `GET` and the value as stored (decoded in the reply's own
+//! Large values through a real `redis-server`: a 1 MB `String`, `bytes::Bytes`, newtype of
+//! a `String` or `Option<String>` hit is one `GET` and the value as stored (decoded in the reply's own
 //! buffer, see `cache_core::codec::Codec::decode_owned`), sync and async; a large stored
 //! string that is not UTF-8 is a miss, and the body runs.
 
@@ -43,6 +43,11 @@ async fn html(len: usize) -> Html {
     Html("<".repeat(len))
 }
 
+#[memoize(cache = VALUES, timeout = 60)]
+async fn maybe(len: usize) -> Option<String> {
+    Some("?".repeat(len))
+}
+
 #[memoize(cache = SYNC, timeout = 60)]
 fn text(len: usize) -> String {
     TEXT_RUNS.fetch_add(1, Ordering::SeqCst);
@@ -73,15 +78,15 @@ async fn a_one_megabyte_string_hit_is_one_get_and_the_stored_string() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn one_megabyte_bytes_and_newtype_hits_are_the_stored_values() {
+async fn one_megabyte_bytes_newtype_and_option_hits_are_the_stored_values() {
     let server = RedisServer::start();
     let _ = VALUES.0.set(redis_support::cache(&server, "large:"));
     for len in [0, 100, MB] {
-        let stored = (blob(len).await, html(len).await);
+        let stored = (blob(len).await, html(len).await, maybe(len).await);
         server.reset_stats();
-        assert_eq!((blob(len).await, html(len).await), stored);
-        assert_eq!(server.command_count("get"), 2);
-        assert_eq!(server.command_count("set"), 0, "both were hits");
+        assert_eq!((blob(len).await, html(len).await, maybe(len).await), stored);
+        assert_eq!(server.command_count("get"), 3);
+        assert_eq!(server.command_count("set"), 0, "all were hits");
     }
 }
 

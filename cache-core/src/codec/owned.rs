@@ -5,7 +5,7 @@
 //! at once; past the allocator's mmap threshold that is fresh memory, mapped and faulted in
 //! on every hit. When the caller gives the buffer up ([`Codec::decode_owned`]) and the value
 //! is a `String` or an owned byte buffer (`serde_bytes::ByteBuf`, `bytes::Bytes`), possibly
-//! inside newtype structs, the bytes are moved to the front of that same buffer, which
+//! inside newtype structs and `Some`s, the bytes are moved to the front of that same buffer, which
 //! becomes the value: one buffer per hit, like a raw `GET`.
 //!
 //! What the value asks for is found by a [`Probe`]: a deserializer that only records the
@@ -23,7 +23,11 @@ use serde::forward_to_deserialize_any;
 use super::BINCODE_CONFIG;
 use super::budget::Budget;
 
-/// What a value asks a deserializer for first, through any newtype structs.
+/// The most newtype structs and `Option`s a probe looks through: a recursive type
+/// (`struct List(Option<Box<List>>)`) would otherwise be probed for ever.
+const MAX_LAYERS: usize = 16;
+
+/// What a value asks a deserializer for first, through any newtype structs and `Option`s.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Asked {
     /// An owned `String`.
@@ -35,23 +39,30 @@ enum Asked {
 }
 
 /// Whether [`decode`] may decode `T` in place: whether `T` asks for an owned string or byte
-/// buffer (through any newtype structs).
+/// buffer (through any newtype structs and `Option`s).
 #[inline]
 pub(super) fn in_place<T: DeserializeOwned>() -> bool {
-    asked_by::<T>() != Asked::Other
+    asked_by::<T>().0 != Asked::Other
 }
 
 /// Decodes `payload` (bincode) as `T` inside `payload`'s own buffer, or gives the payload
 /// back when `T` is not a string or a byte buffer, or the payload is not one whole string
 /// (the usual decoding then reports what is wrong with it).
 pub(super) fn decode<T: DeserializeOwned>(mut payload: BytesMut) -> Result<T, Refusal> {
-    let asked = asked_by::<T>();
-    if asked == Asked::Other {
+    let (asked, options) = asked_by::<T>();
+    // Each `Option` on the way is a `Some` (bincode: a 1 byte), then the string's length.
+    let somes = payload
+        .get(..options)
+        .is_some_and(|tags| tags.iter().all(|&tag| tag == 1));
+    if asked == Asked::Other || !somes {
         return Err(Refusal::NotText(payload));
     }
-    let Ok((len, prefix)) = bincode::decode_from_slice::<u64, _>(&payload, BINCODE_CONFIG) else {
+    let Ok((len, prefix)) =
+        bincode::decode_from_slice::<u64, _>(&payload[options..], BINCODE_CONFIG)
+    else {
         return Err(Refusal::NotText(payload));
     };
+    let prefix = options + prefix;
     let whole = usize::try_from(len)
         .ok()
         .and_then(|len| len.checked_add(prefix))
@@ -84,23 +95,41 @@ pub(super) enum Refusal {
     Invalid(de::value::Error),
 }
 
-/// What `T` asks a deserializer for first.
+/// What `T` asks a deserializer for first, and through how many `Option`s.
 #[inline]
-fn asked_by<T: DeserializeOwned>() -> Asked {
+fn asked_by<T: DeserializeOwned>() -> (Asked, usize) {
     let asked = Cell::new(Asked::Other);
-    let _refused = T::deserialize(Probe { asked: &asked });
-    asked.get()
+    let options = Cell::new(0);
+    let _refused = T::deserialize(Probe {
+        asked: &asked,
+        options: &options,
+        layers: 0,
+    });
+    (asked.get(), options.get())
 }
 
-/// A deserializer that records the first request of a value and refuses it.
+/// A deserializer that records the first request of a value and refuses it, looking through
+/// newtype structs and `Option`s.
 struct Probe<'a> {
     asked: &'a Cell<Asked>,
+    /// `Option`s looked through.
+    options: &'a Cell<usize>,
+    /// Newtype structs and `Option`s looked through.
+    layers: usize,
 }
 
 impl Probe<'_> {
     fn record<V>(self, asked: Asked) -> Result<V, Refused> {
         self.asked.set(asked);
         Err(Refused)
+    }
+
+    /// The probe one layer down, if there may be one more.
+    fn inner(self) -> Option<Self> {
+        (self.layers < MAX_LAYERS).then_some(Probe {
+            layers: self.layers + 1,
+            ..self
+        })
     }
 }
 
@@ -124,11 +153,25 @@ impl<'de> Deserializer<'de> for Probe<'_> {
         _name: &'static str,
         visitor: V,
     ) -> Result<V::Value, Refused> {
-        visitor.visit_newtype_struct(self)
+        match self.inner() {
+            Some(inner) => visitor.visit_newtype_struct(inner),
+            None => Err(Refused),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
+        let options = self.options;
+        match self.inner() {
+            Some(inner) => {
+                options.set(options.get() + 1);
+                visitor.visit_some(inner)
+            }
+            None => Err(Refused),
+        }
     }
 
     forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str bytes option unit
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str bytes unit
         unit_struct seq tuple tuple_struct map struct enum identifier ignored_any
     }
 }
@@ -175,9 +218,14 @@ impl<'de> Deserializer<'de> for Owned {
         visitor.visit_newtype_struct(self)
     }
 
+    /// Only asked for where the payload held a `Some`.
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_some(self)
+    }
+
     forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct seq tuple tuple_struct map struct enum identifier ignored_any
+        unit unit_struct seq tuple tuple_struct map struct enum identifier ignored_any
     }
 }
 
@@ -232,8 +280,24 @@ mod tests {
     fn strings_byte_buffers_and_their_newtypes_are_decoded_in_place() {
         assert!(in_place::<String>() && in_place::<Page>() && in_place::<Wrapped>());
         assert!(in_place::<Buffer>() && in_place::<Box<str>>());
-        assert!(!in_place::<Vec<u8>>() && !in_place::<Option<String>>());
+        assert!(in_place::<Option<String>>() && in_place::<Option<Option<Wrapped>>>());
+        assert!(!in_place::<Vec<u8>>() && !in_place::<Option<u64>>());
         assert!(!in_place::<(String, String)>() && !in_place::<u64>());
+    }
+
+    /// A recursive type, as deep as its data says.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct List(Option<Box<List>>);
+
+    /// A type with no finite values, which a probe must not follow for ever either.
+    #[derive(Deserialize)]
+    struct Endless(#[allow(dead_code, reason = "only probed")] Box<Endless>);
+
+    #[test]
+    fn recursive_types_are_probed_a_bounded_number_of_layers() {
+        assert!(!in_place::<List>() && !in_place::<Endless>());
+        let list = List(Some(Box::new(List(None))));
+        assert_eq!(Bincode::decode_owned::<List>(payload(&list)).unwrap(), list);
     }
 
     #[test]
@@ -248,6 +312,17 @@ mod tests {
         assert_eq!(wrapped, Wrapped(Page("w".into())));
         let bytes: Buffer = Bincode::decode_owned(self::payload(&Buffer(vec![0, 255]))).unwrap();
         assert_eq!(bytes, Buffer(vec![0, 255]));
+        // Through `Some`s: the buffer too; a `None` decodes as usual.
+        let some = self::payload(&Some(Some(Page(text.clone()))));
+        let start = some.as_ptr();
+        let decoded: Option<Option<Page>> = Bincode::decode_owned(some).unwrap();
+        let Some(Some(Page(inner))) = decoded else {
+            panic!("two Somes")
+        };
+        assert_eq!((inner.as_ptr(), &inner), (start, &text));
+        let none: Option<Option<Page>> =
+            Bincode::decode_owned(self::payload(&Some(None::<Page>))).unwrap();
+        assert_eq!(none, Some(None));
         // Bytes that something else holds are left intact.
         let held = payload(&text);
         let copy: String = Bincode::decode_owned(held.clone()).unwrap();
@@ -260,8 +335,8 @@ mod tests {
         let pair = (String::from("a"), 7u32);
         let decoded: (String, u32) = Bincode::decode_owned(payload(&pair)).unwrap();
         assert_eq!(decoded, pair);
-        let some: Option<String> = Bincode::decode_owned(payload(&Some("s"))).unwrap();
-        assert_eq!(some.as_deref(), Some("s"));
+        let some: Option<u8> = Bincode::decode_owned(payload(&Some(3u8))).unwrap();
+        assert_eq!(some, Some(3));
     }
 
     #[test]
