@@ -60,13 +60,9 @@ pub const GET_FUTURE_SPACE: usize = 1496;
 pin_project_lite::pin_project! {
     #[doc(hidden)]
     /// The future of [`Backend::get_inline`]: a read stored in the caller's own future, not on
-    /// the heap, when it fits in [`GET_FUTURE_SPACE`] bytes (boxed when it does not).
-    ///
-    /// A remote backend's read future is large (the `redis` crate's alone is over 1 KiB), and
-    /// allocating one on every hit, then freeing it on whichever worker thread finishes the
-    /// call, cost about 10 % of the throughput of 64 concurrent Redis hits on 2 cores. Storing
-    /// it in place makes every async function that reads through a cache larger by this space
-    /// instead.
+    /// the heap, when it fits in [`GET_FUTURE_SPACE`] bytes (boxed when it does not). Every
+    /// async function that reads through a cache is larger by this space (why: the hit path
+    /// in `docs/design.md`).
     ///
     /// ```
     /// use cache_core::backend::GetFuture;

@@ -51,13 +51,16 @@
 
 mod borrowing;
 mod budget;
+mod owned;
 
+use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::{Error, ErrorKind, Result};
 use borrowing::Seed;
 use budget::Budget;
+use owned::Refusal;
 
 /// The most bytes a decoded value may take, whatever its stored size (64 MiB).
 pub const MAX_DECODED_BYTES: usize = 64 * 1024 * 1024;
@@ -101,6 +104,30 @@ pub trait Codec: Send + Sync + 'static {
     /// Decodes a whole value from `bytes`; never allocates much more than `bytes` implies
     /// (the codecs of this crate keep to the [bounds](self#bounded-decoding) above).
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T>;
+
+    /// Decodes a whole value from `bytes`, which the caller gives up: when nothing else
+    /// holds them, a codec may build the value inside their buffer instead of copying out of
+    /// it. The value must be the one [`decode`](Self::decode) returns for the same bytes.
+    ///
+    /// The default decodes from the slice. [`Bincode`] decodes a `String` (or an owned byte
+    /// buffer such as `serde_bytes::ByteBuf`, inside any newtype structs and `Some`s) in
+    /// place, so a hit on a large text read from Redis holds one buffer, not the reply and a
+    /// copy.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use cache_core::codec::{Bincode, Codec};
+    ///
+    /// let mut bytes = Vec::new();
+    /// Bincode::encode("a large page", &mut bytes)?;
+    /// let page: String = Bincode::decode_owned(Bytes::from(bytes))?;
+    /// assert_eq!(page, "a large page");
+    /// # Ok::<(), cache_core::Error>(())
+    /// ```
+    #[inline]
+    fn decode_owned<T: DeserializeOwned>(bytes: Bytes) -> Result<T> {
+        Self::decode(&bytes)
+    }
 }
 
 /// bincode 2 in serde mode, with variable-length integers, decoding within the
@@ -125,6 +152,7 @@ impl Codec for Bincode {
             })
     }
 
+    #[inline]
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         // Through `Borrowing`, strings are copied out of `bytes` instead of into a zeroed
         // buffer first, and every level is held to the budget (see the `borrowing` module).
@@ -148,6 +176,27 @@ impl Codec for Bincode {
             ));
         }
         Ok(value)
+    }
+
+    #[inline]
+    fn decode_owned<T: DeserializeOwned>(bytes: Bytes) -> Result<T> {
+        // Shared bytes cannot become the value: decoded from the slice.
+        if !owned::in_place::<T>() || !bytes.is_unique() {
+            return Self::decode(&bytes);
+        }
+        match owned::decode::<T>(BytesMut::from(bytes)) {
+            Ok(value) => Ok(value),
+            Err(Refusal::NotText(bytes)) => Self::decode(&bytes),
+            Err(Refusal::NotUtf8) => Err(Error::new(
+                ErrorKind::Decode,
+                "cannot decode the stored value with bincode: a string that is not UTF-8",
+            )),
+            Err(Refusal::Invalid(e)) => Err(Error::new(
+                ErrorKind::Decode,
+                "cannot decode the stored value with bincode",
+            )
+            .with_source(e)),
+        }
     }
 }
 

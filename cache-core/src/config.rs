@@ -314,7 +314,7 @@ mod tests {
         }
     }
 
-    /// Issue 9: these were accepted, and failed only on every later call.
+    /// Out-of-range values are refused when the cache is built, not on every later call.
     #[test]
     fn out_of_range_timeout_db_port_and_host_are_refused_at_start_up() {
         for (name, value, allowed) in [

@@ -17,7 +17,7 @@ pub(crate) fn open_counted<C: Codec, T: DeserializeOwned>(
         counters.miss();
         return None;
     };
-    match envelope::open::<C, T>(&bytes) {
+    match envelope::open_owned::<C, T>(bytes) {
         Ok(opened) => {
             counters.hit();
             Some(opened)

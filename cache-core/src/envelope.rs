@@ -17,7 +17,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -99,6 +99,36 @@ fn read_timing(timing: &[u8]) -> Meta {
 
 /// Decodes an enveloped value of type `T` written with codec `C`.
 pub fn open<C: Codec, T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, Meta)> {
+    let (meta, start) = header::<C, T>(bytes)?;
+    Ok((C::decode(&bytes[start..])?, meta))
+}
+
+/// [`open`] for bytes the caller gives up: when nothing else holds them (a value just read
+/// from Redis), the codec may build the value inside their buffer
+/// ([`Codec::decode_owned`]), so a large `String` hit holds one buffer, not two.
+#[inline]
+pub fn open_owned<C: Codec, T: DeserializeOwned>(bytes: Bytes) -> Result<(T, Meta)> {
+    if bytes.is_unique() {
+        open_in_place::<C, T>(bytes)
+    } else {
+        // Held elsewhere too (the memory backend keeps its entries as shared `Bytes`).
+        open::<C, T>(&bytes)
+    }
+}
+
+/// [`open_owned`] for bytes that nothing else holds; out of line, so that the shared case
+/// stays as small as [`open`] where it is inlined.
+#[inline(never)]
+fn open_in_place<C: Codec, T: DeserializeOwned>(mut bytes: Bytes) -> Result<(T, Meta)> {
+    let (meta, start) = header::<C, T>(&bytes)?;
+    bytes.advance(start);
+    Ok((C::decode_owned(bytes)?, meta))
+}
+
+/// Checks the envelope of a value of type `T` written with codec `C`: its metadata and
+/// where its payload starts. Always inlined, as it is a few comparisons on every hit.
+#[inline(always)]
+fn header<C: Codec, T>(bytes: &[u8]) -> Result<(Meta, usize)> {
     let header = bytes
         .get(..HEADER_LEN)
         .ok_or_else(|| decode_error("shorter than an envelope header"))?;
@@ -121,16 +151,13 @@ pub fn open<C: Codec, T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, Meta)> {
             std::any::type_name::<T>()
         )));
     }
-    let mut meta = Meta::default();
-    let mut payload = &bytes[HEADER_LEN..];
-    if header[2] & FLAG_TIMING != 0 {
-        let timing = payload
-            .get(..TIMING_LEN)
-            .ok_or_else(|| decode_error("truncated timing block"))?;
-        meta = read_timing(timing);
-        payload = &payload[TIMING_LEN..];
+    if header[2] & FLAG_TIMING == 0 {
+        return Ok((Meta::default(), HEADER_LEN));
     }
-    Ok((C::decode(payload)?, meta))
+    let timing = bytes
+        .get(HEADER_LEN..HEADER_LEN + TIMING_LEN)
+        .ok_or_else(|| decode_error("truncated timing block"))?;
+    Ok((read_timing(timing), HEADER_LEN + TIMING_LEN))
 }
 
 fn decode_error(message: impl Into<String>) -> Error {
@@ -155,6 +182,41 @@ mod tests {
         };
         let timed = seal::<Bincode, _>(&7u64, meta).unwrap();
         assert_eq!(open::<Bincode, u64>(&timed).unwrap(), (7, meta));
+    }
+
+    #[test]
+    fn owned_bytes_open_like_borrowed_ones_in_their_own_buffer() {
+        let meta = Meta {
+            compute_time: Some(Duration::from_millis(3)),
+            soft_expiry: None,
+        };
+        let text = "x".repeat(300_000);
+        for sealed in [
+            seal::<Bincode, _>(&text, meta).unwrap(),
+            seal::<Bincode, _>(&text, Meta::default()).unwrap(),
+        ] {
+            let expected = open::<Bincode, String>(&sealed).unwrap();
+            // Unique bytes (as read from Redis): the string is built in their buffer.
+            let unique = Bytes::from(sealed.to_vec());
+            let start = unique.as_ptr();
+            let opened = open_owned::<Bincode, String>(unique).unwrap();
+            assert_eq!(opened, expected);
+            assert_eq!(opened.0.as_ptr(), start);
+            // Shared bytes (as held by the memory backend): decoded from the slice.
+            let held = sealed.clone();
+            assert_eq!(open_owned::<Bincode, String>(sealed).unwrap(), expected);
+            assert_eq!(
+                open::<Bincode, String>(&held).unwrap(),
+                expected,
+                "left intact"
+            );
+        }
+        let wrong = seal::<Bincode, _>(&1u32, Meta::default()).unwrap();
+        assert!(
+            open_owned::<Bincode, String>(wrong)
+                .unwrap_err()
+                .is_decode()
+        );
     }
 
     #[test]

@@ -157,8 +157,8 @@ pub const DEFAULT_POOL_SIZE: usize = DEFAULT_MAX_CONNECTIONS;
 /// connection is driven by the runtime that opened it; if that runtime shuts down, at most
 /// one call fails with a connection error and the next one reconnects on its own runtime.
 /// Calls from another runtime that is still running work, but each pays a wake-up across
-/// runtimes (measured at 1.87x the latency of a hit on a current-thread runtime): a process
-/// with several runtimes should give each its own backend.
+/// runtimes, which makes a hit markedly slower (see the README's Performance section): a
+/// process with several runtimes should give each its own backend.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -624,9 +624,7 @@ impl RedisBackendBuilder {
     /// The most idle blocking connections kept between calls (default
     /// [`DEFAULT_POOL_SIZE`], 16; at most [`max_connections`](Self::max_connections)). The
     /// others are closed when their call ends, unless a caller waits for one. A smaller
-    /// value frees connections after a burst, at the price of reconnecting in the next one
-    /// (measured: 500 concurrent sync callers opened 32 to 42 connections in all with 8, 16
-    /// with 16).
+    /// value frees connections after a burst, at the price of reconnecting in the next one.
     pub fn pool_size(mut self, size: usize) -> Self {
         self.pool_size = size;
         self

@@ -263,7 +263,7 @@ mod tests {
         }
     }
 
-    /// Issue 9: `?protocol=9` said only "invalid CACHE_REDIS_URL: 9".
+    /// A bad `?protocol=` names the parameter and the allowed values, not only the value.
     #[test]
     fn a_bad_protocol_names_the_parameter_and_the_allowed_values() {
         let err = parse_url("redis://localhost/?protocol=9", "CACHE_REDIS_URL").unwrap_err();

@@ -12,10 +12,17 @@
 //!   runtime flavour, against a raw `MultiplexedConnection` (latency: goal at most 1.05x);
 //! - `concurrent_64`: 64 tasks at once on the multi-thread runtime, each raw task with its own
 //!   clone of one multiplexed connection (throughput: goal at least 0.95x);
-//! - `sync`: a sync `#[memoize] fn` against a raw `redis::Connection` (goal at most 1.10x).
+//! - `sync`: a sync `#[memoize] fn` against a raw `redis::Connection` (goal at most 1.10x);
+//! - `large_100B_*`, `large_10KB_*`, `large_1MB_*`: one async call at a time of a `String`
+//!   of that size (`*` is `multi_thread` or `current_thread`), against a raw GET of the
+//!   same stored bytes (goal at most 1.10x at every size, on both runtimes);
+//! - `large_1MB_bytes_*`: the same for a 1 MB `bytes::Bytes` value, which needs no UTF-8
+//!   check (a `String` hit checks its bytes, which a raw GET into a `Vec<u8>` does not).
 //!
-//! Prints, per scenario, the median time per call of each side and the median ratio
-//! memoize / raw of time per call (below 1.0 is faster than raw).
+//! Prints, per scenario, the median time per call of each side, the median ratio
+//! memoize / raw of time per call (below 1.0 is faster than raw), and the median minor page
+//! faults per call of each side (the process's `minflt` in `/proc/self/stat`), which shows
+//! a value's memory being mapped afresh on every call.
 //!
 //! `cargo bench -p tests --bench redis_ab -- concurrent` runs only the scenarios whose name
 //! contains `concurrent`; `REDIS_AB_ROUNDS=75` runs 75 rounds instead of 25.
@@ -54,6 +61,23 @@ async fn hundred(n: u64) -> String {
 #[memoize(cache = CACHE, timeout = 0)]
 fn hundred_sync(n: u64) -> String {
     format!("{n:0>100}")
+}
+
+/// The stored sizes of the large-value scenarios, with their calls per side per round.
+const SIZES: [(&str, usize, u64); 3] = [
+    ("100B", 100, 1_500),
+    ("10KB", 10_000, 1_000),
+    ("1MB", 1_000_000, 100),
+];
+
+#[memoize(cache = CACHE, timeout = 0)]
+async fn sized(len: usize) -> String {
+    "x".repeat(len)
+}
+
+#[memoize(cache = CACHE, timeout = 0)]
+async fn sized_bytes(len: usize) -> bytes::Bytes {
+    bytes::Bytes::from(vec![b'x'; len])
 }
 
 /// One side of a scenario: runs `calls` calls and returns how long they took.
@@ -96,6 +120,28 @@ where
 async fn memoize_task(calls: u64) {
     for _ in 0..calls {
         black_box(hundred(black_box(7)).await);
+    }
+}
+
+/// A `#[memoize]` task of the large-value scenarios: `calls` hits of a `len`-byte string.
+fn sized_task(len: usize) -> impl Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = ()>>> {
+    move |calls| {
+        Box::pin(async move {
+            for _ in 0..calls {
+                black_box(sized(black_box(len)).await);
+            }
+        })
+    }
+}
+
+/// [`sized_task`] for a `bytes::Bytes` value.
+fn sized_bytes_task(len: usize) -> impl Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = ()>>> {
+    move |calls| {
+        Box::pin(async move {
+            for _ in 0..calls {
+                black_box(sized_bytes(black_box(len)).await);
+            }
+        })
     }
 }
 
@@ -153,26 +199,52 @@ fn scenario(run: &Run, name: &str, calls: u64, mut memoize: Side<'_>, mut raw: S
     memoize(calls / 4);
     raw(calls / 4);
     let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut our_faults, mut their_faults) = (Vec::new(), Vec::new());
     for round in 0..run.rounds {
-        let (a, b) = if round % 2 == 0 {
-            let a = memoize(calls);
-            (a, raw(calls))
+        let ((a, a_faults), (b, b_faults)) = if round % 2 == 0 {
+            let a = counted(&mut memoize, calls);
+            (a, counted(&mut raw, calls))
         } else {
-            let b = raw(calls);
-            (memoize(calls), b)
+            let b = counted(&mut raw, calls);
+            (counted(&mut memoize, calls), b)
         };
         ours.push(a.as_secs_f64() / calls as f64);
         theirs.push(b.as_secs_f64() / calls as f64);
         ratios.push(a.as_secs_f64() / b.as_secs_f64());
+        our_faults.push(a_faults as f64 / calls as f64);
+        their_faults.push(b_faults as f64 / calls as f64);
     }
     println!(
-        "{name:<20} memoize {:>7.2} µs   raw {:>7.2} µs   ratio {:.3} (rounds {:.3} to {:.3})",
+        "{name:<26} memoize {:>8.2} µs   raw {:>8.2} µs   ratio {:.3} (rounds {:.3} to {:.3})   \
+         faults/call {:.1} vs {:.1}",
         median(&mut ours) * 1e6,
         median(&mut theirs) * 1e6,
         median(&mut ratios),
         ratios.first().expect("rounds"),
         ratios.last().expect("rounds"),
+        median(&mut our_faults),
+        median(&mut their_faults),
     );
+}
+
+/// Runs `side` for `calls` calls: how long they took and how many minor page faults the
+/// process took meanwhile.
+fn counted(side: &mut Side<'_>, calls: u64) -> (Duration, u64) {
+    let before = minor_faults();
+    let elapsed = side(calls);
+    (elapsed, minor_faults() - before)
+}
+
+/// The process's minor page faults so far (`minflt`, the 10th field of `/proc/self/stat`).
+fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after_name = &stat[stat.rfind(')').expect("a command name") + 2..];
+    after_name
+        .split(' ')
+        .nth(7)
+        .and_then(|field| field.parse().ok())
+        .expect("minflt")
 }
 
 fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
@@ -234,6 +306,37 @@ fn main() {
         concurrent(&rt, raw_task(&conn, &key)),
     );
     drop(rt);
+
+    // Large values: one runtime per flavour, like the sequential scenarios above.
+    for (flavour, multi_thread) in [("multi_thread", true), ("current_thread", false)] {
+        let rt = runtime(multi_thread);
+        let conn = rt
+            .block_on(client.get_multiplexed_async_connection())
+            .expect("connection");
+        for (size, len, calls) in SIZES {
+            let key = format!("{}{}", CACHE.namespace(), sized::key(len).expect("a key"));
+            scenario(
+                &run,
+                &format!("large_{size}_{flavour}"),
+                calls,
+                sequential(&rt, sized_task(len)),
+                sequential(&rt, raw_task(&conn, &key)),
+            );
+        }
+        let (size, len, calls) = SIZES[2];
+        let key = format!(
+            "{}{}",
+            CACHE.namespace(),
+            sized_bytes::key(len).expect("a key")
+        );
+        scenario(
+            &run,
+            &format!("large_{size}_bytes_{flavour}"),
+            calls,
+            sequential(&rt, sized_bytes_task(len)),
+            sequential(&rt, raw_task(&conn, &key)),
+        );
+    }
 
     let mut sync_conn = client.get_connection().expect("connection");
     scenario(

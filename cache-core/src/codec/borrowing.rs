@@ -2,11 +2,9 @@
 //! owned ones, and holds every level of the value to one decoding [`Budget`].
 //!
 //! Decoding an owned `String`, bincode first fills a zeroed buffer of the right length and
-//! then copies the bytes in. Zeroed memory comes from `calloc`, which glibc serves without
-//! its per-thread cache, so one such string cost about 400 instructions, a tenth of a whole
-//! Redis hit's client work (measured with callgrind). Asked for a borrowed `&str` instead,
-//! bincode hands over a slice of the input and serde's `String` copies it into one plain
-//! allocation. [`Borrowing`] makes that request at every depth of a value: it wraps the
+//! then copies the bytes in; zeroed memory comes from `calloc`, the allocator's slow path
+//! (the cost is in `docs/design.md`). Asked for a borrowed `&str` instead, bincode hands over
+//! a slice of the input and serde's `String` copies it into one plain allocation. [`Borrowing`] makes that request at every depth of a value: it wraps the
 //! deserializer, and [`Visit`] and [`Wrap`] carry the wrapping down through visitors,
 //! sequences, maps, enums and seeds.
 //!
