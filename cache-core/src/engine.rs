@@ -172,11 +172,11 @@ impl Guards {
     }
 }
 
-/// A lease being taken: its key, this caller's token, its time, and for a miss's lease how
+/// A lease being taken: its guard (armed while a `SET NX` is in flight, so a call dropped
+/// then releases what that command may have taken), its time, and for a miss's lease how
 /// long and how often to poll while someone else holds it.
 struct Taking {
-    key: String,
-    token: Bytes,
+    lease: Lease,
     time: Duration,
     deadline: Instant,
     attempt: u32,
@@ -327,8 +327,8 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
             | State::LeasePolling { .. } => Request::Read(key),
             State::RefreshLease { lease, .. } | State::Leasing { lease, .. } => {
                 Request::TakeLease {
-                    key: &lease.key,
-                    token: lease.token.clone(),
+                    key: lease.lease.key(),
+                    token: lease.lease.token_bytes(),
                     time: lease.time,
                 }
             }
@@ -373,10 +373,16 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
                 Input::Lease(taken),
             ) => {
                 let lease = match self.plan.lease_attempt(taken) {
-                    Attempt::Held => Some(self.hold(lease)),
-                    Attempt::Failed => None,
+                    Attempt::Held => Some(lease.lease),
+                    Attempt::Failed => {
+                        lease.lease.settle();
+                        None
+                    }
                     // Another process refreshes it.
-                    Attempt::Busy => return Step::Done(self.policy.restore(stale)),
+                    Attempt::Busy => {
+                        lease.lease.settle();
+                        return Step::Done(self.policy.restore(stale));
+                    }
                 };
                 let guards = Guards {
                     leader: Some(leader),
@@ -410,20 +416,26 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
                     Lookup::Miss => self.join(mark),
                 }
             }
-            (State::Leasing { leader, lease }, Input::Lease(taken)) => {
+            (State::Leasing { leader, mut lease }, Input::Lease(taken)) => {
                 match self.plan.lease_attempt(taken) {
                     Attempt::Held => {
                         self.plan.counters.took_lease(lease.attempt);
-                        let lease = self.hold(lease);
+                        let lease = lease.lease;
                         self.wait_on(State::LeaseHeld { leader, lease })
                     }
-                    Attempt::Failed => self.compute_leading(leader),
+                    // After a failure the lease, if it was taken, expires on its own.
+                    Attempt::Failed => {
+                        lease.lease.settle();
+                        self.compute_leading(leader)
+                    }
                     Attempt::Busy if Instant::now() >= lease.deadline => {
+                        lease.lease.settle();
                         self.plan.counters.lease_busy(lease.attempt);
                         self.plan.counters.lease_takeover();
                         self.compute_leading(leader)
                     }
                     Attempt::Busy => {
+                        lease.lease.disarm();
                         self.plan.counters.lease_busy(lease.attempt);
                         let pause = poll_delay(lease.attempt);
                         self.state = State::LeaseSleeping { leader, lease };
@@ -456,6 +468,7 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
                     None if self.plan.outage.seen() => self.compute_leading(leader),
                     None => {
                         lease.attempt += 1;
+                        lease.lease.arm();
                         self.wait_on(State::Leasing { leader, lease })
                     }
                 }
@@ -536,10 +549,6 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
         })
     }
 
-    fn hold(&self, lease: Taking) -> Lease {
-        Lease::new(self.plan.cache, lease.key, lease.token, self.blocking)
-    }
-
     /// A stale value: returned, while this caller refreshes it if it is the one to.
     fn refresh(&mut self, stale: P::Stored) -> Step<R> {
         let cache = self.plan.cache;
@@ -549,7 +558,7 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
         };
         match self.plan.refresh_lease_time() {
             Some(time) => {
-                let lease = self.plan.taking(time);
+                let lease = self.plan.taking(time, self.blocking);
                 self.wait_on(State::RefreshLease {
                     stale,
                     leader,
@@ -616,7 +625,7 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
     fn lead(&mut self, leader: Leader) -> Step<R> {
         match self.plan.lease_time().filter(|_| !self.plan.outage.seen()) {
             Some(time) => {
-                let lease = self.plan.taking(time);
+                let lease = self.plan.taking(time, self.blocking);
                 self.wait_on(State::Leasing { leader, lease })
             }
             None => self.compute_leading(leader),
@@ -706,11 +715,12 @@ impl<'a> Plan<'a> {
         self.options.stampede.lease_time()
     }
 
-    /// A lease on this call's key about to be taken for `time`.
-    fn taking(&self, time: Duration) -> Taking {
+    /// A lease on this call's key about to be taken for `time` (by a sync caller when
+    /// `blocking`), armed: its `SET NX` is the next request.
+    fn taking(&self, time: Duration, blocking: bool) -> Taking {
+        let lease = Lease::new(self.cache, lease_key(&self.key), lease_token(), blocking);
         Taking {
-            key: lease_key(&self.key),
-            token: lease_token(),
+            lease,
             time,
             deadline: Instant::now() + wait_limit(time),
             attempt: 0,

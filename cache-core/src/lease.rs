@@ -6,7 +6,9 @@ use bytes::Bytes;
 use crate::cache::Cache;
 use crate::gateway::ReleaseLease;
 
-/// A lease this caller took (`SET {key}:~lease {token} NX PX`).
+/// A lease this caller took, or is taking (`SET {key}:~lease {token} NX PX`): armed from the
+/// moment its `SET NX` may reach the backend, so a call dropped while that command is in
+/// flight (which may have taken the lease) still releases it.
 ///
 /// The call releases it itself once it stored its value ([`Lease::key`] and
 /// [`Lease::token`] for the compare-and-delete, then [`Lease::settle`]), or settles it
@@ -43,6 +45,23 @@ impl Lease {
     /// The token the lease holds.
     pub(crate) fn token(&self) -> &[u8] {
         &self.token
+    }
+
+    /// The token, to send with the `SET NX` that takes the lease.
+    pub(crate) fn token_bytes(&self) -> Bytes {
+        self.token.clone()
+    }
+
+    /// This caller does not hold the lease (its `SET NX` found another holder): dropping it
+    /// undoes nothing, until [`Lease::arm`].
+    pub(crate) fn disarm(&mut self) {
+        self.held = false;
+    }
+
+    /// This caller may hold the lease from now on: its `SET NX` is about to be sent, and
+    /// if the call is dropped before the answer, the lease is released like a held one.
+    pub(crate) fn arm(&mut self) {
+        self.held = true;
     }
 
     /// The call released the lease, or leaves it to expire: nothing is left to undo.

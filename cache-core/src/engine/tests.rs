@@ -345,3 +345,46 @@ fn a_call_dropped_while_holding_the_lease_releases_it() {
         "the flight was given up, so the next caller leads"
     );
 }
+
+#[test]
+fn a_call_dropped_while_its_lease_command_is_in_flight_releases_what_it_took() {
+    let cache = cache();
+    let mut call: Text = call(cache, leased(), Plain);
+    call.step(Input::Start);
+    call.step(Input::Read(Ok(None)));
+    // The `SET NX` reaches the backend and takes the lease, but its answer never comes back:
+    // the caller is cancelled while waiting for it.
+    let Request::TakeLease { key, token, time } = call.request() else {
+        panic!("expected the lease")
+    };
+    let store = cache.inner.store.blocking();
+    assert!(store.add(key, token, Some(time)).unwrap());
+    let lease_key = key.to_owned();
+    drop(call);
+    assert!(!store.exists(&lease_key).unwrap(), "the lease was released");
+}
+
+#[test]
+fn a_caller_that_found_the_lease_taken_releases_nothing_when_dropped() {
+    let cache = cache();
+    let mut call: Text = call(cache, leased(), Plain);
+    call.step(Input::Start);
+    call.step(Input::Read(Ok(None)));
+    let Request::TakeLease { key, time, .. } = call.request() else {
+        panic!("expected the lease")
+    };
+    // Another caller's lease, with its own token.
+    let store = cache.inner.store.blocking();
+    assert!(
+        store
+            .add(key, Bytes::from_static(b"theirs"), Some(time))
+            .unwrap()
+    );
+    let lease_key = key.to_owned();
+    assert!(matches!(call.step(Input::Lease(Ok(false))), Step::Sleep(_)));
+    drop(call); // cancelled while pausing
+    assert!(
+        store.exists(&lease_key).unwrap(),
+        "the other caller's lease stays"
+    );
+}
