@@ -17,6 +17,7 @@ use crate::gateway::{
     Add, Delete, DeleteMany, DeletePrefix, Exists, Gateway, GetMany, Op, Set, SetMany,
 };
 use crate::key;
+use crate::observe::Latency;
 
 use crate::stats::{Counters, Stats, StatsSnapshot};
 use crate::{Error, ErrorKind, Result};
@@ -64,6 +65,8 @@ pub(crate) struct Inner {
     pub(crate) namespace: Box<str>,
     pub(crate) default_ttl: Ttl,
     pub(crate) stats: Stats,
+    /// How backend operations are timed (with the `metrics` feature).
+    pub(crate) latency: Latency,
     pub(crate) flights: Flights,
 }
 
@@ -150,13 +153,13 @@ impl CacheBuilder {
             ));
         }
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryBackend::new()));
-        let store = crate::observe::store(store, &namespace);
         let capabilities = Backend::capabilities(&*store);
         Ok(Cache {
             inner: Arc::new(Inner {
                 store,
                 capabilities,
                 stats: Stats::cache(&namespace),
+                latency: Latency::new(&namespace, capabilities.in_process),
                 namespace: namespace.into(),
                 default_ttl: ttl_of(self.default_timeout),
                 flights: Flights::default(),
@@ -271,6 +274,7 @@ impl Cache {
             &*self.inner.store,
             self.inner.capabilities.in_process,
             counters,
+            &self.inner.latency,
         )
     }
 

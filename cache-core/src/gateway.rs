@@ -5,8 +5,9 @@
 //! performed by a [`Gateway`] at a blocking edge or an async one and counted here: a failure
 //! is an error, a write a store, a removal its number of entries, an existence check a hit or
 //! a miss. (Whether a read is a hit depends on whether its bytes decode, so the reader counts
-//! that.) A concern that spans every operation (counting, timing, tracing, a tier in front)
-//! is added in this file only.
+//! that.) With the `metrics` feature each operation on a backend that does I/O is also timed
+//! and run in a span here. A concern that spans every operation (counting, timing, tracing, a
+//! tier in front) is added in this file only.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +17,7 @@ use bytes::Bytes;
 
 use crate::Result;
 use crate::backend::{Backend, BlockingBackend, GetFuture, Store, Ttl};
+use crate::observe::{BackendOp, Latency};
 use crate::stats::Counters;
 
 /// The boxed future of an [`async_trait`](async_trait::async_trait) backend method.
@@ -25,6 +27,8 @@ type Boxed<'s, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 's>>;
 pub(crate) trait Op: Sized {
     /// What the operation gives.
     type Output;
+    /// Its `op` label, for its latency and span.
+    const OP: BackendOp;
 
     /// Performs the operation on the blocking half.
     fn blocking(self, store: &dyn BlockingBackend) -> Result<Self::Output>;
@@ -46,21 +50,31 @@ pub(crate) struct Gateway<'a> {
     /// its blocking half in line (no future, nothing boxed).
     in_process: bool,
     counters: Counters<'a>,
+    latency: &'a Latency,
 }
 
 impl<'a> Gateway<'a> {
-    pub(crate) fn new(store: &'a dyn Store, in_process: bool, counters: Counters<'a>) -> Self {
+    pub(crate) fn new(
+        store: &'a dyn Store,
+        in_process: bool,
+        counters: Counters<'a>,
+        latency: &'a Latency,
+    ) -> Self {
         Self {
             store,
             in_process,
             counters,
+            latency,
         }
     }
 
     /// `GET` on the blocking half: the bytes under `key`.
     #[inline]
     pub(crate) fn read_blocking(self, key: &str) -> Result<Option<Bytes>> {
-        self.failures(self.store.blocking().get(key))
+        let read = self
+            .latency
+            .blocking(BackendOp::Get, || self.store.blocking().get(key));
+        self.count_read(read)
     }
 
     /// `GET`, counted: the bytes under `key`.
@@ -94,27 +108,25 @@ impl<'a> Gateway<'a> {
     where
         'a: 's,
     {
-        self.store.get_inline(key)
+        self.latency.read(self.store.get_inline(key))
     }
 
     /// Counts what a read gave.
     #[inline]
     pub(crate) fn count_read(&self, read: Result<Option<Bytes>>) -> Result<Option<Bytes>> {
-        self.failures(read)
-    }
-
-    #[inline]
-    fn failures<T>(&self, result: Result<T>) -> Result<T> {
-        if result.is_err() {
+        if read.is_err() {
             self.counters.error();
         }
-        result
+        read
     }
 
     /// Performs `op` on the blocking half.
     #[inline]
     pub(crate) fn perform_blocking<O: Op>(self, op: O) -> Result<O::Output> {
-        counted::<O>(self.counters, op.blocking(self.store.blocking()))
+        let result = self
+            .latency
+            .blocking(O::OP, || op.blocking(self.store.blocking()));
+        counted::<O>(self.counters, result)
     }
 
     /// Performs `op`: in line on an in-process backend, on the async half otherwise.
@@ -123,7 +135,7 @@ impl<'a> Gateway<'a> {
         let result = if self.in_process {
             op.blocking(self.store.blocking())
         } else {
-            op.run(self.store).await
+            self.latency.run(O::OP, op.run(self.store)).await
         };
         counted::<O>(self.counters, result)
     }
@@ -142,7 +154,7 @@ fn counted<O: Op>(counters: Counters<'_>, result: Result<O::Output>) -> Result<O
 macro_rules! op {
     (
         $(#[$doc:meta])*
-        $name:ident { $($field:ident: $ty:ty),* } -> $out:ty,
+        $name:ident { $($field:ident: $ty:ty),* } -> $out:ty, $op:ident,
         |$store:ident| $call:ident($($arg:expr),*),
         count($counters:ident, $output:ident) $count:block
     ) => {
@@ -151,6 +163,7 @@ macro_rules! op {
 
         impl<'k> Op for $name<'k> {
             type Output = $out;
+            const OP: BackendOp = BackendOp::$op;
 
             fn blocking(self, $store: &dyn BlockingBackend) -> Result<$out> {
                 let Self { $($field),* } = self;
@@ -170,14 +183,14 @@ macro_rules! op {
 
 op! {
     /// `MGET`: the bytes under several keys, in order.
-    GetMany { keys: &'k [&'k str] } -> Vec<Option<Bytes>>,
+    GetMany { keys: &'k [&'k str] } -> Vec<Option<Bytes>>, GetMany,
     |store| get_many(keys),
     count(_counters, _output) {}
 }
 
 op! {
     /// `SET`: a value stored (a store).
-    Set { key: &'k str, value: Bytes, ttl: Ttl } -> (),
+    Set { key: &'k str, value: Bytes, ttl: Ttl } -> (), Set,
     |store| set(key, value, ttl),
     count(counters, _output) { counters.store() }
 }
@@ -190,6 +203,7 @@ pub(crate) struct SetMany<'k> {
 
 impl<'k> Op for SetMany<'k> {
     type Output = usize;
+    const OP: BackendOp = BackendOp::SetMany;
 
     fn blocking(self, store: &dyn BlockingBackend) -> Result<usize> {
         store
@@ -213,49 +227,49 @@ impl<'k> Op for SetMany<'k> {
 
 op! {
     /// `SET NX`: a value stored only if the key holds none (a store when it was).
-    Add { key: &'k str, value: Bytes, ttl: Ttl } -> bool,
+    Add { key: &'k str, value: Bytes, ttl: Ttl } -> bool, Add,
     |store| add(key, value, ttl),
     count(counters, added) { if *added { counters.store() } }
 }
 
 op! {
     /// `SET NX PX` on a lease key: true if this caller holds the lease (not a store).
-    TakeLease { key: &'k str, token: Bytes, time: Duration } -> bool,
+    TakeLease { key: &'k str, token: Bytes, time: Duration } -> bool, Add,
     |store| add(key, token, Some(time)),
     count(_counters, _output) {}
 }
 
 op! {
     /// Compare-and-delete of a lease this caller holds (not a removal of an entry).
-    ReleaseLease { key: &'k str, token: &'k [u8] } -> bool,
+    ReleaseLease { key: &'k str, token: &'k [u8] } -> bool, DeleteIfEqual,
     |store| delete_if_equal(key, token),
     count(_counters, _output) {}
 }
 
 op! {
     /// `UNLINK` of one key (one removal if it existed).
-    Delete { key: &'k str } -> bool,
+    Delete { key: &'k str } -> bool, Delete,
     |store| delete(key),
     count(counters, removed) { counters.deleted(u64::from(*removed)) }
 }
 
 op! {
     /// `UNLINK` of several keys (the removals counted).
-    DeleteMany { keys: &'k [&'k str] } -> u64,
+    DeleteMany { keys: &'k [&'k str] } -> u64, DeleteMany,
     |store| delete_many(keys),
     count(counters, removed) { counters.deleted(*removed) }
 }
 
 op! {
     /// Every key under a prefix removed (the removals counted).
-    DeletePrefix { prefix: &'k str } -> u64,
+    DeletePrefix { prefix: &'k str } -> u64, DeletePrefix,
     |store| delete_prefix(prefix),
     count(counters, removed) { counters.deleted(*removed) }
 }
 
 op! {
     /// `EXISTS`: a hit or a miss.
-    Exists { key: &'k str } -> bool,
+    Exists { key: &'k str } -> bool, Exists,
     |store| exists(key),
     count(counters, found) { if *found { counters.hit() } else { counters.miss() } }
 }

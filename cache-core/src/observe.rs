@@ -75,10 +75,7 @@ mod observed;
 mod span;
 pub(crate) mod timer;
 
-use std::sync::Arc;
 use std::time::Duration;
-
-use crate::backend::Store;
 
 pub use span::record_keys;
 
@@ -245,16 +242,90 @@ pub(crate) fn sealed(cache: &Slot, site: Option<&Slot>, bytes: usize) {
     });
 }
 
-/// The store a cache uses: `store` itself, or with the feature on and a backend that does
-/// I/O, `store` behind a decorator that times every operation and runs it in a span.
-#[inline]
-#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-pub(crate) fn store(store: Arc<dyn Store>, namespace: &str) -> Arc<dyn Store> {
+/// A backend operation, as an index into [`OPS`].
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) enum BackendOp {
+    Get,
+    GetMany,
+    Set,
+    SetMany,
+    Add,
+    Delete,
+    DeleteMany,
+    Exists,
+    DeletePrefix,
+    DeleteIfEqual,
+}
+
+/// How a cache times its backend operations: with the feature on and a backend that does
+/// I/O, each one is timed into `cache_backend_seconds` and run in a `cache.backend` span;
+/// otherwise nothing (the methods hand their operation back untouched).
+#[derive(Default)]
+pub(crate) struct Latency {
     #[cfg(feature = "metrics")]
-    if !crate::backend::Backend::capabilities(&*store).in_process {
-        return Arc::new(observed::Observed::new(store, cache_label(namespace)));
+    timing: Option<observed::Timing>,
+}
+
+impl Latency {
+    /// The latency of the cache with `namespace`, on a backend that does I/O unless
+    /// `in_process` (whose operations take well under a microsecond: never timed).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn new(namespace: &str, in_process: bool) -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            timing: (!in_process).then(|| observed::Timing::new(cache_label(namespace))),
+        }
     }
-    store
+
+    /// Runs `run`, a blocking operation.
+    #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn blocking<T>(
+        &self,
+        op: BackendOp,
+        run: impl FnOnce() -> crate::Result<T>,
+    ) -> crate::Result<T> {
+        #[cfg(feature = "metrics")]
+        if let Some(timing) = &self.timing {
+            return timing.blocking(op, run);
+        }
+        run()
+    }
+
+    /// `run`, an async operation, to await.
+    #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn run<'s, T: 's>(
+        &'s self,
+        op: BackendOp,
+        run: impl std::future::Future<Output = crate::Result<T>> + 's,
+    ) -> impl std::future::Future<Output = crate::Result<T>> + 's {
+        #[cfg(feature = "metrics")]
+        {
+            async move {
+                match &self.timing {
+                    Some(timing) => timing.run(op, run).await,
+                    None => run.await,
+                }
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        run
+    }
+
+    /// `read`, the in-place read future of a remote backend.
+    #[inline]
+    pub(crate) fn read<'s>(
+        &'s self,
+        read: crate::backend::GetFuture<'s>,
+    ) -> crate::backend::GetFuture<'s> {
+        #[cfg(feature = "metrics")]
+        if let Some(timing) = &self.timing {
+            return timing.read(read);
+        }
+        read
+    }
 }
 
 pub(crate) use span::call as call_span;

@@ -1,44 +1,25 @@
-//! A store decorator that times each backend operation (`cache_backend_seconds`) and runs it
-//! in a `cache.backend` span: what a [`Cache`](crate::Cache) puts around a backend that does
-//! I/O when the `metrics` feature is on, so the call path needs no timing code of its own.
+//! The latency histograms of one cache's I/O backend (`cache_backend_seconds`), and the span
+//! of each backend operation (`cache.backend`): what the [`Gateway`](crate::gateway) times
+//! every operation with when the `metrics` feature is on.
 
-use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Instant;
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use metrics::{Histogram, Key, KeyName, Label, Metadata, Unit};
 use tracing::{Instrument, Span};
 
-use super::OPS;
 use super::handles::recorder_id;
 use super::timer::{Records, Timer};
+use super::{BackendOp, OPS};
 use crate::Result;
-use crate::backend::{Backend, BlockingBackend, Capabilities, GetFuture, Store, Ttl};
+use crate::backend::GetFuture;
 
 static METADATA: Metadata<'static> =
     Metadata::new("cache_core", metrics::Level::INFO, Some(module_path!()));
 
-/// A backend operation, as an index into [`OPS`].
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    Get,
-    GetMany,
-    Set,
-    SetMany,
-    Add,
-    Delete,
-    DeleteMany,
-    Exists,
-    DeletePrefix,
-    DeleteIfEqual,
-}
-
-/// `inner`, timed and traced.
-pub(crate) struct Observed {
-    inner: Arc<dyn Store>,
+/// The latency histograms of one cache, registered on first use.
+pub(crate) struct Timing {
     cache: Box<str>,
     histograms: OnceLock<Histograms>,
 }
@@ -75,17 +56,16 @@ impl Histograms {
     }
 }
 
-impl Observed {
-    pub(crate) fn new(inner: Arc<dyn Store>, cache: &str) -> Self {
+impl Timing {
+    pub(crate) fn new(cache: &str) -> Self {
         Self {
-            inner,
             cache: cache.into(),
             histograms: OnceLock::new(),
         }
     }
 
     /// Records one operation's time.
-    fn record(&self, op: Op, started: Instant, ok: bool) {
+    fn record(&self, op: BackendOp, started: Instant, ok: bool) {
         let seconds = started.elapsed().as_secs_f64();
         let recorder = recorder_id();
         let registered = self
@@ -106,121 +86,41 @@ impl Observed {
         }
     }
 
-    fn timed<T>(&self, op: Op, run: impl FnOnce(&dyn BlockingBackend) -> Result<T>) -> Result<T> {
+    /// Runs `run`, a blocking operation, timed and in its span.
+    pub(crate) fn blocking<T>(&self, op: BackendOp, run: impl FnOnce() -> Result<T>) -> Result<T> {
         let _span = span(op).entered();
         let started = Instant::now();
-        let result = run(self.inner.blocking());
+        let result = run();
         self.record(op, started, result.is_ok());
         result
     }
 
-    async fn timed_async<T>(&self, op: Op, run: impl Future<Output = Result<T>>) -> Result<T> {
+    /// Awaits `run`, an async operation, timed and in its span.
+    pub(crate) async fn run<T>(
+        &self,
+        op: BackendOp,
+        run: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         let started = Instant::now();
         let result = run.instrument(span(op)).await;
         self.record(op, started, result.is_ok());
         result
     }
+
+    /// `read`, timed and in its span by the timer its [`GetFuture`] carries (so the read
+    /// stays in place).
+    pub(crate) fn read<'s>(&'s self, read: GetFuture<'s>) -> GetFuture<'s> {
+        read.timed(Timer::start(self, span(BackendOp::Get)))
+    }
+}
+
+impl Records for Timing {
+    fn read_ended(&self, started: Instant, ok: bool) {
+        self.record(BackendOp::Get, started, ok);
+    }
 }
 
 /// The span of one backend operation.
-fn span(op: Op) -> Span {
+fn span(op: BackendOp) -> Span {
     tracing::debug_span!(target: "cache_core", "cache.backend", op = OPS[op as usize])
-}
-
-impl fmt::Debug for Observed {
-    /// The backend's own `Debug`: the decorator is an implementation detail.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.inner, f)
-    }
-}
-
-impl Records for Observed {
-    fn read_ended(&self, started: Instant, ok: bool) {
-        self.record(Op::Get, started, ok);
-    }
-}
-
-#[async_trait]
-impl Backend for Observed {
-    fn capabilities(&self) -> Capabilities {
-        Backend::capabilities(&*self.inner)
-    }
-    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.timed_async(Op::Get, Backend::get(&*self.inner, key))
-            .await
-    }
-    fn get_inline<'a>(&'a self, key: &'a str) -> GetFuture<'a> {
-        Backend::get_inline(&*self.inner, key).timed(Timer::start(self, span(Op::Get)))
-    }
-    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        self.timed_async(Op::GetMany, Backend::get_many(&*self.inner, keys))
-            .await
-    }
-    async fn set(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<()> {
-        self.timed_async(Op::Set, Backend::set(&*self.inner, key, value, ttl))
-            .await
-    }
-    async fn set_many(&self, entries: &[(&str, Bytes)], ttl: Ttl) -> Result<()> {
-        let run = Backend::set_many(&*self.inner, entries, ttl);
-        self.timed_async(Op::SetMany, run).await
-    }
-    async fn add(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<bool> {
-        self.timed_async(Op::Add, Backend::add(&*self.inner, key, value, ttl))
-            .await
-    }
-    async fn delete(&self, key: &str) -> Result<bool> {
-        self.timed_async(Op::Delete, Backend::delete(&*self.inner, key))
-            .await
-    }
-    async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
-        let run = Backend::delete_many(&*self.inner, keys);
-        self.timed_async(Op::DeleteMany, run).await
-    }
-    async fn exists(&self, key: &str) -> Result<bool> {
-        self.timed_async(Op::Exists, Backend::exists(&*self.inner, key))
-            .await
-    }
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        let run = Backend::delete_prefix(&*self.inner, prefix);
-        self.timed_async(Op::DeletePrefix, run).await
-    }
-    async fn delete_if_equal(&self, key: &str, expected: &[u8]) -> Result<bool> {
-        let run = Backend::delete_if_equal(&*self.inner, key, expected);
-        self.timed_async(Op::DeleteIfEqual, run).await
-    }
-}
-
-impl BlockingBackend for Observed {
-    fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        self.timed(Op::Get, |store| store.get(key))
-    }
-    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
-        self.timed(Op::GetMany, |store| store.get_many(keys))
-    }
-    fn set(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<()> {
-        self.timed(Op::Set, |store| store.set(key, value, ttl))
-    }
-    fn set_many(&self, entries: &[(&str, Bytes)], ttl: Ttl) -> Result<()> {
-        self.timed(Op::SetMany, |store| store.set_many(entries, ttl))
-    }
-    fn add(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<bool> {
-        self.timed(Op::Add, |store| store.add(key, value, ttl))
-    }
-    fn delete(&self, key: &str) -> Result<bool> {
-        self.timed(Op::Delete, |store| store.delete(key))
-    }
-    fn delete_many(&self, keys: &[&str]) -> Result<u64> {
-        self.timed(Op::DeleteMany, |store| store.delete_many(keys))
-    }
-    fn exists(&self, key: &str) -> Result<bool> {
-        self.timed(Op::Exists, |store| store.exists(key))
-    }
-    fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        self.timed(Op::DeletePrefix, |store| store.delete_prefix(prefix))
-    }
-    fn delete_if_equal(&self, key: &str, expected: &[u8]) -> Result<bool> {
-        self.timed(Op::DeleteIfEqual, |store| {
-            store.delete_if_equal(key, expected)
-        })
-    }
 }

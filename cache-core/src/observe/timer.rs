@@ -1,7 +1,7 @@
 //! The timer a [`GetFuture`](crate::backend::GetFuture) may carry: it times a read in flight
 //! and runs it in its span, then hands the time to whoever started it. A leaf module (it
 //! knows nothing of backends), so the backend module can hold one without importing the
-//! store decorator that starts it.
+//! latency recorder that starts it.
 
 #[cfg(feature = "metrics")]
 pub(crate) use timed::{Records, Timer};
@@ -13,7 +13,7 @@ mod timed {
 
     use tracing::Span;
 
-    /// What a finished read's time goes to (the timing store decorator).
+    /// What a finished read's time goes to (a cache's latency histograms).
     pub(crate) trait Records: Sync {
         /// A read started at `started` ended, successfully when `ok`.
         fn read_ended(&self, started: Instant, ok: bool);
