@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::cache::Cache;
 use crate::codec::Codec;
 use crate::engine::{Call, Guards, Input, Opened, Outage, Plan, Planner, Request, Step};
-use crate::gateway::{Gateway, ReleaseLease, Set, TakeLease};
+use crate::gateway::Gateway;
 use crate::options::Options;
 use crate::policy::Policy;
 use crate::stats::{Counters, Stats};
@@ -100,7 +100,7 @@ async fn drive_async<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
     body: F,
     detach: impl Detach<R, P, C, F>,
 ) -> R {
-    let gateway = call.plan().cache.gateway_for(call.plan().counters);
+    let gateway = call.plan().gateway();
     let mut body = Some(body);
     let mut detach = Some(detach);
     loop {
@@ -143,18 +143,9 @@ fn start<R, P: Policy<R>, C: Codec>(mut call: Call<'_, R, P, C>) -> (Call<'_, R,
 fn perform_blocking<R>(gateway: Gateway<'_>, request: Request<'_>) -> Input<R> {
     match request {
         Request::Read(key) => Input::Read(gateway.read_blocking(key)),
-        Request::TakeLease { key, token, time } => {
-            let op = TakeLease { key, token, time };
-            Input::Lease(gateway.perform_blocking(op))
-        }
-        Request::Store { key, value, ttl } => {
-            let op = Set { key, value, ttl };
-            Input::Stored(gateway.perform_blocking(op))
-        }
-        Request::Release { key, token } => {
-            let op = ReleaseLease { key, token };
-            Input::Released(gateway.perform_blocking(op))
-        }
+        Request::TakeLease(op) => Input::Lease(gateway.perform_blocking(op)),
+        Request::Store(op) => Input::Stored(gateway.perform_blocking(op)),
+        Request::Release(op) => Input::Released(gateway.perform_blocking(op)),
     }
 }
 
@@ -162,18 +153,9 @@ fn perform_blocking<R>(gateway: Gateway<'_>, request: Request<'_>) -> Input<R> {
 async fn perform<R>(gateway: Gateway<'_>, request: Request<'_>) -> Input<R> {
     match request {
         Request::Read(key) => Input::Read(gateway.read(key).await),
-        Request::TakeLease { key, token, time } => {
-            let op = TakeLease { key, token, time };
-            Input::Lease(gateway.perform(op).await)
-        }
-        Request::Store { key, value, ttl } => {
-            let op = Set { key, value, ttl };
-            Input::Stored(gateway.perform(op).await)
-        }
-        Request::Release { key, token } => {
-            let op = ReleaseLease { key, token };
-            Input::Released(gateway.perform(op).await)
-        }
+        Request::TakeLease(op) => Input::Lease(gateway.perform(op).await),
+        Request::Store(op) => Input::Stored(gateway.perform(op).await),
+        Request::Release(op) => Input::Released(gateway.perform(op).await),
     }
 }
 
@@ -215,7 +197,7 @@ where
         };
         let plan = call.plan();
         let (cache, key, options) = (plan.cache.clone(), plan.key.clone(), *plan.options);
-        let (site, label) = (self.site, plan.label.to_owned());
+        let (site, label) = (self.site, plan.label);
         let policy = *call.policy();
         let Some((stale, guards)) = call.detach_refresh() else {
             return Err(body);
@@ -234,7 +216,7 @@ async fn refresh<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
     key: String,
     options: Options,
     site: Option<&'static Stats>,
-    label: String,
+    label: &'static str,
     policy: P,
     guards: Guards,
     body: F,
@@ -248,7 +230,7 @@ async fn refresh<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
         key,
         options: &options,
         counters,
-        label: &label,
+        label,
         outage: Outage::default(),
     };
     let call = Call::<R, P, C>::refreshing(plan, policy, guards);

@@ -40,7 +40,7 @@ use crate::codec::Codec;
 use crate::counted::open_counted;
 use crate::envelope;
 use crate::flight::{Follower, Leader, Mark, Outcome, Role};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, ReleaseLease, Set, TakeLease};
 use crate::lease::Lease;
 use crate::options::Options;
 use crate::policy::Policy;
@@ -54,7 +54,8 @@ pub(crate) struct Plan<'a> {
     /// Borrowed from the driver's caller, so a cached call's future holds the options once.
     pub(crate) options: &'a Options,
     pub(crate) counters: Counters<'a>,
-    pub(crate) label: &'a str,
+    /// The function's path (`get_or_set_with` for the direct API), for logs.
+    pub(crate) label: &'static str,
     pub(crate) outage: Outage,
 }
 
@@ -90,24 +91,15 @@ impl Outage {
 
 /// A backend operation the call needs; the driver performs it and steps the call with the
 /// matching [`Input`].
-#[derive(Debug)]
 pub(crate) enum Request<'s> {
     /// `GET key`; answer with [`Input::Read`].
     Read(&'s str),
     /// `SET key token NX PX time`; answer with [`Input::Lease`].
-    TakeLease {
-        key: &'s str,
-        token: Bytes,
-        time: Duration,
-    },
+    TakeLease(TakeLease<'s>),
     /// `SET key value PX ttl`; answer with [`Input::Stored`].
-    Store {
-        key: &'s str,
-        value: Bytes,
-        ttl: Ttl,
-    },
+    Store(Set<'s>),
     /// Delete `key` if it holds `token`; answer with [`Input::Released`].
-    Release { key: &'s str, token: &'s [u8] },
+    Release(ReleaseLease<'s>),
 }
 
 /// What the driver hands to [`Call::step`].
@@ -326,26 +318,26 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
             | State::LeaseHeld { .. }
             | State::LeasePolling { .. } => Request::Read(key),
             State::RefreshLease { lease, .. } | State::Leasing { lease, .. } => {
-                Request::TakeLease {
+                Request::TakeLease(TakeLease {
                     key: lease.lease.key(),
                     token: lease.lease.token_bytes(),
                     time: lease.time,
-                }
+                })
             }
             State::Storing {
                 sealed: (value, ttl),
                 ..
-            } => Request::Store {
+            } => Request::Store(Set {
                 key,
                 value: value.clone(),
                 ttl: *ttl,
-            },
+            }),
             State::RefreshDropped { lease, .. }
             | State::LeaseReturned { lease, .. }
-            | State::Releasing { lease, .. } => Request::Release {
+            | State::Releasing { lease, .. } => Request::Release(ReleaseLease {
                 key: lease.key(),
                 token: lease.token(),
-            },
+            }),
             State::Forced
             | State::RefreshReady { .. }
             | State::Following { .. }

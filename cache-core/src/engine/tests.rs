@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::{Call, Input, Outage, Plan, Request, Step};
 use crate::codec::DefaultCodec;
 use crate::envelope::{self, Meta};
+use crate::gateway::{ReleaseLease, Set, TakeLease};
 use crate::options::Options;
 use crate::policy::{OkOrShared, Plain, Policy};
 use crate::stampede::Stampede;
@@ -55,11 +56,13 @@ fn command<R, P: Policy<R>>(step: &Step<R>, call: &Call<'_, R, P, DefaultCodec>)
     assert!(matches!(step, Step::Io), "expected a backend operation");
     match call.request() {
         Request::Read(key) => format!("GET {key}"),
-        Request::TakeLease { key, time, .. } => format!("SET {key} NX PX {}", time.as_millis()),
-        Request::Store { key, ttl, .. } => {
+        Request::TakeLease(TakeLease { key, time, .. }) => {
+            format!("SET {key} NX PX {}", time.as_millis())
+        }
+        Request::Store(Set { key, ttl, .. }) => {
             format!("SET {key} PX {}", ttl.map_or(0, |ttl| ttl.as_millis()))
         }
-        Request::Release { key, .. } => format!("DELIFEQ {key}"),
+        Request::Release(ReleaseLease { key, .. }) => format!("DELIFEQ {key}"),
     }
 }
 
@@ -327,7 +330,7 @@ fn a_call_dropped_while_holding_the_lease_releases_it() {
     call.step(Input::Start);
     let step = call.step(Input::Read(Ok(None)));
     // Take the lease for real, as a backend would.
-    let Request::TakeLease { key, token, time } = call.request() else {
+    let Request::TakeLease(TakeLease { key, token, time }) = call.request() else {
         panic!("expected the lease, got {}", command(&step, &call))
     };
     let store = cache.inner.store.blocking();
@@ -354,7 +357,7 @@ fn a_call_dropped_while_its_lease_command_is_in_flight_releases_what_it_took() {
     call.step(Input::Read(Ok(None)));
     // The `SET NX` reaches the backend and takes the lease, but its answer never comes back:
     // the caller is cancelled while waiting for it.
-    let Request::TakeLease { key, token, time } = call.request() else {
+    let Request::TakeLease(TakeLease { key, token, time }) = call.request() else {
         panic!("expected the lease")
     };
     let store = cache.inner.store.blocking();
@@ -370,7 +373,7 @@ fn a_caller_that_found_the_lease_taken_releases_nothing_when_dropped() {
     let mut call: Text = call(cache, leased(), Plain);
     call.step(Input::Start);
     call.step(Input::Read(Ok(None)));
-    let Request::TakeLease { key, time, .. } = call.request() else {
+    let Request::TakeLease(TakeLease { key, time, .. }) = call.request() else {
         panic!("expected the lease")
     };
     // Another caller's lease, with its own token.
