@@ -863,10 +863,15 @@ fn an_acl_user_on_the_sentinels_resolves_and_follows_a_switch_and_a_wrong_one_fa
     for addr in set_up.sentinel_addrs() {
         builder = builder.sentinel(addr);
     }
-    let wrong = cache_on(builder.build().unwrap(), "app:");
+    let err = fails_open(&cache_on(builder.build().unwrap(), "app:"));
+    assert_clean("the error", &everything_shown(&err));
+}
+
+/// A cache that cannot reach its Sentinels: a read is a connection error, and a cached
+/// call returns its function's value. Returns the error.
+fn fails_open(wrong: &Cache) -> cache_core::Error {
     let err = wrong.blocking().get::<i32>("k").unwrap_err();
     assert!(err.is_connection(), "{err:#}");
-    assert_clean("the error", &everything_shown(&err));
     assert_eq!(
         wrong
             .blocking()
@@ -874,18 +879,24 @@ fn an_acl_user_on_the_sentinels_resolves_and_follows_a_switch_and_a_wrong_one_fa
         42,
         "fails open"
     );
+    err
 }
 
-#[test]
-fn sentinels_over_tls_resolve_watch_and_follow_a_switch_and_a_wrong_ca_fails_open() {
-    let _one = one_at_a_time();
-    let set_up = match RedisSentinels::builder().sentinel_tls().try_start() {
+/// Starts a set-up with TLS, or fails saying so when this `redis-server` has no TLS.
+fn start_tls(builder: tests::sentinel::RedisSentinelsBuilder) -> RedisSentinels {
+    match builder.try_start() {
         Ok(set_up) => set_up,
         Err(e) if e.is_tls_unsupported() => {
             panic!("this redis-server was built without TLS support, so TLS is untested: {e}")
         }
         Err(e) => panic!("{e}"),
-    };
+    }
+}
+
+#[test]
+fn sentinels_over_tls_resolve_watch_and_follow_a_switch_and_a_wrong_ca_fails_open() {
+    let _one = one_at_a_time();
+    let set_up = start_tls(RedisSentinels::builder().sentinel_tls());
     // Each Sentinel has its own CA: the backend trusts the first one's, and asks it alone.
     let first = &set_up.sentinels()[0];
     assert!(first.url().starts_with("rediss://"));
@@ -916,28 +927,13 @@ fn sentinels_over_tls_resolve_watch_and_follow_a_switch_and_a_wrong_ca_fails_ope
         .tls_root_cert(set_up.sentinels()[1].tls_ca_cert().unwrap())
         .build()
         .unwrap();
-    let wrong = cache_on(wrong, "app:");
-    let err = wrong.blocking().get::<i32>("k").unwrap_err();
-    assert!(err.is_connection(), "{err:#}");
-    assert_eq!(
-        wrong
-            .blocking()
-            .get_or_set_with("v", Duration::from_secs(5), || 42),
-        42,
-        "fails open"
-    );
+    fails_open(&cache_on(wrong, "app:"));
 }
 
 #[test]
 fn an_all_tls_set_up_resolves_a_tls_master_and_follows_a_kill() {
     let _one = one_at_a_time();
-    let mut set_up = match RedisSentinels::builder().all_tls().try_start() {
-        Ok(set_up) => set_up,
-        Err(e) if e.is_tls_unsupported() => {
-            panic!("this redis-server was built without TLS support, so TLS is untested: {e}")
-        }
-        Err(e) => panic!("{e}"),
-    };
+    let mut set_up = start_tls(RedisSentinels::builder().all_tls());
     let ca = set_up.tls_ca_cert().unwrap();
     let mut builder = RedisBackend::builder()
         .data_node_tls(true)
