@@ -241,18 +241,7 @@ fn start_migration(cluster: &RedisCluster, slot: u16, from: u16, to: u16, keys: 
             .arg("MIGRATING")
             .arg(&to_id),
     );
-    let _: () = raw(
-        cluster,
-        from,
-        redis::cmd("MIGRATE")
-            .arg("127.0.0.1")
-            .arg(to)
-            .arg("")
-            .arg(0)
-            .arg(5000)
-            .arg("KEYS")
-            .arg(keys),
-    );
+    migrate(cluster, from, to, keys);
 }
 
 fn finish_migration(cluster: &RedisCluster, slot: u16, to: u16) {
