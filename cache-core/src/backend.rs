@@ -142,6 +142,15 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         Capabilities::REMOTE
     }
 
+    /// The change channel of a shared backend for the near cache, scoped to `namespace`
+    /// (and to the backend's database), if it has one (not for custom backends: the
+    /// default is none, and a near cache then stays off).
+    #[doc(hidden)]
+    fn bus(&self, namespace: &str) -> Option<std::sync::Arc<dyn crate::bus::Bus>> {
+        let _ = namespace;
+        None
+    }
+
     /// The value stored under `key`, if any.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
 

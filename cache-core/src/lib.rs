@@ -55,6 +55,10 @@
 //! Rust 1.88 (edition 2024).
 
 pub mod backend;
+#[allow(dead_code)] // SKELETON: filled in by the near-cache work.
+mod backplane;
+#[doc(hidden)]
+pub mod bus;
 mod cache;
 pub mod codec;
 pub mod config;
