@@ -171,13 +171,16 @@ impl Receiver {
             self.flush();
             self.peers.heard_all(now);
         }
-        let until = message.sent_at.saturating_add(self.shared.timing.window);
-        self.contact_until = Some(until.max(self.contact_until.unwrap_or(0)));
-        if self.shared.settings.fail_safe {
-            self.shared.gate.open_until(u64::MAX);
-        } else {
-            self.shared.gate.open_until(until);
-        }
+        let until = (message.sent_at.saturating_add(self.shared.timing.window))
+            .max(self.contact_until.unwrap_or(0));
+        self.contact_until = Some(until);
+        self.shared
+            .gate
+            .open_until(if self.shared.settings.fail_safe {
+                u64::MAX
+            } else {
+                until
+            });
     }
 
     fn other(&mut self, message: Message, now: u64) {
@@ -201,7 +204,7 @@ impl Receiver {
 
     /// While in contact, forgets (and flushes for) publishers silent for too long.
     fn on_tick(&mut self, now: u64) {
-        if !self.contact_until.is_some_and(|until| now < until) {
+        if self.contact_until.is_none_or(|until| now >= until) {
             return;
         }
         let silent = self.peers.forget_silent(now, self.shared.timing.silence);

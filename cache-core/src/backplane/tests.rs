@@ -79,6 +79,16 @@ fn synced(backplane: &Backplane) {
     wait_until("in sync", || backplane.in_sync());
 }
 
+/// Both in sync and each heard from the other (a publisher's first message heard after its
+/// number 1 flushes instead of being applied).
+fn acquainted(a: &Backplane, b: &Backplane) {
+    synced(a);
+    synced(b);
+    wait_until("both heard each other", || {
+        a.counters().received > 0 && b.counters().received > 0
+    });
+}
+
 /// A publisher driven by hand, on the same bus.
 struct Peer {
     bus: Arc<MemoryBus>,
@@ -112,8 +122,7 @@ fn two_backplanes_exchange_changes() {
     let bus = bus();
     let (a, ra) = start(&bus, false);
     let (b, rb) = start(&bus, false);
-    synced(&a);
-    synced(&b);
+    acquainted(&a, &b);
     a.announce(Change::Keys(vec![1, 2]));
     b.announce(Change::Keys(vec![3]));
     wait_until("b applied a's change", || rb.has(1) && rb.has(2));
@@ -180,8 +189,7 @@ fn a_message_dropped_by_the_bus_makes_the_receiver_flush_at_the_next_one() {
     let bus = bus();
     let (a, _ra) = start(&bus, false);
     let (b, rb) = start(&bus, false);
-    synced(&a);
-    synced(&b);
+    acquainted(&a, &b);
     // The dropped message is a's change unless b's heartbeat went out in between (then the
     // change arrives and the round is tried again).
     for key in 100..110 {
@@ -205,11 +213,7 @@ fn a_failed_publish_consumes_its_number() {
     let bus = bus();
     let (a, _ra) = start(&bus, false);
     let (b, _rb) = start(&bus, false);
-    synced(&a);
-    synced(&b);
-    wait_until("both heard each other", || {
-        a.counters().received > 0 && b.counters().received > 0
-    });
+    acquainted(&a, &b);
     let (gaps_a, gaps_b) = (a.counters().gaps, b.counters().gaps);
     bus.fail_next_publishes(1);
     a.announce(Change::Keys(vec![1]));
@@ -243,8 +247,7 @@ fn queue_overflow_drops_the_change_and_skips_a_number() {
     let bus = bus();
     let (a, _ra) = start(&bus, false);
     let (b, _rb) = start(&bus, false);
-    synced(&a);
-    synced(&b);
+    acquainted(&a, &b);
     let mut raw = bus.subscribe().unwrap();
     let id = a.shared.id;
     let mut last = next_from(&mut raw, id).seq;
@@ -312,8 +315,7 @@ fn a_dropped_instance_is_forgotten_by_the_others() {
     let bus = bus();
     let (a, _ra) = start(&bus, false);
     let (b, _rb) = start(&bus, false);
-    synced(&a);
-    synced(&b);
+    acquainted(&a, &b);
     wait_until("b heard a", || b.counters().received > 0);
     drop(a);
     wait_until("b forgot a", || b.counters().silent == 1);
