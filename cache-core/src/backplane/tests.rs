@@ -445,3 +445,161 @@ fn threads_stop_when_the_backplane_is_dropped() {
     });
     assert_eq!(bus.subscribers(), 0);
 }
+
+/// A near tier over a shared store, for the bound test: entries are `(key, version)`.
+/// While `stuck`, the receiving thread hangs in it.
+#[derive(Default)]
+struct Tier {
+    entries: Mutex<std::collections::HashMap<NearKey, u64>>,
+    stuck: std::sync::atomic::AtomicBool,
+}
+
+impl Listener for Tier {
+    fn changed(&self, keys: &[NearKey]) {
+        while self.stuck.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut entries = self.entries.lock().unwrap();
+        for key in keys {
+            entries.remove(key);
+        }
+    }
+
+    fn flush(&self) {
+        self.entries.lock().unwrap().clear();
+    }
+}
+
+/// The shared store: each key's version and when each version's write was acknowledged.
+#[derive(Default)]
+struct Store {
+    versions: Mutex<std::collections::HashMap<NearKey, u64>>,
+    acked: Mutex<std::collections::HashMap<(NearKey, u64), Instant>>,
+}
+
+#[test]
+fn no_value_is_served_after_the_bound_under_faults() {
+    const BOUND: Duration = Duration::from_millis(500);
+    // Each key is written again only every 1.3 s or so: a lost change stays unrepaired
+    // for longer than the bound unless the protocol notices.
+    const KEYS: u128 = 64;
+    let bus = bus();
+    let settings = Settings {
+        bound: BOUND,
+        fail_safe: false,
+    };
+    let writer = Backplane::start(bus.clone(), settings, Arc::new(Tier::default()));
+    let tier = Arc::new(Tier::default());
+    let reader = Backplane::start(bus.clone(), settings, tier.clone());
+    acquainted(&writer, &reader);
+    let store = Store::default();
+    for key in 0..KEYS {
+        store.versions.lock().unwrap().insert(key, 1);
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (served, violations) = (AtomicU64::new(0), AtomicU64::new(0));
+    // The longest a value was served after a newer one was acknowledged, in µs.
+    let worst = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut round = 0u128;
+            while !stop.load(Ordering::Relaxed) {
+                let key = round % KEYS;
+                round += 1;
+                let version = {
+                    let mut versions = store.versions.lock().unwrap();
+                    let version = versions.entry(key).or_default();
+                    *version += 1;
+                    *version
+                };
+                store
+                    .acked
+                    .lock()
+                    .unwrap()
+                    .insert((key, version), Instant::now());
+                writer.announce(Change::Keys(vec![key]));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        s.spawn(|| {
+            let mut round = 0u128;
+            while !stop.load(Ordering::Relaxed) {
+                let key = round % KEYS;
+                round += 1;
+                let near = reader
+                    .in_sync()
+                    .then(|| tier.entries.lock().unwrap().get(&key).copied())
+                    .flatten();
+                if let Some(version) = near {
+                    served.fetch_add(1, Ordering::Relaxed);
+                    let now = Instant::now();
+                    let newer = store
+                        .acked
+                        .lock()
+                        .unwrap()
+                        .get(&(key, version + 1))
+                        .copied();
+                    if let Some(acked) = newer {
+                        let stale = now.saturating_duration_since(acked);
+                        worst.fetch_max(stale.as_micros() as u64, Ordering::Relaxed);
+                        if stale > BOUND {
+                            violations.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                } else {
+                    let snapshot = reader.snapshot(key);
+                    let version = store.versions.lock().unwrap().get(&key).copied();
+                    if let Some(version) = version {
+                        tier.entries.lock().unwrap().insert(key, version);
+                        if !reader.still_valid(key, snapshot) {
+                            tier.entries.lock().unwrap().remove(&key);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        });
+        // The reader fills its tier first.
+        std::thread::sleep(2 * BOUND);
+        let faults: [&dyn Fn(); 8] = [
+            &|| bus.drop_next(3),
+            &|| bus.fail_next_publishes(2),
+            &|| bus.cut_subscriptions(),
+            &|| {
+                bus.pause();
+                std::thread::sleep(2 * BOUND);
+                bus.resume();
+            },
+            &|| {
+                bus.stall_publishes(true);
+                std::thread::sleep(BOUND);
+                bus.stall_publishes(false);
+            },
+            &|| {
+                bus.set_down(true);
+                std::thread::sleep(BOUND + BOUND / 2);
+                bus.set_down(false);
+            },
+            &|| bus.drop_next(5),
+            &|| {
+                tier.stuck.store(true, Ordering::Relaxed);
+                std::thread::sleep(2 * BOUND);
+                tier.stuck.store(false, Ordering::Relaxed);
+            },
+        ];
+        for fault in faults {
+            fault();
+            std::thread::sleep(BOUND);
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    let counters = reader.counters();
+    let worst = Duration::from_micros(worst.load(Ordering::Relaxed));
+    eprintln!("longest stale serve {worst:?} (bound {BOUND:?}); {counters:?}");
+    assert_eq!(violations.load(Ordering::Relaxed), 0, "{counters:?}");
+    assert!(served.load(Ordering::Relaxed) > 100, "the near tier served");
+    assert!(
+        counters.gaps > 0 && counters.subscriptions_lost > 0,
+        "{counters:?}"
+    );
+}
