@@ -45,7 +45,14 @@ impl Outbox {
             Change::All => shared.guard.flushing(),
         }
         match self.queue.try_send(change) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Ok(()) => {}
+            Err(TrySendError::Disconnected(_)) => {
+                if !shared.publisher_gone.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        "near cache: the publishing thread is gone; this instance's changes are no longer announced (other instances forget it after the bound, but do not see its later changes)"
+                    );
+                }
+            }
             Err(TrySendError::Full(_)) => {
                 shared.overflowed.store(true, Ordering::Release);
                 bump(&shared.counters.dropped);

@@ -19,6 +19,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// A change was dropped because the queue was full: the next message skips a number.
     pub(crate) overflowed: AtomicBool,
+    /// The publishing thread is gone (it could not start, or panicked): logged once.
+    pub(crate) publisher_gone: AtomicBool,
     /// Set when the `Backplane` is dropped; the receiving thread checks it at every tick
     /// (the publishing thread stops when the queue's sender is dropped).
     stop: AtomicBool,
@@ -34,6 +36,7 @@ impl Shared {
             guard: RaceGuard::new(),
             counters: Counters::default(),
             overflowed: AtomicBool::new(false),
+            publisher_gone: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         }
     }
