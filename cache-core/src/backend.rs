@@ -249,14 +249,22 @@ impl<T: Backend + BlockingBackend> Store for T {
 }
 
 /// Implements [`Backend`] for an in-process type by calling its [`BlockingBackend`] methods,
-/// which never wait on I/O.
+/// which never wait on I/O; `bus = path` forwards [`Backend::bus`] to that function.
 macro_rules! async_via_blocking {
-    ($ty:ty) => {
+    ($ty:ty $(, bus = $bus:path)?) => {
         #[::async_trait::async_trait]
         impl $crate::backend::Backend for $ty {
             fn capabilities(&self) -> $crate::backend::Capabilities {
                 Self::CAPABILITIES
             }
+            $(
+                fn bus(
+                    &self,
+                    namespace: &str,
+                ) -> Option<::std::sync::Arc<dyn $crate::bus::Bus>> {
+                    $bus(self, namespace)
+                }
+            )?
             async fn get(&self, key: &str) -> $crate::Result<Option<::bytes::Bytes>> {
                 $crate::backend::BlockingBackend::get(self, key)
             }

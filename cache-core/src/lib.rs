@@ -55,7 +55,7 @@
 //! Rust 1.88 (edition 2024).
 
 pub mod backend;
-#[allow(dead_code)] // SKELETON: filled in by the near-cache work.
+#[allow(dead_code)] // Until the near tier (issue 12) starts it and calls it.
 mod backplane;
 #[doc(hidden)]
 pub mod bus;

@@ -1,7 +1,10 @@
 //! The in-process backend, and the default when no Redis is configured.
 
-use std::sync::Arc;
+mod bus;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,6 +14,9 @@ use moka::sync::Cache as MokaCache;
 
 use super::{BlockingBackend, Capabilities, Ttl};
 use crate::{Error, Result};
+
+#[doc(hidden)]
+pub use bus::MemoryBus;
 
 /// The default bound when none is configured: 10,000 entries.
 pub const DEFAULT_MAX_ENTRIES: u64 = 10_000;
@@ -69,6 +75,8 @@ impl Expiry<String, Entry> for EntryTtl {
 pub struct MemoryBackend {
     entries: MokaCache<String, Entry>,
     bound: Arc<Bound>,
+    /// The near cache's change channels, one per namespace, shared by every clone.
+    buses: Arc<Mutex<HashMap<String, Arc<MemoryBus>>>>,
 }
 
 /// The store's bound, and the weight inserted since moka last applied its pending writes
@@ -169,7 +177,11 @@ impl MemoryBackendBuilder {
             by_bytes,
             unapplied: AtomicU64::new(0),
         });
-        Ok(MemoryBackend { entries, bound })
+        Ok(MemoryBackend {
+            entries,
+            bound,
+            buses: Arc::default(),
+        })
     }
 }
 
@@ -186,6 +198,19 @@ impl MemoryBackend {
     /// Starts a builder.
     pub fn builder() -> MemoryBackendBuilder {
         MemoryBackendBuilder::default()
+    }
+
+    /// The change channel of `namespace` for the near cache (`Backend::bus`): every cache
+    /// built on this backend (or a clone of it) with that namespace shares it. Not public
+    /// API: tests reach its fault injection through it.
+    #[doc(hidden)]
+    pub fn bus_for(&self, namespace: &str) -> Arc<MemoryBus> {
+        let mut buses = self.buses.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(buses.entry(namespace.to_owned()).or_default())
+    }
+
+    fn shared_bus(&self, namespace: &str) -> Option<Arc<dyn crate::bus::Bus>> {
+        Some(self.bus_for(namespace))
     }
 
     /// How many entries are stored (approximate until pending maintenance runs).
@@ -281,7 +306,7 @@ impl BlockingBackend for MemoryBackend {
     }
 }
 
-super::async_via_blocking!(MemoryBackend);
+super::async_via_blocking!(MemoryBackend, bus = MemoryBackend::shared_bus);
 
 #[cfg(test)]
 mod tests {
@@ -419,6 +444,25 @@ mod tests {
         assert!(!BlockingBackend::delete_if_equal(&backend, "lease", b"theirs").unwrap());
         assert!(BlockingBackend::delete_if_equal(&backend, "lease", b"mine").unwrap());
         assert!(!BlockingBackend::exists(&backend, "lease").unwrap());
+    }
+
+    #[test]
+    fn clones_share_one_bus_per_namespace() {
+        use crate::backend::Backend;
+        let backend = MemoryBackend::new();
+        let clone = backend.clone();
+        let a = Backend::bus(&backend, "ns").unwrap();
+        let b = Backend::bus(&clone, "ns").unwrap();
+        let mut subscription = b.subscribe().unwrap();
+        a.publish(b"m").unwrap();
+        assert_eq!(
+            subscription.next(Duration::ZERO).unwrap().as_deref(),
+            Some(&b"m"[..])
+        );
+        let other = Backend::bus(&backend, "other").unwrap();
+        other.publish(b"elsewhere").unwrap();
+        assert_eq!(subscription.next(Duration::ZERO).unwrap(), None);
+        assert!(Backend::bus(&MemoryBackend::new(), "ns").is_some());
     }
 
     #[test]
