@@ -256,6 +256,11 @@ impl RedisBackend {
         self.send_blocking(Request::Cmd(&cmd)).map(drop)
     }
 
+    /// Where its commands go.
+    pub(crate) fn topology(&self) -> &Topology {
+        &self.inner.topology
+    }
+
     /// Sends one request to the server for its keys (through that server's circuit breaker).
     #[inline]
     fn send<'a>(&'a self, request: Request<'a>) -> impl Future<Output = Result<Value>> + 'a {
@@ -294,6 +299,14 @@ fn wrong_type(error: &Error) -> bool {
 impl Backend for RedisBackend {
     fn capabilities(&self) -> Capabilities {
         Capabilities::REMOTE
+    }
+
+    /// The near cache's channel `<namespace>~near:<db>`: `PUBLISH` and a dedicated
+    /// `SUBSCRIBE` connection on one server and on the Sentinel master of the moment,
+    /// sharded `SPUBLISH`/`SSUBSCRIBE` on the channel's primary on a cluster (see the
+    /// `bus` module).
+    fn bus(&self, namespace: &str) -> Option<Arc<dyn cache_core::bus::Bus>> {
+        Some(Arc::new(crate::bus::RedisBus::new(self.clone(), namespace)))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
