@@ -505,3 +505,89 @@ fn cluster_primary_killed_or_paused_and_failed_over_loses_the_subscription_until
     publish_eventually(bus.as_ref(), b"again", Duration::from_secs(10));
     assert_eq!(message(third.as_mut(), SLACK), b"again");
 }
+
+/// A running `near_node` process and the lines it prints.
+struct Node {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Lines read but not expected yet, in order.
+    pending: Vec<String>,
+}
+
+impl Node {
+    fn start(url: &str, namespace: &str) -> Self {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_near_node"))
+            .args(["--url", url, "--namespace", namespace])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("near_node starts");
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = send.send(line);
+            }
+        });
+        Self {
+            child,
+            lines,
+            pending: Vec::new(),
+        }
+    }
+
+    fn command(&mut self, line: &str) {
+        use std::io::Write as _;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The first line not expected yet that starts with `prefix`, within 10 s.
+    fn expect(&mut self, prefix: &str) -> String {
+        if let Some(at) = self.pending.iter().position(|l| l.starts_with(prefix)) {
+            return self.pending.remove(at);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(line) => self.pending.push(line),
+                Err(_) => panic!("near_node printed no `{prefix}` line: {:?}", self.pending),
+            }
+        }
+    }
+}
+
+#[test]
+fn two_near_node_processes_hear_each_other_and_report_a_killed_subscription() {
+    let server = RedisServer::start();
+    let mut nodes = [Node::start(&server.url(), "app:"), Node::start(&server.url(), "app:")];
+    for node in &mut nodes {
+        node.expect("ready");
+    }
+    nodes[0].command("publish hello from 0");
+    nodes[0].expect("published ");
+    for node in &mut nodes {
+        let line = node.expect("received ");
+        let (stamp, text) = line["received ".len()..].split_once(' ').unwrap();
+        assert!(stamp.parse::<u128>().is_ok(), "{line}");
+        assert_eq!(text, "hello from 0");
+    }
+    let _: i64 = redis_support::raw(
+        &server,
+        redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"),
+    );
+    for node in &mut nodes {
+        node.expect("lost ");
+        node.expect("ready");
+    }
+    nodes[1].command("publish again");
+    assert!(nodes[0].expect("received ").ends_with(" again"));
+    for node in &mut nodes {
+        node.command("quit");
+        assert!(node.child.wait().unwrap().success());
+    }
+}
