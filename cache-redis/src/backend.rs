@@ -120,6 +120,22 @@ pub const DEFAULT_POOL_SIZE: usize = DEFAULT_MAX_CONNECTIONS;
 /// takes the builder's `password`, `username` and `db`, over plain TCP. Neither password
 /// appears in `Debug` output, errors or logs.
 ///
+/// # The near cache's channel
+///
+/// For the near cache's coherence messages, the backend offers one pub/sub channel per
+/// namespace and database, `<namespace>~near:<db>` (such as `cache:~near:0`; never a hash
+/// tag, never a secret): on one server and on the Sentinel master of the moment, `PUBLISH`
+/// on a pooled blocking connection (within the time-outs, through the breaker) and one
+/// dedicated connection per subscription, confirmed `SUBSCRIBE` before it is used; on a
+/// cluster, sharded pub/sub (Redis 7): `SPUBLISH` routed to the primary of the channel's
+/// slot and `SSUBSCRIBE` on that primary. A subscription's connection has the backend's
+/// target, user, password and TLS settings but always speaks RESP3 (Redis 6 or later).
+/// A subscription is reported lost when its connection closes, when the server
+/// unsubscribes it (a cluster slot moved away), when the backend follows the Sentinel
+/// master elsewhere, and when the slot map names another primary for the channel. An ACL
+/// user needs `+publish +subscribe` (`+spublish +ssubscribe` on a cluster) and
+/// `&<namespace>~near:*`.
+///
 /// # Failures
 ///
 /// Errors are typed: [`ErrorKind::Connection`](cache_core::ErrorKind::Connection) when Redis

@@ -303,6 +303,30 @@ fn an_acl_user_over_tls_subscribes_and_publishes_and_no_secret_shows() {
     assert!(!format!("{error:#} {error:?}").contains("secret"), "{error:?}");
 }
 
+#[test]
+fn an_acl_user_needs_the_channel_and_gets_a_permission_error_without_it() {
+    let server = RedisServer::start();
+    let setuser = |rules: &[&str]| {
+        let _: () = redis_support::raw(
+            &server,
+            redis::cmd("ACL").arg("SETUSER").arg("limited").arg(rules),
+        );
+    };
+    // Keys and commands, but no channel (`resetchannels` is Redis 7's default for users).
+    setuser(&["on", ">limited-pw", "~*", "+@all", "resetchannels"]);
+    let backend = single(&server.url_for_user("limited", "limited-pw"));
+    let bus = bus_of(&backend, "app:");
+    let error = bus.subscribe().err().unwrap();
+    assert!(error.is_permission(), "{error:#}");
+    assert!(error.to_string().contains("SUBSCRIBE"), "{error}");
+    assert!(bus.publish(b"x").unwrap_err().is_permission());
+
+    setuser(&["&app:~near:*"]);
+    let mut subscription = bus.subscribe().unwrap();
+    bus.publish(b"allowed").unwrap();
+    assert_eq!(message(subscription.as_mut(), SLACK), b"allowed");
+}
+
 fn sentinel_backend(set_up: &RedisSentinels) -> RedisBackend {
     let mut builder = RedisBackend::builder().master_name(set_up.master_name());
     for addr in set_up.sentinel_addrs() {
