@@ -300,7 +300,10 @@ fn an_acl_user_over_tls_subscribes_and_publishes_and_no_secret_shows() {
         .unwrap();
     let error = bus_of(&wrong, "app:").subscribe().err().unwrap();
     assert!(error.is_authentication(), "{error:#}");
-    assert!(!format!("{error:#} {error:?}").contains("secret"), "{error:?}");
+    assert!(
+        !format!("{error:#} {error:?}").contains("secret"),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -410,14 +413,19 @@ fn ran(cluster: &RedisCluster, command: &str) -> Vec<(u16, u64)> {
         .collect()
 }
 
-fn cluster_raw<T: redis::FromRedisValue>(cluster: &RedisCluster, port: u16, cmd: &mut redis::Cmd) -> T {
+fn cluster_raw<T: redis::FromRedisValue>(
+    cluster: &RedisCluster,
+    port: u16,
+    cmd: &mut redis::Cmd,
+) -> T {
     cmd.query(&mut cluster.node(port).connection())
         .expect("raw command succeeds")
 }
 
 /// Moves `slot` from `from` to `to` (it holds no key: channels are not keys).
 fn move_slot(cluster: &RedisCluster, slot: u16, from: u16, to: u16) {
-    let id = |port: u16| -> String { cluster_raw(cluster, port, redis::cmd("CLUSTER").arg("MYID")) };
+    let id =
+        |port: u16| -> String { cluster_raw(cluster, port, redis::cmd("CLUSTER").arg("MYID")) };
     let (from_id, to_id) = (id(from), id(to));
     let setslot = |port: u16, state: &str, node: &str| {
         let _: () = cluster_raw(
@@ -453,7 +461,10 @@ fn cluster_spublish_and_ssubscribe_go_to_the_slot_owner_and_a_moved_slot_loses_t
     assert_eq!(message(theirs.as_mut(), SLACK), b"sharded");
     assert_eq!(ran(&cluster, "ssubscribe"), [(owner, 2)]);
     assert_eq!(ran(&cluster, "spublish"), [(owner, 1)]);
-    assert!(ran(&cluster, "publish").is_empty(), "no cluster-wide PUBLISH");
+    assert!(
+        ran(&cluster, "publish").is_empty(),
+        "no cluster-wide PUBLISH"
+    );
 
     // The channel's slot moves to another primary: the old owner unsubscribes its
     // subscribers, and subscribing again follows the `MOVED` answer.
@@ -550,7 +561,10 @@ impl Node {
         let (send, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             use std::io::BufRead as _;
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 let _ = send.send(line);
             }
         });
@@ -588,7 +602,10 @@ impl Node {
 #[test]
 fn two_near_node_processes_hear_each_other_and_report_a_killed_subscription() {
     let server = RedisServer::start();
-    let mut nodes = [Node::start(&server.url(), "app:"), Node::start(&server.url(), "app:")];
+    let mut nodes = [
+        Node::start(&server.url(), "app:"),
+        Node::start(&server.url(), "app:"),
+    ];
     for node in &mut nodes {
         node.expect("ready");
     }

@@ -185,10 +185,16 @@ mod tests {
     fn messages_on_the_channel_are_messages_and_others_are_skipped() {
         let on = |kind, name: &[u8]| read(push(kind, vec![bulk(name), bulk(b"hi")]), b"ch");
         assert_eq!(on(PushKind::Message, b"ch"), Event::Message(b"hi".to_vec()));
-        assert_eq!(on(PushKind::SMessage, b"ch"), Event::Message(b"hi".to_vec()));
+        assert_eq!(
+            on(PushKind::SMessage, b"ch"),
+            Event::Message(b"hi".to_vec())
+        );
         assert_eq!(on(PushKind::Message, b"other"), Event::Other);
         assert_eq!(on(PushKind::Invalidate, b"ch"), Event::Other);
-        assert_eq!(read(Value::SimpleString("PONG".into()), b"ch"), Event::Other);
+        assert_eq!(
+            read(Value::SimpleString("PONG".into()), b"ch"),
+            Event::Other
+        );
     }
 
     #[test]
