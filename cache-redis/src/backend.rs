@@ -272,11 +272,6 @@ impl RedisBackend {
         self.send_blocking(Request::Cmd(&cmd)).map(drop)
     }
 
-    /// Where its commands go.
-    pub(crate) fn topology(&self) -> &Topology {
-        &self.inner.topology
-    }
-
     /// Sends one request to the server for its keys (through that server's circuit breaker).
     #[inline]
     fn send<'a>(&'a self, request: Request<'a>) -> impl Future<Output = Result<Value>> + 'a {
@@ -292,6 +287,12 @@ impl RedisBackend {
     async fn read(&self, key: &str) -> Result<Option<Bytes>> {
         let cmd = ops::get(key);
         get_reply(self.send(Request::Cmd(&cmd)).await)
+    }
+}
+
+impl crate::bus::Deployment for RedisBackend {
+    fn topology(&self) -> &Topology {
+        &self.inner.topology
     }
 }
 
@@ -1065,6 +1066,29 @@ mod tests {
         );
         let builder = RedisBackend::builder().cluster("redis://:hunter2@h:1");
         assert!(!format!("{builder:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_bus_shows_its_channel_and_no_password() {
+        let backend = RedisBackend::open("redis://:hunter2@127.0.0.1:1/4").unwrap();
+        let shown = format!("{:?}", Backend::bus(&backend, "app:").unwrap());
+        assert!(shown.contains("\"app:~near:4\", sharded: false"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let cluster = RedisBackend::builder()
+            .cluster("redis://:hunter2@127.0.0.1:1")
+            .build()
+            .unwrap();
+        let shown = format!("{:?}", Backend::bus(&cluster, "app:").unwrap());
+        assert!(shown.contains("\"app:~near:0\", sharded: true"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn an_unreachable_server_fails_publish_and_subscribe_with_a_connection_error() {
+        let backend = RedisBackend::open("redis://127.0.0.1:1/0").unwrap();
+        let bus = Backend::bus(&backend, "app:").unwrap();
+        assert!(bus.publish(b"x").unwrap_err().is_connection());
+        assert!(bus.subscribe().err().unwrap().is_connection());
     }
 
     #[test]

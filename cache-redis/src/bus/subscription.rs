@@ -14,7 +14,7 @@ use cache_core::bus::Subscription;
 use cache_core::{Error, ErrorKind, Result};
 use redis::{Connection, PushKind, Value};
 
-use crate::backend::RedisBackend;
+use super::Deployment;
 use crate::error::from_redis;
 use crate::server::Server;
 use crate::topology::Home;
@@ -81,17 +81,17 @@ pub(crate) fn open(server: &Server, cmd: &[u8], channel: &[u8]) -> Result<Connec
 
 /// A confirmed subscription: its connection, and the node it is on, for telling when that
 /// node no longer serves the channel. See the module docs.
-pub(crate) struct RedisSubscription {
+pub(crate) struct RedisSubscription<D> {
     conn: Connection,
-    backend: RedisBackend,
+    backend: D,
     home: Home,
     channel: Box<[u8]>,
     /// Lost once: never read again.
     lost: bool,
 }
 
-impl RedisSubscription {
-    pub(crate) fn new(conn: Connection, backend: RedisBackend, home: Home, channel: &[u8]) -> Self {
+impl<D: Deployment> RedisSubscription<D> {
+    pub(crate) fn new(conn: Connection, backend: D, home: Home, channel: &[u8]) -> Self {
         Self {
             conn,
             backend,
@@ -128,7 +128,7 @@ impl RedisSubscription {
     }
 }
 
-impl Subscription for RedisSubscription {
+impl<D: Deployment> Subscription for RedisSubscription<D> {
     fn next(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>> {
         if self.lost {
             return Err(Self::lost_error());
