@@ -19,7 +19,10 @@
 //! A subscription is lost (its `next` returns `Err`, see [`subscription`]) when its
 //! connection closes or resets, when the server unsubscribes it (a cluster slot that moved
 //! away), and when its node no longer serves the channel: on Sentinel once the backend
-//! follows the master elsewhere, on a cluster once the slot map names another primary.
+//! follows the master elsewhere, on a cluster once the slot map names another primary
+//! (checked when `next` starts and when its wait ends, so within one `next` time-out of
+//! the backend noticing). A paused server loses nothing by itself: `next` waits out its
+//! time-out and returns `Ok(None)`.
 //!
 //! [`Server::dedicated_blocking`]: crate::server::Server::dedicated_blocking
 
