@@ -120,6 +120,22 @@ pub const DEFAULT_POOL_SIZE: usize = DEFAULT_MAX_CONNECTIONS;
 /// takes the builder's `password`, `username` and `db`, over plain TCP. Neither password
 /// appears in `Debug` output, errors or logs.
 ///
+/// # The near cache's channel
+///
+/// For the near cache's coherence messages, the backend offers one pub/sub channel per
+/// namespace and database, `<namespace>~near:<db>` (such as `cache:~near:0`; never a hash
+/// tag, never a secret): on one server and on the Sentinel master of the moment, `PUBLISH`
+/// on a pooled blocking connection (within the time-outs, through the breaker) and one
+/// dedicated connection per subscription, confirmed `SUBSCRIBE` before it is used; on a
+/// cluster, sharded pub/sub (Redis 7): `SPUBLISH` routed to the primary of the channel's
+/// slot and `SSUBSCRIBE` on that primary. A subscription's connection has the backend's
+/// target, user, password and TLS settings but always speaks RESP3 (Redis 6 or later).
+/// A subscription is reported lost when its connection closes, when the server
+/// unsubscribes it (a cluster slot moved away), when the backend follows the Sentinel
+/// master elsewhere, and when the slot map names another primary for the channel. An ACL
+/// user needs `+publish +subscribe` (`+spublish +ssubscribe` on a cluster) and
+/// `&<namespace>~near:*`.
+///
 /// # Failures
 ///
 /// Errors are typed: [`ErrorKind::Connection`](cache_core::ErrorKind::Connection) when Redis
@@ -274,6 +290,12 @@ impl RedisBackend {
     }
 }
 
+impl crate::bus::Deployment for RedisBackend {
+    fn topology(&self) -> &Topology {
+        &self.inner.topology
+    }
+}
+
 /// A `GET` reply; a key of another type (`WRONGTYPE`) is a miss.
 #[inline]
 fn get_reply(result: Result<Value>) -> Result<Option<Bytes>> {
@@ -294,6 +316,14 @@ fn wrong_type(error: &Error) -> bool {
 impl Backend for RedisBackend {
     fn capabilities(&self) -> Capabilities {
         Capabilities::REMOTE
+    }
+
+    /// The near cache's channel `<namespace>~near:<db>`: `PUBLISH` and a dedicated
+    /// `SUBSCRIBE` connection on one server and on the Sentinel master of the moment,
+    /// sharded `SPUBLISH`/`SSUBSCRIBE` on the channel's primary on a cluster (see the
+    /// `bus` module).
+    fn bus(&self, namespace: &str) -> Option<Arc<dyn cache_core::bus::Bus>> {
+        Some(Arc::new(crate::bus::RedisBus::new(self.clone(), namespace)))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
@@ -1036,6 +1066,29 @@ mod tests {
         );
         let builder = RedisBackend::builder().cluster("redis://:hunter2@h:1");
         assert!(!format!("{builder:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_bus_shows_its_channel_and_no_password() {
+        let backend = RedisBackend::open("redis://:hunter2@127.0.0.1:1/4").unwrap();
+        let shown = format!("{:?}", Backend::bus(&backend, "app:").unwrap());
+        assert!(shown.contains("\"app:~near:4\", sharded: false"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let cluster = RedisBackend::builder()
+            .cluster("redis://:hunter2@127.0.0.1:1")
+            .build()
+            .unwrap();
+        let shown = format!("{:?}", Backend::bus(&cluster, "app:").unwrap());
+        assert!(shown.contains("\"app:~near:0\", sharded: true"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn an_unreachable_server_fails_publish_and_subscribe_with_a_connection_error() {
+        let backend = RedisBackend::open("redis://127.0.0.1:1/0").unwrap();
+        let bus = Backend::bus(&backend, "app:").unwrap();
+        assert!(bus.publish(b"x").unwrap_err().is_connection());
+        assert!(bus.subscribe().err().unwrap().is_connection());
     }
 
     #[test]

@@ -229,6 +229,44 @@ impl Cluster {
             .any(|server| server.is_circuit_open())
     }
 
+    /// The primary serving `slot`, reading the map first if none is known yet (within one
+    /// call's budget).
+    pub(crate) fn owner_blocking(&self, slot: u16) -> Result<Arc<Server>> {
+        if self.shared.map.load().is_none() {
+            self.shared.load_blocking(Instant::now())?;
+        }
+        self.shared.owner(slot).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Connection,
+                format!("no Redis Cluster primary serves slot {slot}"),
+            )
+        })
+    }
+
+    /// True if `server` is still the primary of `slot` in the map.
+    pub(crate) fn owns(&self, slot: u16, server: &Arc<Server>) -> bool {
+        self.shared
+            .owner(slot)
+            .is_some_and(|owner| Arc::ptr_eq(&owner, server))
+    }
+
+    /// After a request of its own failed (a subscription's, say): a `MOVED` re-points its
+    /// slot (true: send it again, to the new owner), a connection error or time-out
+    /// refreshes the map in the background, as for a routed request.
+    pub(crate) fn after_error(&self, error: &Error) -> bool {
+        match self.shared.redirect_for(error) {
+            Some(Redirect {
+                ask: false,
+                addr,
+                slot,
+            }) => {
+                self.shared.moved(slot, &addr);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Every primary of a map read just now, for a `SCAN` of the whole key space.
     pub(crate) async fn primaries(&self) -> Result<Vec<Primary>> {
         let cmd = cluster_slots();
@@ -324,12 +362,16 @@ impl Shared {
     /// What a failed request calls for: a redirect, or nothing more (a background refresh
     /// started if the node was unreachable).
     fn redirect(self: &Arc<Self>, result: &Result<Value>) -> Option<Redirect> {
-        let error = result.as_ref().err()?;
+        self.redirect_for(result.as_ref().err()?)
+    }
+
+    /// [`redirect`](Self::redirect) for the error of a failed request.
+    fn redirect_for(self: &Arc<Self>, error: &Error) -> Option<Redirect> {
         if matches!(error.kind(), ErrorKind::Connection | ErrorKind::Timeout) {
             self.refresh_soon();
             return None;
         }
-        let redis = redis_error(result)?;
+        let redis: &RedisError = std::error::Error::source(error)?.downcast_ref()?;
         let (addr, slot) = redis.redirect_node()?;
         let addr = Addr::parse(addr)?;
         let ask = redis.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Ask);

@@ -47,7 +47,8 @@ fn classify(error: &RedisError) -> (ErrorKind, &'static str) {
         (
             ErrorKind::Permission,
             "Redis denied this ACL user a command or key the cache needs (GET, MGET, SET, \
-             EXISTS, UNLINK, EVAL, SCAN on the cache's keys)",
+             EXISTS, UNLINK, EVAL, SCAN on the cache's keys; PUBLISH and SUBSCRIBE, or SPUBLISH \
+             and SSUBSCRIBE on a cluster, on its near-cache channel)",
         )
     } else {
         match error.kind() {

@@ -55,6 +55,7 @@
 mod backend;
 mod blocking;
 mod breaker;
+mod bus;
 mod cluster;
 mod error;
 mod migration;

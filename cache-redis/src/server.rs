@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisResult, Value};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, Connection, Pipeline, ProtocolVersion, RedisResult, Value,
+};
 
 use cache_core::{Error, ErrorKind, Result};
 
@@ -119,6 +121,36 @@ impl Server {
     /// True while this server's circuit breaker fails calls fast.
     pub(crate) fn is_circuit_open(&self) -> bool {
         self.breaker.is_open_now()
+    }
+
+    /// The database this server's connections select.
+    pub(crate) fn db(&self) -> i64 {
+        self.client.get_connection_info().redis_settings().db()
+    }
+
+    /// A fresh blocking connection of its own, outside the pool, for a subscription: the
+    /// same target, credentials and TLS settings as the pool's, opened within the connect
+    /// time-out, with the response time-out on reads and writes, through the circuit
+    /// breaker (an open circuit fails it at once; a failure to connect counts).
+    ///
+    /// It always speaks RESP3, whatever the configured protocol: in RESP3 a published
+    /// message is a push, which the `redis` crate's blocking reader never drops, whereas in
+    /// RESP2 it is a plain reply, and that reader drops the first plain reply after a read
+    /// time-out (it takes it for the late answer of the timed-out request). Subscriptions
+    /// need Redis 6 or later.
+    pub(crate) fn dedicated_blocking(&self) -> Result<Connection> {
+        self.breaker.admit()?;
+        let info = self.client.get_connection_info().clone();
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client = Client::open(info.set_redis_settings(settings)).map_err(from_redis)?;
+        let result = Connector::new(&client, self.timeouts.connect, self.timeouts.response)
+            .connect(None)
+            .map_err(from_redis);
+        self.breaker.record(&result);
+        result
     }
 
     /// Sends one request on the shared connection, through the circuit breaker.

@@ -7,13 +7,17 @@
 //! Sentinels and followed across failovers (see [`sentinel`]); [`Topology::Cluster`] routes
 //! keyed commands by slot and scans every primary (see [`crate::cluster`]).
 //!
+//! For the near cache's channel it also answers *which node a subscription goes to*
+//! ([`Topology::home_blocking`]) and *whether that node still serves it*
+//! ([`Topology::is_home`]).
+//!
 //! Each node is a [`Server`](crate::server::Server).
 
 use std::sync::Arc;
 
 use redis::Value;
 
-use cache_core::Result;
+use cache_core::{Error, Result};
 
 use crate::cluster::{Cluster, Primary};
 use crate::server::{Request, Server};
@@ -97,7 +101,83 @@ impl ScanNode<'_> {
     }
 }
 
+/// The node a subscription to a channel is made on: the single server, the master of the
+/// moment, or the primary serving the channel's slot (sharded pub/sub).
+pub(crate) enum Home {
+    Single,
+    Master(Arc<Master>),
+    Owner { slot: u16, server: Arc<Server> },
+}
+
 impl Topology {
+    /// Where a subscription to `channel` goes now (on a cluster, the slot map is read first
+    /// if none is known; on Sentinel, the master is resolved first if none is known).
+    pub(crate) fn home_blocking(&self, channel: &[u8]) -> Result<Home> {
+        match self {
+            Self::Single(_) => Ok(Home::Single),
+            Self::Sentinel(sentinel) => Ok(Home::Master(sentinel.master_blocking()?)),
+            Self::Cluster(cluster) => {
+                let slot = crate::slots::slot(channel);
+                Ok(Home::Owner {
+                    slot,
+                    server: cluster.owner_blocking(slot)?,
+                })
+            }
+        }
+    }
+
+    /// The server of `home`.
+    pub(crate) fn server_of<'a>(&'a self, home: &'a Home) -> &'a Server {
+        match (self, home) {
+            (_, Home::Master(master)) => &master.server,
+            (_, Home::Owner { server, .. }) => server,
+            (Self::Single(server), Home::Single) => server,
+            (Self::Sentinel(_) | Self::Cluster(_), Home::Single) => {
+                unreachable!("a single-server home comes from a single-server topology")
+            }
+        }
+    }
+
+    /// True while `home` still serves its channel: always on one server; while it is the
+    /// master on Sentinel; while the slot map names it the slot's primary on a cluster.
+    pub(crate) fn is_home(&self, home: &Home) -> bool {
+        match (self, home) {
+            (Self::Sentinel(sentinel), Home::Master(master)) => sentinel
+                .current()
+                .is_some_and(|current| Arc::ptr_eq(&current, master)),
+            (Self::Cluster(cluster), Home::Owner { slot, server }) => cluster.owns(*slot, server),
+            _ => true,
+        }
+    }
+
+    /// After a request of its own to `home` failed: what the topology's own requests do
+    /// after such an error (re-resolve the master, re-point a moved slot, refresh the map).
+    /// True if the request should be sent once more, to the home named now (after `MOVED`).
+    pub(crate) fn after_error(&self, home: &Home, error: &Error) -> bool {
+        match (self, home) {
+            (Self::Sentinel(sentinel), Home::Master(master)) => {
+                sentinel.after_error(master, error);
+                false
+            }
+            (Self::Cluster(cluster), Home::Owner { .. }) => cluster.after_error(error),
+            _ => false,
+        }
+    }
+
+    /// The database of the data nodes (0 on a cluster).
+    pub(crate) fn db(&self) -> i64 {
+        match self {
+            Self::Single(server) => server.db(),
+            Self::Sentinel(sentinel) => sentinel.db(),
+            Self::Cluster(_) => 0,
+        }
+    }
+
+    /// True on a Redis Cluster (whose channels are sharded).
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
+
     /// Sends a request on the async connection for its keys, through that server's circuit
     /// breaker.
     ///

@@ -193,6 +193,17 @@ impl Sentinel {
     pub(crate) fn master_addr(&self) -> Option<String> {
         self.current().map(|master| show(&master.addr))
     }
+
+    /// The data nodes' database.
+    pub(crate) fn db(&self) -> i64 {
+        self.shared.settings.node.db()
+    }
+
+    /// After a request of its own to `master` failed (a subscription's, say): re-resolves
+    /// as [`query`](Self::query) does after its errors.
+    pub(crate) fn after_error(&self, master: &Arc<Master>, error: &Error) {
+        self.shared.after_error(master, error);
+    }
 }
 
 /// Where a call without a known master stands.
