@@ -71,16 +71,18 @@ fn measure_leased_miss_round_trips_and_waiter_delay() {
     runtime.block_on(async {
         let _ = one.get::<String>("warm").await;
     });
-    let commands = client_commands(&server, || {
-        runtime.block_on(async {
-            one.get_or_set_with_options("miss", leased(), || async { "v".to_owned() })
-                .await;
+    for (key, what) in [("cold", "first after start"), ("miss", "warm")] {
+        let commands = client_commands(&server, || {
+            runtime.block_on(async {
+                one.get_or_set_with_options(key, leased(), || async { "v".to_owned() })
+                    .await;
+            });
         });
-    });
-    eprintln!(
-        "leased miss: {} round trips: {commands:?}",
-        commands.len()
-    );
+        eprintln!(
+            "leased miss ({what}): {} round trips: {commands:?}",
+            commands.len()
+        );
+    }
 
     const WAITERS: usize = 7;
     const ROUNDS: usize = 10;
