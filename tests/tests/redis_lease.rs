@@ -4,15 +4,19 @@
 
 mod redis_support;
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cache_core::CallOptions;
 use cache_core::stampede::Stampede;
-use redis_support::cache;
+use cache_core::{Cache, CallOptions};
+use cache_redis::RedisBackend;
+use redis_support::{cache, raw};
 use tests::RedisServer;
+use tests::cluster::RedisCluster;
 
 fn leased() -> CallOptions {
     CallOptions::builder()
@@ -138,4 +142,210 @@ fn measure_leased_miss_round_trips_and_waiter_delay() {
         delays[delays.len() / 2],
         delays[delays.len() - 1]
     );
+}
+
+/// The commands the server ran since the last reset (a script's own commands included),
+/// without the reset itself.
+fn counts(server: &RedisServer) -> BTreeMap<String, u64> {
+    server
+        .command_stats()
+        .into_iter()
+        .filter(|(name, _)| name != "config|resetstat")
+        .map(|(name, stat)| (name, stat.calls))
+        .collect()
+}
+
+fn expect(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect()
+}
+
+/// A leased call on `cache` whose body counts its runs.
+fn leased_call(cache: &Cache, key: &str, runs: &AtomicUsize) -> String {
+    cache
+        .blocking()
+        .get_or_set_with_options(key, leased(), || {
+            runs.fetch_add(1, Ordering::SeqCst);
+            "v".to_owned()
+        })
+}
+
+#[test]
+fn a_leased_miss_is_a_get_and_two_evalsha_and_a_leased_hit_one_get() {
+    let server = RedisServer::start();
+    let cache = cache(&server, "app:");
+    let runs = AtomicUsize::new(0);
+    leased_call(&cache, "warm", &runs); // loads the scripts
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for sync in [true, false] {
+        let key = format!("k{sync}");
+        server.reset_stats();
+        let value = if sync {
+            leased_call(&cache, &key, &runs)
+        } else {
+            runtime.block_on(cache.get_or_set_with_options(&key, leased(), || async {
+                runs.fetch_add(1, Ordering::SeqCst);
+                "v".to_owned()
+            }))
+        };
+        assert_eq!(value, "v");
+        // Three round trips: GET, the look-and-lease script, the store-and-release script.
+        // The scripts' own commands: GET and SET NX; SET, GET of the lease and DEL.
+        assert_eq!(
+            counts(&server),
+            expect(&[("del", 1), ("evalsha", 2), ("get", 3), ("set", 2)]),
+            "sync: {sync}"
+        );
+        server.reset_stats();
+        assert_eq!(leased_call(&cache, &key, &runs), "v");
+        assert_eq!(counts(&server), expect(&[("get", 1)]), "a hit is one GET");
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+    let lease: bool = raw(&server, redis::cmd("EXISTS").arg("app:ktrue:~lease"));
+    assert!(!lease, "released");
+}
+
+#[test]
+fn after_script_flush_a_leased_miss_sends_its_scripts_in_full_and_still_works() {
+    let server = RedisServer::start();
+    let cache = cache(&server, "app:");
+    let runs = AtomicUsize::new(0);
+    leased_call(&cache, "warm", &runs);
+    let _: () = raw(&server, redis::cmd("SCRIPT").arg("FLUSH"));
+    server.reset_stats();
+    assert_eq!(leased_call(&cache, "k", &runs), "v");
+    let stats = server.command_stats();
+    assert_eq!(stats["evalsha"].calls, 2, "{stats:?}");
+    assert_eq!(stats["evalsha"].failed_calls, 2, "NOSCRIPT, twice");
+    assert_eq!(stats["eval"].calls, 2, "each script sent in full once");
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    let stored: Option<Vec<u8>> = raw(&server, redis::cmd("GET").arg("app:k"));
+    assert!(stored.is_some());
+    let lease: bool = raw(&server, redis::cmd("EXISTS").arg("app:k:~lease"));
+    assert!(!lease, "released");
+    // Loaded again: the next miss is by hash.
+    server.reset_stats();
+    assert_eq!(leased_call(&cache, "k2", &runs), "v");
+    assert_eq!(counts(&server)["evalsha"], 2);
+    assert!(!counts(&server).contains_key("eval"));
+}
+
+/// The hash slot of a key without a hash tag.
+fn slot(key: &str) -> u16 {
+    crc16::State::<crc16::XMODEM>::calculate(key.as_bytes()) % 16384
+}
+
+#[test]
+fn a_leased_miss_on_a_cluster_is_composed_unless_both_keys_share_a_slot() {
+    let cluster = RedisCluster::builder().replicas_per_primary(0).start();
+    let backend = RedisBackend::builder()
+        .cluster(cluster.seed_list())
+        .build()
+        .unwrap();
+    let cache = redis_support::cache_on(backend, "");
+    let runs = AtomicUsize::new(0);
+    let data_commands = || {
+        let mut sum = BTreeMap::new();
+        for shard in cluster.shards() {
+            for (name, stat) in cluster.node(shard.primary).command_stats() {
+                let inspection = name == "info"
+                    || name == "ping"
+                    || name == "config|resetstat"
+                    || name.starts_with("cluster|");
+                if !inspection {
+                    *sum.entry(name).or_insert(0) += stat.calls;
+                }
+            }
+        }
+        sum
+    };
+    leased_call(&cache, "warm", &runs);
+    // Different slots (the usual case): SET NX and GET, then SET and the release's EVAL.
+    let key = "apart";
+    assert_ne!(slot(key), slot(&format!("{key}:~lease")));
+    cluster.reset_stats();
+    assert_eq!(leased_call(&cache, key, &runs), "v");
+    assert_eq!(
+        data_commands(),
+        expect(&[("del", 1), ("eval", 1), ("get", 3), ("set", 2)]),
+        "no CROSSSLOT: composed of single-key commands"
+    );
+    // One slot for both (found by search; keys never carry hash tags): the scripts run.
+    let together = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|key| slot(key) == slot(&format!("{key}:~lease")))
+        .unwrap();
+    // Its node loads the scripts on their first use (NOSCRIPT, then EVAL).
+    leased_call(&cache, &together, &runs);
+    cache.blocking().delete(&together).unwrap();
+    cluster.reset_stats();
+    assert_eq!(leased_call(&cache, &together, &runs), "v");
+    let counts = data_commands();
+    assert_eq!(counts.get("evalsha"), Some(&2), "{counts:?}");
+    assert_eq!(counts.get("eval"), None, "{counts:?}");
+    assert_eq!(runs.load(Ordering::SeqCst), 4);
+    let lease: bool = raw_cluster(&cluster, &format!("{together}:~lease"));
+    assert!(!lease, "released");
+}
+
+/// `EXISTS key` on the node that serves `key`.
+fn raw_cluster(cluster: &RedisCluster, key: &str) -> bool {
+    redis::cmd("EXISTS")
+        .arg(key)
+        .query(&mut cluster.node(cluster.shard_of(key).primary).connection())
+        .unwrap()
+}
+
+/// A caller waiting on another cache's lease is woken by the holder's store, not by its
+/// next poll: the holder's body ends just after the waiter began a 100 ms pause (its
+/// looks counted), and the waiter returns after exactly one more look, well before the
+/// pause would have ended.
+#[test]
+fn a_waiter_is_woken_by_the_holders_store_long_before_its_next_poll() {
+    let server = RedisServer::start();
+    let (holder, waiter) = (cache(&server, "app:"), cache(&server, "app:"));
+    let runs = AtomicUsize::new(0);
+    leased_call(&holder, "warm", &runs);
+    let looks = || server.command_count("evalsha");
+    let (finish, finished) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let holder = &holder;
+        let holding = scope.spawn(move || {
+            holder.blocking().get_or_set_with_options("slow", leased(), || {
+                finished.recv().unwrap();
+                "theirs".to_owned()
+            })
+        });
+        while !raw::<bool>(&server, redis::cmd("EXISTS").arg("app:slow:~lease")) {
+            std::thread::yield_now();
+        }
+        let before = looks();
+        let waiting = scope.spawn(|| {
+            let value = leased_call(&waiter, "slow", &runs);
+            (value, Instant::now())
+        });
+        // Six busy looks: 5 + 10 + 20 + 40 + 80 ms of pauses; the next one is 100 ms.
+        while looks() < before + 6 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let polls = looks() - before;
+        let stored_at = Instant::now();
+        finish.send(()).unwrap();
+        assert_eq!(holding.join().unwrap(), "theirs");
+        let (value, returned_at) = waiting.join().unwrap();
+        assert_eq!(value, "theirs", "the waiter did not compute");
+        assert_eq!(
+            looks() - before,
+            polls + 2,
+            "the holder's store and one look by the woken waiter"
+        );
+        let delay = returned_at.duration_since(stored_at);
+        assert!(
+            delay < Duration::from_millis(80),
+            "woken, not polled: {delay:?} after the store"
+        );
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "only the warm-up ran here");
 }
