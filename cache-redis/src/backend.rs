@@ -56,7 +56,13 @@ pub const DEFAULT_POOL_SIZE: usize = DEFAULT_MAX_CONNECTIONS;
 /// A hit is exactly one `GET`; a store is one `SET key value PX ms` (no `PX` without a
 /// time-to-live); `add` is `SET NX PX`; `get_many` is one `MGET`; `set_many` one pipeline;
 /// deletes are `UNLINK`; `exists` is `EXISTS`; releasing a stampede lease
-/// (`delete_if_equal`) is one `EVAL` of a compare-and-delete script. `delete_prefix` (behind `Cache::clear()` and
+/// (`delete_if_equal`) is one `EVAL` of a compare-and-delete script. A leased miss costs
+/// three round trips: its `GET`, one `EVALSHA` that returns the value or takes the lease,
+/// and one `EVALSHA` that stores the value and releases the lease; a server that does not
+/// know a script (restarted, failed over, `SCRIPT FLUSH`) answers `NOSCRIPT` and is sent it
+/// in full once (`EVAL`, which loads it). On a Cluster, where the two keys of a lease
+/// script usually sit in different slots, those two operations are composed of single-key
+/// commands instead (`SET NX`, `GET`; `SET`, the release `EVAL`). `delete_prefix` (behind `Cache::clear()` and
 /// forgetting a function's entries) walks `SCAN cursor MATCH <prefix>* COUNT 500` and unlinks
 /// each batch; glob characters in the prefix are escaped, so only keys that literally start
 /// with it go. It never uses `KEYS` or `FLUSHDB`; [`flush_database`](Self::flush_database)
