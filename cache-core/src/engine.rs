@@ -738,7 +738,8 @@ impl<'a> Plan<'a> {
     /// A lease on this call's key (held by a sync caller when `blocking`), armed: the
     /// command that takes it is the next request.
     fn lease(&self, blocking: bool) -> Lease {
-        Lease::new(self.cache, lease_key(&self.key), lease_token(), blocking)
+        let entry = near_key(&self.key);
+        Lease::new(self.cache, lease_key(&self.key), entry, lease_token(), blocking)
     }
 
     /// A miss's lease about to be taken for `time`, armed, with this caller registered as a

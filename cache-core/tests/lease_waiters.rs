@@ -239,3 +239,32 @@ async fn a_call_cancelled_while_it_waits_on_another_lease_leaves_that_lease() {
         "the other caller's lease stays"
     );
 }
+
+/// A holder cancelled in its body releases its lease and wakes the waiters of this
+/// process: one takes over at once, before its pause runs out.
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_holder_wakes_a_waiter_that_takes_over_before_any_poll() {
+    let store = Arc::new(Gated::default());
+    let [holder, waiter] = processes(&store);
+    let holding = tokio::spawn(async move {
+        holder
+            .get_or_set_with_options("k", leased(), || std::future::pending::<String>())
+            .await
+    });
+    while !store.memory().exists("cache:k:~lease").unwrap() {
+        tokio::task::yield_now().await;
+    }
+    let started = tokio::time::Instant::now();
+    let waiting = tokio::spawn(async move {
+        waiter
+            .get_or_set_with_options("k", leased(), || async { "mine".to_owned() })
+            .await
+    });
+    while store.looks.load(Ordering::SeqCst) < 2 {
+        tokio::task::yield_now().await;
+    }
+    holding.abort();
+    assert_eq!(waiting.await.unwrap(), "mine", "the waiter took over");
+    assert_eq!(started.elapsed(), Duration::ZERO, "woken before its pause ran out");
+    assert_eq!(store.looks.load(Ordering::SeqCst), 3);
+}
