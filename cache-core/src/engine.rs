@@ -37,14 +37,14 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use crate::Result;
+use crate::backend::Acquired;
 use crate::backend::Ttl;
+use crate::backplane::near_key;
 use crate::cache::{Cache, ttl_of};
 use crate::codec::Codec;
 use crate::counted::open_counted;
 use crate::envelope;
 use crate::flight::{Follower, Leader, Mark, Outcome, Role};
-use crate::backend::Acquired;
-use crate::backplane::near_key;
 use crate::gateway::{AcquireLease, Gateway, ReleaseLease, Set, SetReleasing, TakeLease};
 use crate::lease::Lease;
 use crate::options::Options;
@@ -739,7 +739,13 @@ impl<'a> Plan<'a> {
     /// command that takes it is the next request.
     fn lease(&self, blocking: bool) -> Lease {
         let entry = near_key(&self.key);
-        Lease::new(self.cache, lease_key(&self.key), entry, lease_token(), blocking)
+        Lease::new(
+            self.cache,
+            lease_key(&self.key),
+            entry,
+            lease_token(),
+            blocking,
+        )
     }
 
     /// A miss's lease about to be taken for `time`, armed, with this caller registered as a

@@ -87,7 +87,9 @@ impl Backend for Gated {
         lease_key: &str,
         token: &[u8],
     ) -> Result<()> {
-        let stored = self.memory().set_releasing(key, value, ttl, lease_key, token);
+        let stored = self
+            .memory()
+            .set_releasing(key, value, ttl, lease_key, token);
         self.answer(stored).await
     }
 }
@@ -172,9 +174,21 @@ async fn a_waiter_on_another_process_lease_is_woken_by_its_store_before_any_poll
     }
     finish.send(()).unwrap();
     assert_eq!(holding.await.unwrap(), "theirs");
-    assert_eq!(waiting.await.unwrap(), "theirs", "the waiter did not compute");
-    assert_eq!(started.elapsed(), Duration::ZERO, "woken before its pause ran out");
-    assert_eq!(store.looks.load(Ordering::SeqCst), 3, "one more look by the waiter");
+    assert_eq!(
+        waiting.await.unwrap(),
+        "theirs",
+        "the waiter did not compute"
+    );
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "woken before its pause ran out"
+    );
+    assert_eq!(
+        store.looks.load(Ordering::SeqCst),
+        3,
+        "one more look by the waiter"
+    );
 }
 
 /// A call dropped while its acquiring look is in flight (the look took the lease, its
@@ -190,7 +204,10 @@ async fn a_call_cancelled_during_its_acquiring_look_releases_the_lease() {
     assert_eq!(store.looks.load(Ordering::SeqCst), 1);
     store.hold.store(false, Ordering::SeqCst);
     tokio::task::yield_now().await; // the dropped lease's release runs in a spawned task
-    assert!(!store.memory().exists("cache:k:~lease").unwrap(), "released");
+    assert!(
+        !store.memory().exists("cache:k:~lease").unwrap(),
+        "released"
+    );
     let value = next
         .get_or_set_with_options("k", leased(), || async { "next".to_owned() })
         .await;
@@ -212,8 +229,14 @@ async fn a_call_cancelled_during_its_store_and_release_leaves_no_lease() {
     assert!(cancelled.is_err(), "the store never answered");
     store.hold.store(false, Ordering::SeqCst);
     tokio::task::yield_now().await;
-    assert!(!store.memory().exists("cache:k:~lease").unwrap(), "released");
-    assert_eq!(cache.get::<String>("k").await.unwrap().as_deref(), Some("v"));
+    assert!(
+        !store.memory().exists("cache:k:~lease").unwrap(),
+        "released"
+    );
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("v")
+    );
 }
 
 /// A call dropped while it pauses on another caller's lease releases nothing.
@@ -225,7 +248,11 @@ async fn a_call_cancelled_while_it_waits_on_another_lease_leaves_that_lease() {
     assert!(
         store
             .memory()
-            .add("cache:k:~lease", theirs.clone(), Some(Duration::from_secs(60)))
+            .add(
+                "cache:k:~lease",
+                theirs.clone(),
+                Some(Duration::from_secs(60))
+            )
             .unwrap()
     );
     let call = cache.get_or_set_with_options("k", leased(), || async { "v".to_owned() });
@@ -248,7 +275,7 @@ async fn a_cancelled_holder_wakes_a_waiter_that_takes_over_before_any_poll() {
     let [holder, waiter] = processes(&store);
     let holding = tokio::spawn(async move {
         holder
-            .get_or_set_with_options("k", leased(), || std::future::pending::<String>())
+            .get_or_set_with_options("k", leased(), std::future::pending::<String>)
             .await
     });
     while !store.memory().exists("cache:k:~lease").unwrap() {
@@ -265,6 +292,10 @@ async fn a_cancelled_holder_wakes_a_waiter_that_takes_over_before_any_poll() {
     }
     holding.abort();
     assert_eq!(waiting.await.unwrap(), "mine", "the waiter took over");
-    assert_eq!(started.elapsed(), Duration::ZERO, "woken before its pause ran out");
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "woken before its pause ran out"
+    );
     assert_eq!(store.looks.load(Ordering::SeqCst), 3);
 }

@@ -19,8 +19,8 @@ use crate::cluster::{Cluster, NodeSettings};
 use crate::error::{is_no_script, is_wrong_type};
 use crate::ops::{self, PrefixDeletion};
 use crate::seeds;
-use crate::slots::slot;
 use crate::server::{PoolLimits, Request, Server, Timeouts};
+use crate::slots::slot;
 use crate::target::{self, Names, describe};
 use crate::topology::Topology;
 
@@ -301,9 +301,7 @@ impl RedisBackend {
     fn script_blocking(&self, command: impl Fn(bool) -> Cmd) -> Result<Value> {
         let by_hash = command(false);
         match self.send_blocking(Request::Cmd(&by_hash)) {
-            Err(error) if is_no_script(&error) => {
-                self.send_blocking(Request::Cmd(&command(true)))
-            }
+            Err(error) if is_no_script(&error) => self.send_blocking(Request::Cmd(&command(true))),
             reply => reply,
         }
     }

@@ -52,7 +52,14 @@ fn client_commands(server: &RedisServer, run: impl FnOnce()) -> Vec<String> {
             && !command.starts_with("\"CLIENT\"")
             && !command.starts_with("\"HELLO\"")
         {
-            seen.push(command.split(' ').next().unwrap().trim_matches('"').to_owned());
+            seen.push(
+                command
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .trim_matches('"')
+                    .to_owned(),
+            );
         }
     }
     let _ = monitor.kill();
@@ -161,12 +168,10 @@ fn expect(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
 
 /// A leased call on `cache` whose body counts its runs.
 fn leased_call(cache: &Cache, key: &str, runs: &AtomicUsize) -> String {
-    cache
-        .blocking()
-        .get_or_set_with_options(key, leased(), || {
-            runs.fetch_add(1, Ordering::SeqCst);
-            "v".to_owned()
-        })
+    cache.blocking().get_or_set_with_options(key, leased(), || {
+        runs.fetch_add(1, Ordering::SeqCst);
+        "v".to_owned()
+    })
 }
 
 #[test]
@@ -313,10 +318,12 @@ fn a_waiter_is_woken_by_the_holders_store_long_before_its_next_poll() {
     std::thread::scope(|scope| {
         let holder = &holder;
         let holding = scope.spawn(move || {
-            holder.blocking().get_or_set_with_options("slow", leased(), || {
-                finished.recv().unwrap();
-                "theirs".to_owned()
-            })
+            holder
+                .blocking()
+                .get_or_set_with_options("slow", leased(), || {
+                    finished.recv().unwrap();
+                    "theirs".to_owned()
+                })
         });
         while !raw::<bool>(&server, redis::cmd("EXISTS").arg("app:slow:~lease")) {
             std::thread::yield_now();

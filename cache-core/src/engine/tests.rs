@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use super::{Call, Input, Outage, Plan, Request, Step};
+use crate::backend::Acquired;
 use crate::codec::DefaultCodec;
 use crate::envelope::{self, Meta};
-use crate::backend::Acquired;
 use crate::gateway::{AcquireLease, ReleaseLease, Set, SetReleasing, TakeLease};
 use crate::options::Options;
 use crate::policy::{OkOrShared, Plain, Policy};
@@ -70,7 +70,10 @@ fn command<R, P: Policy<R>>(step: &Step<R>, call: &Call<'_, R, P, DefaultCodec>)
             format!("SET {key} PX {}", ttl.map_or(0, |ttl| ttl.as_millis()))
         }
         Request::StoreReleasing(SetReleasing {
-            key, ttl, lease_key, ..
+            key,
+            ttl,
+            lease_key,
+            ..
         }) => format!(
             "SET {key} PX {} RELEASE {lease_key}",
             ttl.map_or(0, |ttl| ttl.as_millis())
@@ -531,11 +534,7 @@ fn a_caller_that_found_the_lease_taken_releases_nothing_and_stops_waiting_when_d
     // Another caller's lease, with its own token.
     let store = cache.inner.store.blocking();
     let lease = Bytes::from_static(b"theirs");
-    assert!(
-        store
-            .add("cache:k:~lease", lease, Some(MINUTE))
-            .unwrap()
-    );
+    assert!(store.add("cache:k:~lease", lease, Some(MINUTE)).unwrap());
     let (_, acquired) = perform(&mut call, &step);
     let Step::Pause(pause) = call.step(acquired) else {
         panic!("expected a pause")
