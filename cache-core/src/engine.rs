@@ -519,6 +519,7 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
                 // Released with the store (or, after an outage, left to expire).
                 if let Some(lease) = guards.lease {
                     lease.settle();
+                    // NEAR (lead): the holder's store; announce it here with `Backplane::announce(Change::Keys(vec![near_key(&self.plan.key)]))`.
                     self.plan.wake_waiters();
                 }
                 finish(result, outcome, guards.leader)
@@ -767,9 +768,7 @@ impl<'a> Plan<'a> {
     /// This call stored its value under the lease, or gave the lease up: callers of this
     /// process waiting on the lease look again now.
     fn wake_waiters(&self) {
-        let key = near_key(&self.key);
-        // NEAR (lead): announce it to the other instances here, `Backplane::announce(Change::Keys(vec![key]))`.
-        Waiters::global().notify(&[key]);
+        Waiters::global().notify(&[near_key(&self.key)]);
     }
 
     /// Classifies a read (hits and misses counted; errors logged and treated as misses).
