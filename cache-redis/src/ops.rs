@@ -369,6 +369,45 @@ mod tests {
     }
 
     #[test]
+    fn the_lease_scripts_go_by_hash_and_in_full_with_two_keys() {
+        let by_hash = acquire_lease(false, "k", "k:~lease", b"tok", Duration::from_secs(5));
+        let hash = Script::new(ACQUIRE_LEASE).get_hash().to_owned();
+        assert_eq!(
+            args(&by_hash),
+            ["EVALSHA", &hash, "2", "k", "k:~lease", "tok", "5000"]
+        );
+        let in_full = acquire_lease(true, "k", "k:~lease", b"tok", Duration::from_secs(5));
+        assert_eq!(args(&in_full)[..2], ["EVAL", ACQUIRE_LEASE]);
+        assert_eq!(
+            args(&set_releasing(false, "k", b"v", None, "k:~lease", b"tok"))[2..],
+            ["2", "k", "k:~lease", "v", "", "tok"],
+            "no time-to-live: an empty PX argument"
+        );
+        assert_eq!(
+            args(&set_releasing(
+                false,
+                "k",
+                b"v",
+                Some(Duration::from_micros(3)),
+                "k:~lease",
+                b"tok"
+            ))[6],
+            "1"
+        );
+    }
+
+    #[test]
+    fn the_look_and_lease_reply_is_a_value_taken_or_busy() {
+        assert_eq!(
+            acquire_reply(Value::BulkString(b"v".to_vec())).unwrap(),
+            Acquired::Value(Bytes::from_static(b"v"))
+        );
+        assert_eq!(acquire_reply(Value::Int(1)).unwrap(), Acquired::Taken);
+        assert_eq!(acquire_reply(Value::Int(0)).unwrap(), Acquired::Busy);
+        assert!(acquire_reply(Value::Nil).is_err());
+    }
+
+    #[test]
     fn prefix_deletion_escapes_globs_and_alternates_scan_and_unlink() {
         let mut job = PrefixDeletion::new("ns*[x]?\\:");
         let scan = job.next_command().unwrap();

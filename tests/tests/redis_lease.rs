@@ -356,3 +356,17 @@ fn a_waiter_is_woken_by_the_holders_store_long_before_its_next_poll() {
     });
     assert_eq!(runs.load(Ordering::SeqCst), 1, "only the warm-up ran here");
 }
+
+#[test]
+fn a_leased_miss_on_a_key_of_another_type_computes_under_the_lease_and_overwrites_it() {
+    let server = RedisServer::start();
+    let cache = cache(&server, "app:");
+    let runs = AtomicUsize::new(0);
+    let _: () = raw(&server, redis::cmd("RPUSH").arg("app:k").arg("x"));
+    assert_eq!(leased_call(&cache, "k", &runs), "v");
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "a list reads as a miss");
+    assert_eq!(leased_call(&cache, "k", &runs), "v");
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "overwritten: now a hit");
+    let lease: bool = raw(&server, redis::cmd("EXISTS").arg("app:k:~lease"));
+    assert!(!lease, "released");
+}
