@@ -10,6 +10,8 @@
 //! plain blocking connections), so a sync function never needs an async runtime and never
 //! blocks on one.
 
+#[doc(hidden)]
+pub mod composed;
 pub mod memory;
 pub mod null;
 
@@ -130,6 +132,19 @@ impl fmt::Debug for GetFuture<'_> {
 /// A time-to-live: `None` means the entry never expires.
 pub type Ttl = Option<Duration>;
 
+/// What [`Backend::acquire_lease`] found: the value, or whether this caller now holds the
+/// lease (not for custom backends).
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquired {
+    /// The key holds this value; this caller holds no lease.
+    Value(Bytes),
+    /// The key holds nothing and this caller took the lease.
+    Taken,
+    /// The key holds nothing and another caller holds the lease.
+    Busy,
+}
+
 /// The async half of a backend. Keys arrive fully built (namespace included).
 ///
 /// Implementations must be cheap to call concurrently and must bound every I/O operation
@@ -194,6 +209,37 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         let _ = (key, expected);
         Err(unsupported("delete_if_equal"))
     }
+
+    /// The value under `key` if there is one, else the lease `lease_key` taken with `token`
+    /// for `time` if nobody holds it: a leased miss's second look and its lease in one
+    /// operation (not for custom backends: the default, [`composed::acquire_lease`], takes
+    /// the lease with [`Backend::add`] and reads `key` with [`Backend::get`]).
+    #[doc(hidden)]
+    async fn acquire_lease(
+        &self,
+        key: &str,
+        lease_key: &str,
+        token: Bytes,
+        time: Duration,
+    ) -> Result<Acquired> {
+        composed::acquire_lease(self, key, lease_key, token, time).await
+    }
+
+    /// Stores `value` under `key` for `ttl`, then releases the lease `lease_key` if it holds
+    /// `token`: a leased miss's store and release in one operation (not for custom backends:
+    /// the default, [`composed::set_releasing`], is [`Backend::set`] then
+    /// [`Backend::delete_if_equal`]). An error is the store's.
+    #[doc(hidden)]
+    async fn set_releasing(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Ttl,
+        lease_key: &str,
+        token: &[u8],
+    ) -> Result<()> {
+        composed::set_releasing(self, key, value, ttl, lease_key, token).await
+    }
 }
 
 fn unsupported(operation: &str) -> crate::Error {
@@ -232,6 +278,29 @@ pub trait BlockingBackend: Send + Sync + fmt::Debug + 'static {
     fn delete_if_equal(&self, key: &str, expected: &[u8]) -> Result<bool> {
         let _ = (key, expected);
         Err(unsupported("delete_if_equal"))
+    }
+    /// See [`Backend::acquire_lease`].
+    #[doc(hidden)]
+    fn acquire_lease(
+        &self,
+        key: &str,
+        lease_key: &str,
+        token: Bytes,
+        time: Duration,
+    ) -> Result<Acquired> {
+        composed::acquire_lease_blocking(self, key, lease_key, token, time)
+    }
+    /// See [`Backend::set_releasing`].
+    #[doc(hidden)]
+    fn set_releasing(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Ttl,
+        lease_key: &str,
+        token: &[u8],
+    ) -> Result<()> {
+        composed::set_releasing_blocking(self, key, value, ttl, lease_key, token)
     }
 }
 

@@ -38,8 +38,8 @@ pub(crate) fn run_blocking<R, P: Policy<R>, C: Codec, F: FnOnce() -> R>(
             Step::Done(result) => return result,
             Step::Io => perform_blocking(gateway, call.request()),
             Step::Wait(follower) => Input::Woke(follower.wait_blocking()),
-            Step::Sleep(pause) => {
-                std::thread::sleep(pause);
+            Step::Pause(pause) => {
+                pause.wait_blocking();
                 Input::Slept
             }
             Step::Compute => {
@@ -108,8 +108,8 @@ async fn drive_async<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
             Step::Done(result) => return result,
             Step::Io => perform(gateway, call.request()).await,
             Step::Wait(follower) => Input::Woke(Some(follower.wait().await)),
-            Step::Sleep(pause) => {
-                tokio::time::sleep(pause).await;
+            Step::Pause(pause) => {
+                pause.wait().await;
                 Input::Slept
             }
             Step::Compute => {
@@ -144,7 +144,9 @@ fn perform_blocking<R>(gateway: Gateway<'_>, request: Request<'_>) -> Input<R> {
     match request {
         Request::Read(key) => Input::Read(gateway.read_blocking(key)),
         Request::TakeLease(op) => Input::Lease(gateway.perform_blocking(op)),
+        Request::Acquire(op) => Input::Acquired(gateway.perform_blocking(op)),
         Request::Store(op) => Input::Stored(gateway.perform_blocking(op)),
+        Request::StoreReleasing(op) => Input::Stored(gateway.perform_blocking(op)),
         Request::Release(op) => Input::Released(gateway.perform_blocking(op)),
     }
 }
@@ -154,7 +156,9 @@ async fn perform<R>(gateway: Gateway<'_>, request: Request<'_>) -> Input<R> {
     match request {
         Request::Read(key) => Input::Read(gateway.read(key).await),
         Request::TakeLease(op) => Input::Lease(gateway.perform(op).await),
+        Request::Acquire(op) => Input::Acquired(gateway.perform(op).await),
         Request::Store(op) => Input::Stored(gateway.perform(op).await),
+        Request::StoreReleasing(op) => Input::Stored(gateway.perform(op).await),
         Request::Release(op) => Input::Released(gateway.perform(op).await),
     }
 }

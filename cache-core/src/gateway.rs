@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::Result;
-use crate::backend::{Backend, BlockingBackend, GetFuture, Store, Ttl};
+use crate::backend::{Acquired, Backend, BlockingBackend, GetFuture, Store, Ttl};
 use crate::observe::{BackendOp, Latency};
 use crate::stats::Counters;
 
@@ -244,6 +244,24 @@ op! {
     ReleaseLease { key: &'k str, token: &'k [u8] } -> bool, DeleteIfEqual,
     |store| delete_if_equal(key, token),
     count(_counters, _output) {}
+}
+
+op! {
+    /// A leased miss's second look and lease in one: the value under `key`, or the lease
+    /// taken (or found busy). A value found is counted as a hit by the call.
+    AcquireLease { key: &'k str, lease_key: &'k str, token: Bytes, time: Duration } -> Acquired,
+    AcquireLease,
+    |store| acquire_lease(key, lease_key, token, time),
+    count(_counters, _output) {}
+}
+
+op! {
+    /// A leased miss's store and lease release in one (a store).
+    SetReleasing {
+        key: &'k str, value: Bytes, ttl: Ttl, lease_key: &'k str, token: &'k [u8]
+    } -> (), SetReleasing,
+    |store| set_releasing(key, value, ttl, lease_key, token),
+    count(counters, _output) { counters.store() }
 }
 
 op! {

@@ -3,8 +3,10 @@
 
 use bytes::Bytes;
 
+use crate::backplane::NearKey;
 use crate::cache::Cache;
 use crate::gateway::ReleaseLease;
+use crate::waiters::Waiters;
 
 /// A lease this caller took, or is taking (`SET {key}:~lease {token} NX PX`): armed from the
 /// moment its `SET NX` may reach the backend, so a call dropped while that command is in
@@ -16,22 +18,33 @@ use crate::gateway::ReleaseLease;
 /// because the call was cancelled or its body panicked, it is released at once so other
 /// processes need not wait for it to expire: by a sync caller with a blocking call; by an
 /// async caller in a task spawned on the current tokio runtime (`Drop` cannot await).
-/// Outside any runtime an async caller's lease is left to expire.
+/// Outside any runtime an async caller's lease is left to expire. Once released, the
+/// callers of this process waiting on the lease are woken, so one of them takes over at once.
 pub(crate) struct Lease {
     cache: Cache,
     key: String,
     token: Bytes,
+    /// The near key of the entry the lease guards, whose waiters a release wakes.
+    entry: NearKey,
     blocking: bool,
     held: bool,
 }
 
 impl Lease {
-    /// A lease on `key` held with `token`, by a sync caller when `blocking`.
-    pub(crate) fn new(cache: &Cache, key: String, token: Bytes, blocking: bool) -> Self {
+    /// A lease on `key`, guarding the entry `entry`, held with `token`, by a sync caller
+    /// when `blocking`.
+    pub(crate) fn new(
+        cache: &Cache,
+        key: String,
+        entry: NearKey,
+        token: Bytes,
+        blocking: bool,
+    ) -> Self {
         Self {
             cache: cache.clone(),
             key,
             token,
+            entry,
             blocking,
             held: true,
         }
@@ -81,13 +94,15 @@ impl Drop for Lease {
                 token: &self.token,
             };
             let _ = self.cache.gateway().perform_blocking(release);
+            Waiters::global().notify(&[self.entry]);
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (cache, key, token) = (
+            let (cache, key, token, entry) = (
                 self.cache.clone(),
                 std::mem::take(&mut self.key),
                 self.token.clone(),
+                self.entry,
             );
             runtime.spawn(async move {
                 let release = ReleaseLease {
@@ -95,6 +110,7 @@ impl Drop for Lease {
                     token: &token,
                 };
                 let _ = cache.gateway().perform(release).await;
+                Waiters::global().notify(&[entry]);
             });
         }
     }

@@ -82,6 +82,7 @@ mod policy;
 mod shape;
 pub mod stampede;
 pub mod stats;
+mod waiters;
 
 #[doc(hidden)]
 #[path = "private.rs"]

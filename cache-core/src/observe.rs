@@ -80,7 +80,7 @@ use std::time::Duration;
 pub use span::record_keys;
 
 /// The values of the `op` label of `cache_backend_seconds`, one per backend operation.
-pub const OPS: [&str; 10] = [
+pub const OPS: [&str; 12] = [
     "get",
     "get_many",
     "set",
@@ -91,6 +91,8 @@ pub const OPS: [&str; 10] = [
     "exists",
     "delete_prefix",
     "delete_if_equal",
+    "acquire_lease",
+    "set_releasing",
 ];
 
 /// Something a cache counts; the order of [`Event::ALL`] is the order of the counters.
@@ -256,6 +258,8 @@ pub(crate) enum BackendOp {
     Exists,
     DeletePrefix,
     DeleteIfEqual,
+    AcquireLease,
+    SetReleasing,
 }
 
 /// How a cache times its backend operations: with the feature on and a backend that does

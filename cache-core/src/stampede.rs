@@ -1,14 +1,16 @@
 //! Stampede protection beyond one process: leases, early refresh, serve-stale and TTL jitter.
 //!
 //! - **Lease**: a caller that misses takes `SET {key}:~lease {token} NX PX {lease}` before
-//!   computing. Callers in other processes that find the lease taken poll for the value
-//!   (with back-off) instead of computing. Having taken the lease, a caller reads the key
-//!   once more (another process may have stored it since this caller's first read). The
-//!   holder releases the lease with a
-//!   compare-and-delete, so a slow holder never deletes a lease someone else took since.
+//!   computing, in one operation with a second look at the key (another process may have
+//!   stored it since this caller's first read; on Redis one script, which returns the value
+//!   instead of taking the lease). Callers (of other caches, or in other processes) that
+//!   find the lease taken pause (with back-off) and look again instead of computing; a
+//!   pause ends at once when a holder in the same process stores its value. The holder
+//!   stores its value and releases the lease in one operation, with a compare-and-delete,
+//!   so a slow holder never deletes a lease someone else took since.
 //!   If the holder dies, its lease expires and one waiter takes over; a waiter that waits
 //!   twice the lease without a value computes itself (a lease never becomes an outage). A
-//!   plain hit still costs one GET.
+//!   plain hit still costs one GET; a leased miss three round trips.
 //! - **Early refresh** (`beta`): the envelope records how long the value took to compute
 //!   (`delta`) and when it expires; on each hit a caller recomputes early when
 //!   `now - delta * beta * ln(rand()) >= expiry` (Vattani, Chierichetti and Lowenstein,

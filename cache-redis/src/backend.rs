@@ -7,17 +7,20 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cache_core::backend::{Backend, BlockingBackend, Capabilities, GetFuture, Ttl};
+use cache_core::backend::{
+    Acquired, Backend, BlockingBackend, Capabilities, GetFuture, Ttl, composed,
+};
 use cache_core::config::{Secret, check_db, redact_url};
 use cache_core::{Error, Result};
-use redis::{ConnectionInfo, Value};
+use redis::{Cmd, ConnectionInfo, Value};
 
 use crate::breaker::BreakerSettings;
 use crate::cluster::{Cluster, NodeSettings};
-use crate::error::is_wrong_type;
+use crate::error::{is_no_script, is_wrong_type};
 use crate::ops::{self, PrefixDeletion};
 use crate::seeds;
 use crate::server::{PoolLimits, Request, Server, Timeouts};
+use crate::slots::slot;
 use crate::target::{self, Names, describe};
 use crate::topology::Topology;
 
@@ -53,7 +56,13 @@ pub const DEFAULT_POOL_SIZE: usize = DEFAULT_MAX_CONNECTIONS;
 /// A hit is exactly one `GET`; a store is one `SET key value PX ms` (no `PX` without a
 /// time-to-live); `add` is `SET NX PX`; `get_many` is one `MGET`; `set_many` one pipeline;
 /// deletes are `UNLINK`; `exists` is `EXISTS`; releasing a stampede lease
-/// (`delete_if_equal`) is one `EVAL` of a compare-and-delete script. `delete_prefix` (behind `Cache::clear()` and
+/// (`delete_if_equal`) is one `EVAL` of a compare-and-delete script. A leased miss costs
+/// three round trips: its `GET`, one `EVALSHA` that returns the value or takes the lease,
+/// and one `EVALSHA` that stores the value and releases the lease; a server that does not
+/// know a script (restarted, failed over, `SCRIPT FLUSH`) answers `NOSCRIPT` and is sent it
+/// in full once (`EVAL`, which loads it). On a Cluster, where the two keys of a lease
+/// script usually sit in different slots, those two operations are composed of single-key
+/// commands instead (`SET NX`, `GET`; `SET`, the release `EVAL`). `delete_prefix` (behind `Cache::clear()` and
 /// forgetting a function's entries) walks `SCAN cursor MATCH <prefix>* COUNT 500` and unlinks
 /// each batch; glob characters in the prefix are escaped, so only keys that literally start
 /// with it go. It never uses `KEYS` or `FLUSHDB`; [`flush_database`](Self::flush_database)
@@ -283,6 +292,36 @@ impl RedisBackend {
         self.inner.topology.query_blocking(request)
     }
 
+    /// True when the two-key lease scripts can run for `key` and `lease_key`: always, but
+    /// on a Cluster only when both keys hash to one slot (else the script is `CROSSSLOT`,
+    /// and the lease operations are composed of single-key commands).
+    fn scripts_run(&self, key: &str, lease_key: &str) -> bool {
+        !matches!(self.inner.topology, Topology::Cluster(_))
+            || slot(key.as_bytes()) == slot(lease_key.as_bytes())
+    }
+
+    /// Runs the script `command(in_full)` builds: by hash, and in full once if the server
+    /// does not know it (`NOSCRIPT`).
+    async fn script(&self, command: impl Fn(bool) -> Cmd) -> Result<Value> {
+        let by_hash = command(false);
+        match self.send(Request::Cmd(&by_hash)).await {
+            Err(error) if is_no_script(&error) => {
+                let in_full = command(true);
+                self.send(Request::Cmd(&in_full)).await
+            }
+            reply => reply,
+        }
+    }
+
+    /// [`RedisBackend::script`] on the blocking half.
+    fn script_blocking(&self, command: impl Fn(bool) -> Cmd) -> Result<Value> {
+        let by_hash = command(false);
+        match self.send_blocking(Request::Cmd(&by_hash)) {
+            Err(error) if is_no_script(&error) => self.send_blocking(Request::Cmd(&command(true))),
+            reply => reply,
+        }
+    }
+
     /// One `GET`: the future of both [`Backend::get`] and [`Backend::get_inline`].
     async fn read(&self, key: &str) -> Result<Option<Bytes>> {
         let cmd = ops::get(key);
@@ -393,6 +432,38 @@ impl Backend for RedisBackend {
         let cmd = ops::delete_if_equal(key, expected);
         Ok(ops::count_reply("EVAL", &self.send(Request::Cmd(&cmd)).await?)? > 0)
     }
+
+    async fn acquire_lease(
+        &self,
+        key: &str,
+        lease_key: &str,
+        token: Bytes,
+        time: Duration,
+    ) -> Result<Acquired> {
+        if !self.scripts_run(key, lease_key) {
+            return composed::acquire_lease(self, key, lease_key, token, time).await;
+        }
+        let reply = self
+            .script(|in_full| ops::acquire_lease(in_full, key, lease_key, &token, time))
+            .await?;
+        ops::acquire_reply(reply)
+    }
+
+    async fn set_releasing(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Ttl,
+        lease_key: &str,
+        token: &[u8],
+    ) -> Result<()> {
+        if !self.scripts_run(key, lease_key) {
+            return composed::set_releasing(self, key, value, ttl, lease_key, token).await;
+        }
+        self.script(|in_full| ops::set_releasing(in_full, key, &value, ttl, lease_key, token))
+            .await
+            .map(drop)
+    }
 }
 
 impl BlockingBackend for RedisBackend {
@@ -459,6 +530,38 @@ impl BlockingBackend for RedisBackend {
     fn delete_if_equal(&self, key: &str, expected: &[u8]) -> Result<bool> {
         let cmd = ops::delete_if_equal(key, expected);
         Ok(ops::count_reply("EVAL", &self.send_blocking(Request::Cmd(&cmd))?)? > 0)
+    }
+
+    fn acquire_lease(
+        &self,
+        key: &str,
+        lease_key: &str,
+        token: Bytes,
+        time: Duration,
+    ) -> Result<Acquired> {
+        if !self.scripts_run(key, lease_key) {
+            return composed::acquire_lease_blocking(self, key, lease_key, token, time);
+        }
+        let reply = self
+            .script_blocking(|in_full| ops::acquire_lease(in_full, key, lease_key, &token, time))?;
+        ops::acquire_reply(reply)
+    }
+
+    fn set_releasing(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Ttl,
+        lease_key: &str,
+        token: &[u8],
+    ) -> Result<()> {
+        if !self.scripts_run(key, lease_key) {
+            return composed::set_releasing_blocking(self, key, value, ttl, lease_key, token);
+        }
+        self.script_blocking(|in_full| {
+            ops::set_releasing(in_full, key, &value, ttl, lease_key, token)
+        })
+        .map(drop)
     }
 }
 

@@ -81,6 +81,13 @@ pub(crate) fn is_wrong_type(error: &RedisError) -> bool {
     error.code() == Some("WRONGTYPE")
 }
 
+/// True for `NOSCRIPT`: the server does not know a script sent by its hash.
+pub(crate) fn is_no_script(error: &Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<RedisError>())
+        .is_some_and(|error| error.code() == Some("NOSCRIPT"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,12 +11,17 @@
 //! | `delete`, `delete_many` | `UNLINK k1 k2 ...` |
 //! | `exists` | `EXISTS key` |
 //! | `delete_if_equal` | `EVAL` of a three-line compare-and-delete script |
+//! | `acquire_lease` | `EVALSHA` of [`ACQUIRE_LEASE`] (`EVAL` after `NOSCRIPT`) |
+//! | `set_releasing` | `EVALSHA` of [`SET_RELEASING`] (`EVAL` after `NOSCRIPT`) |
 //! | `delete_prefix` | `SCAN cursor MATCH <escaped prefix>* COUNT 500`, then `UNLINK` per batch |
 
+use std::sync::LazyLock;
+use std::time::Duration;
+
 use bytes::Bytes;
-use cache_core::backend::Ttl;
+use cache_core::backend::{Acquired, Ttl};
 use cache_core::{Error, ErrorKind, Result};
-use redis::{Cmd, Pipeline, Value};
+use redis::{Cmd, Pipeline, Script, Value};
 
 /// Keys examined per `SCAN` call.
 pub(crate) const SCAN_COUNT: usize = 500;
@@ -97,6 +102,99 @@ pub(crate) fn delete_if_equal(key: &str, expected: &[u8]) -> Cmd {
     cmd
 }
 
+/// A leased miss's second look and lease in one: the value under `KEYS[1]` if it holds a
+/// string; else `1` if the lease `KEYS[2]` was taken with token `ARGV[1]` for `ARGV[2]` ms,
+/// `0` if another caller holds it. (`pcall`: a key of another type is a miss, as for `GET`.)
+const ACQUIRE_LEASE: &str = "\
+local value = redis.pcall('GET', KEYS[1])
+if type(value) == 'string' then return value end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0";
+
+/// A leased miss's store and release in one: `SET KEYS[1] ARGV[1]` (with `PX ARGV[2]` unless
+/// it is empty), then the lease `KEYS[2]` deleted if it holds `ARGV[3]`, even when the store
+/// failed (`pcall`); the reply is the store's.
+const SET_RELEASING: &str = "\
+local stored
+if ARGV[2] == '' then stored = redis.pcall('SET', KEYS[1], ARGV[1])
+else stored = redis.pcall('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+if redis.call('GET', KEYS[2]) == ARGV[3] then redis.call('DEL', KEYS[2]) end
+return stored";
+
+/// A script sent by its hash (`EVALSHA`), and in full (`EVAL`, which also loads it) when
+/// the server does not know it (`NOSCRIPT`: restarted, failed over, `SCRIPT FLUSH`).
+struct Lua {
+    source: &'static str,
+    script: LazyLock<Script>,
+}
+
+impl Lua {
+    const fn new(source: &'static str, script: fn() -> Script) -> Self {
+        Self {
+            source,
+            script: LazyLock::new(script),
+        }
+    }
+
+    /// `EVALSHA hash 2 keys... args...`, or `EVAL source 2 keys... args...` when
+    /// `in_full`.
+    fn command(&self, in_full: bool, keys: [&str; 2], args: &[&[u8]]) -> Cmd {
+        let (name, body) = if in_full {
+            ("EVAL", self.source)
+        } else {
+            ("EVALSHA", self.script.get_hash())
+        };
+        let data = body.len()
+            + 1
+            + keys.iter().map(|key| key.len()).sum::<usize>()
+            + args.iter().map(|arg| arg.len()).sum::<usize>();
+        let mut cmd = command(name, 4 + args.len(), data);
+        cmd.arg(body).arg(2).arg(keys[0]).arg(keys[1]);
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        cmd
+    }
+}
+
+static ACQUIRE: Lua = Lua::new(ACQUIRE_LEASE, || Script::new(ACQUIRE_LEASE));
+static STORE_RELEASING: Lua = Lua::new(SET_RELEASING, || Script::new(SET_RELEASING));
+
+/// [`ACQUIRE_LEASE`] for `key` and `lease_key`, by hash or in full.
+pub(crate) fn acquire_lease(
+    in_full: bool,
+    key: &str,
+    lease_key: &str,
+    token: &[u8],
+    time: Duration,
+) -> Cmd {
+    let ms = millis(time).to_string();
+    ACQUIRE.command(in_full, [key, lease_key], &[token, ms.as_bytes()])
+}
+
+/// [`SET_RELEASING`] for `key` and `lease_key`, by hash or in full.
+pub(crate) fn set_releasing(
+    in_full: bool,
+    key: &str,
+    value: &[u8],
+    ttl: Ttl,
+    lease_key: &str,
+    token: &[u8],
+) -> Cmd {
+    let ms = ttl.map(|ttl| millis(ttl).to_string()).unwrap_or_default();
+    STORE_RELEASING.command(in_full, [key, lease_key], &[value, ms.as_bytes(), token])
+}
+
+/// The reply to [`ACQUIRE_LEASE`].
+pub(crate) fn acquire_reply(value: Value) -> Result<Acquired> {
+    match value {
+        Value::Int(1) => Ok(Acquired::Taken),
+        Value::Int(0) => Ok(Acquired::Busy),
+        Value::BulkString(bytes) => Ok(Acquired::Value(Bytes::from(bytes))),
+        other => Err(unexpected("the lease script", &other)),
+    }
+}
+
 pub(crate) fn flush_database() -> Cmd {
     let mut cmd = redis::cmd("FLUSHDB");
     cmd.arg("ASYNC");
@@ -105,10 +203,14 @@ pub(crate) fn flush_database() -> Cmd {
 
 fn with_ttl(cmd: &mut Cmd, ttl: Ttl) {
     if let Some(ttl) = ttl {
-        // Redis rejects PX 0; a positive ttl below a millisecond becomes one millisecond.
-        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        cmd.arg("PX").arg(ms);
+        cmd.arg("PX").arg(millis(ttl));
     }
+}
+
+/// `ttl` in whole milliseconds for `PX`: Redis rejects `PX 0`, so a positive ttl below a
+/// millisecond becomes one millisecond.
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 fn unexpected(what: &str, value: &Value) -> Error {
@@ -264,6 +366,45 @@ mod tests {
             args(&add("k", b"v", Some(Duration::from_millis(5)))),
             ["SET", "k", "v", "NX", "PX", "5"]
         );
+    }
+
+    #[test]
+    fn the_lease_scripts_go_by_hash_and_in_full_with_two_keys() {
+        let by_hash = acquire_lease(false, "k", "k:~lease", b"tok", Duration::from_secs(5));
+        let hash = Script::new(ACQUIRE_LEASE).get_hash().to_owned();
+        assert_eq!(
+            args(&by_hash),
+            ["EVALSHA", &hash, "2", "k", "k:~lease", "tok", "5000"]
+        );
+        let in_full = acquire_lease(true, "k", "k:~lease", b"tok", Duration::from_secs(5));
+        assert_eq!(args(&in_full)[..2], ["EVAL", ACQUIRE_LEASE]);
+        assert_eq!(
+            args(&set_releasing(false, "k", b"v", None, "k:~lease", b"tok"))[2..],
+            ["2", "k", "k:~lease", "v", "", "tok"],
+            "no time-to-live: an empty PX argument"
+        );
+        assert_eq!(
+            args(&set_releasing(
+                false,
+                "k",
+                b"v",
+                Some(Duration::from_micros(3)),
+                "k:~lease",
+                b"tok"
+            ))[6],
+            "1"
+        );
+    }
+
+    #[test]
+    fn the_look_and_lease_reply_is_a_value_taken_or_busy() {
+        assert_eq!(
+            acquire_reply(Value::BulkString(b"v".to_vec())).unwrap(),
+            Acquired::Value(Bytes::from_static(b"v"))
+        );
+        assert_eq!(acquire_reply(Value::Int(1)).unwrap(), Acquired::Taken);
+        assert_eq!(acquire_reply(Value::Int(0)).unwrap(), Acquired::Busy);
+        assert!(acquire_reply(Value::Nil).is_err());
     }
 
     #[test]
