@@ -76,6 +76,7 @@ mod global;
 pub mod key;
 mod lease;
 mod limits;
+mod near;
 pub mod observe;
 mod options;
 mod policy;
@@ -90,6 +91,7 @@ pub mod __private;
 pub use cache::{BlockingCache, Cache, CacheBuilder, DEFAULT_NAMESPACE, DEFAULT_TIMEOUT};
 pub use error::{Error, ErrorKind, Result};
 pub use global::{install, installed};
+pub use near::NearCache;
 pub use options::{Options as CallOptions, OptionsBuilder as CallOptionsBuilder};
 pub use stats::StatsSnapshot;
 

@@ -69,6 +69,7 @@ const EVENTS: [Event; Event::COUNT] = [
     Event::LeaseWait,
     Event::TakeOver,
     Event::Delete,
+    Event::NearHit,
 ];
 
 /// The current recorder's address: what a handle registered with it remembers.
