@@ -25,7 +25,7 @@ async fn square(cache: &Cache, num: u64) -> String {
     // Four borrows on purpose: the autoref probe picks the policy by return type; two more
     // pick the near cache's wrapper when the return type can be kept there.
     #[allow(clippy::needless_borrow)]
-    let policy = (&&p::NearProbe::<String>::new()).near((&&&&p::Probe::<String>::new()).policy());
+    let policy = (&&&p::NearProbe::<String>::new()).near((&&&&p::Probe::<String>::new()).policy());
     let options = p::Options::timeout(p::seconds(60));
     let (options, near) = match p::near(Some(cache), &SQUARE_SITE, options, &policy, |k| {
         square_args(k, &num)

@@ -470,7 +470,7 @@ impl<'a> Ctx<'a> {
             };
             #[allow(unused_imports, clippy::needless_borrow)]
             use #krate::__private::{NearProbeNo as _, NearProbeYes as _};
-            (&&#krate::__private::NearProbe::<#ret>::new())
+            (&&&#krate::__private::NearProbe::<#ret>::new())
                 .near((&&&&#krate::__private::Probe::<#ret>::new()).policy())
         };
         // `local = ..`: one error on the return type if the near cache cannot hold it.

@@ -141,3 +141,274 @@ fn bad_settings_name_the_setting_and_the_range() {
     assert!(bound.contains("near_cache.staleness_bound") && bound.contains("10 ms to 1 hour"));
     assert!(NearCache::new(second).check().unwrap().fail_safe.eq(&false));
 }
+
+/// Calls of annotated functions through a near cache over a backend that logs its
+/// operations.
+#[cfg(feature = "macros")]
+mod calls {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, LazyLock, Mutex};
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use crate::backend::memory::MemoryBackend;
+    use crate::backend::{BlockingBackend, Capabilities, Ttl, async_via_blocking};
+    use crate::{Cache, NearCache, Result, cached, memoize};
+
+    /// The memory backend, logging every operation's name.
+    #[derive(Debug, Default)]
+    struct Counting {
+        memory: MemoryBackend,
+        log: Mutex<Vec<&'static str>>,
+    }
+
+    impl Counting {
+        const CAPABILITIES: Capabilities = Capabilities::IN_PROCESS;
+
+        fn note(&self, op: &'static str) {
+            self.log.lock().unwrap().push(op);
+        }
+    }
+
+    impl BlockingBackend for Counting {
+        fn get(&self, key: &str) -> Result<Option<Bytes>> {
+            self.note("get");
+            self.memory.get(key)
+        }
+        fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+            self.note("get_many");
+            self.memory.get_many(keys)
+        }
+        fn set(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<()> {
+            self.note("set");
+            self.memory.set(key, value, ttl)
+        }
+        fn set_many(&self, entries: &[(&str, Bytes)], ttl: Ttl) -> Result<()> {
+            self.note("set_many");
+            self.memory.set_many(entries, ttl)
+        }
+        fn add(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<bool> {
+            self.note("add");
+            self.memory.add(key, value, ttl)
+        }
+        fn delete(&self, key: &str) -> Result<bool> {
+            self.note("delete");
+            self.memory.delete(key)
+        }
+        fn delete_many(&self, keys: &[&str]) -> Result<u64> {
+            self.note("delete_many");
+            self.memory.delete_many(keys)
+        }
+        fn exists(&self, key: &str) -> Result<bool> {
+            self.note("exists");
+            self.memory.exists(key)
+        }
+        fn delete_prefix(&self, prefix: &str) -> Result<u64> {
+            self.note("delete_prefix");
+            self.memory.delete_prefix(prefix)
+        }
+    }
+
+    async_via_blocking!(Counting);
+
+    /// A cache with a near cache (local timeout 60 s) over a [`Counting`] backend.
+    struct Near {
+        cache: Cache,
+        backend: Arc<Counting>,
+    }
+
+    impl Near {
+        fn new() -> Self {
+            let backend = Arc::new(Counting::default());
+            let cache = Cache::builder()
+                .shared_backend(backend.clone())
+                .near_cache(NearCache::new(Duration::from_secs(60)))
+                .build()
+                .unwrap();
+            Self { cache, backend }
+        }
+
+        /// The backend operations since the last call.
+        fn ops(&self) -> Vec<&'static str> {
+            std::mem::take(&mut *self.backend.log.lock().unwrap())
+        }
+    }
+
+    impl std::ops::Deref for Near {
+        type Target = Cache;
+        fn deref(&self) -> &Cache {
+            &self.cache
+        }
+    }
+
+    static HIT: LazyLock<Near> = LazyLock::new(Near::new);
+    static HIT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    #[memoize(cache = HIT, local = 30, crate = "crate")]
+    fn greeting(name: String) -> String {
+        HIT_RUNS.fetch_add(1, Ordering::SeqCst);
+        format!("Hello, {name}")
+    }
+
+    #[test]
+    fn a_near_hit_costs_no_backend_operation() {
+        assert_eq!(greeting("Ada".into()), "Hello, Ada");
+        assert_eq!(HIT.ops(), ["get", "set"]);
+        for _ in 0..3 {
+            assert_eq!(greeting("Ada".into()), "Hello, Ada");
+        }
+        assert_eq!(HIT.ops(), Vec::<&str>::new());
+        assert_eq!(HIT_RUNS.load(Ordering::SeqCst), 1);
+        let stats = greeting::stats();
+        assert_eq!((stats.hits, stats.near_hits, stats.misses), (3, 3, 1));
+        assert_eq!(HIT.stats().near_hits, 3);
+        // Another argument is another entry.
+        assert_eq!(greeting("Bob".into()), "Hello, Bob");
+        assert_eq!(HIT.ops(), ["get", "set"]);
+    }
+
+    static ASYNC: LazyLock<Near> = LazyLock::new(Near::new);
+
+    #[memoize(cache = ASYNC, crate = "crate")]
+    async fn double(n: u64) -> u64 {
+        tokio::task::yield_now().await;
+        n * 2
+    }
+
+    #[tokio::test]
+    async fn an_async_function_without_local_uses_the_caches_local_timeout() {
+        assert_eq!(double(4).await, 8);
+        assert_eq!(ASYNC.ops(), ["get", "set"]);
+        assert_eq!(double(4).await, 8);
+        assert_eq!(ASYNC.ops(), Vec::<&str>::new());
+        assert_eq!(double::stats().near_hits, 1);
+    }
+
+    static OUT: LazyLock<Near> = LazyLock::new(Near::new);
+
+    #[memoize(cache = OUT, local = 0, crate = "crate")]
+    fn opted_out(n: u64) -> u64 {
+        n + 1
+    }
+
+    #[test]
+    fn local_zero_keeps_a_function_out_of_the_near_cache() {
+        opted_out(1);
+        opted_out(1);
+        assert_eq!(OUT.ops(), ["get", "set", "get"]);
+        assert_eq!(opted_out::stats().near_hits, 0);
+    }
+
+    static WRITES: LazyLock<Near> = LazyLock::new(Near::new);
+
+    #[cached(cache = WRITES, key_prefix = "homepage", crate = "crate")]
+    fn home() -> String {
+        "rendered".to_owned()
+    }
+
+    #[test]
+    fn writes_through_the_cache_replace_or_remove_the_near_entry() {
+        assert_eq!(home(), "rendered");
+        assert_eq!(home(), "rendered");
+        assert_eq!(WRITES.ops(), ["get", "set"]);
+        // `set` writes the function's key: the near entry goes, the next call reads it.
+        WRITES.blocking().set("homepage", "edited").unwrap();
+        assert_eq!(home(), "edited");
+        assert_eq!(home(), "edited");
+        assert_eq!(WRITES.ops(), ["set", "get"]);
+        // `delete`, and the function's own `invalidate`, remove it.
+        assert!(WRITES.blocking().delete("homepage").unwrap());
+        assert_eq!(home(), "rendered");
+        assert_eq!(WRITES.ops(), ["delete", "get", "set"]);
+        assert!(home::invalidate().unwrap());
+        assert_eq!(home(), "rendered");
+        assert_eq!(WRITES.ops(), ["delete", "get", "set"]);
+        // `clear` flushes the whole near cache.
+        assert_eq!(home(), "rendered");
+        WRITES.blocking().clear().unwrap();
+        assert_eq!(home(), "rendered");
+        assert_eq!(WRITES.ops(), ["delete_prefix", "get", "set"]);
+        // So do `set_many` and `delete_many` for their keys.
+        WRITES.blocking().set_many(&[("homepage", "many")]).unwrap();
+        assert_eq!(home(), "many");
+        WRITES.blocking().delete_many(&["homepage"]).unwrap();
+        assert_eq!(home(), "rendered");
+        assert_eq!(WRITES.ops(), ["set_many", "get", "delete_many", "get", "set"]);
+        assert_eq!(home(), "rendered");
+        assert_eq!(WRITES.ops(), Vec::<&str>::new());
+    }
+
+    static RACE: LazyLock<Near> = LazyLock::new(Near::new);
+
+    #[memoize(cache = RACE, crate = "crate")]
+    fn raced(n: u64) -> u64 {
+        // A change arrives while the value is computed (here, this instance's own
+        // `clear`): the value is stored and returned, but not kept near.
+        RACE.blocking().clear().unwrap();
+        n
+    }
+
+    #[test]
+    fn a_value_computed_while_a_change_arrived_is_not_kept() {
+        assert_eq!(raced(1), 1);
+        assert_eq!(RACE.ops(), ["get", "delete_prefix", "set"]);
+        assert_eq!(raced(1), 1);
+        assert_eq!(RACE.ops(), ["get"], "a backend hit, kept this time");
+        assert_eq!(raced(1), 1);
+        assert_eq!(RACE.ops(), Vec::<&str>::new());
+    }
+
+    static GATE: LazyLock<Near> = LazyLock::new(Near::new);
+
+    #[memoize(cache = GATE, crate = "crate")]
+    fn gated(n: u64) -> u64 {
+        n
+    }
+
+    #[test]
+    fn nothing_is_served_near_while_the_gate_is_closed() {
+        gated(1);
+        gated(1);
+        assert_eq!(GATE.ops(), ["get", "set"]);
+        GATE.near().unwrap().close_gate(true);
+        gated(1);
+        gated(1);
+        assert_eq!(GATE.ops(), ["get", "get"]);
+        GATE.near().unwrap().close_gate(false);
+        gated(1);
+        assert_eq!(GATE.ops(), Vec::<&str>::new());
+    }
+
+    static FORCED: LazyLock<Near> = LazyLock::new(Near::new);
+    static FORCED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    #[memoize(cache = FORCED, forced_update = refresh, ignore = [refresh], crate = "crate")]
+    fn counter(refresh: bool) -> usize {
+        FORCED_RUNS.fetch_add(1, Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_forced_update_replaces_the_near_entry() {
+        assert_eq!(counter(false), 0);
+        assert_eq!(counter(false), 0);
+        assert_eq!(counter(true), 1);
+        assert_eq!(counter(false), 1, "the recomputed value, served near");
+        assert_eq!(FORCED.ops(), ["get", "set", "set"]);
+    }
+
+    static PLAIN: LazyLock<Cache> = LazyLock::new(Cache::memory);
+
+    #[memoize(cache = PLAIN, local = 30, crate = "crate")]
+    fn plain(n: u64) -> u64 {
+        n
+    }
+
+    #[test]
+    fn a_cache_without_a_near_cache_ignores_local() {
+        plain(1);
+        plain(1);
+        let stats = plain::stats();
+        assert_eq!((stats.hits, stats.near_hits), (1, 0));
+    }
+}
