@@ -1,11 +1,18 @@
 //! Run with: cargo bench -p cache-core --bench near_memory
 //!
-//! Memory per entry of a 100-byte `String` keyed by `u128`, 100,000 entries: a typed `moka`
-//! cache against a typed `quick_cache` one (the candidates for the near tier). Counted with
-//! dhat's heap statistics (a counting global allocator), in a binary of its own so that no
-//! timing benchmark runs under it.
+//! Memory per entry of a 100-byte `String`, 100,000 entries: the near cache (100,000 calls
+//! of a `#[memoize(local = ..)]` function whose values go nowhere else: the backend is the
+//! null one), against a typed `moka` cache and a typed `quick_cache` one keyed by `u128`
+//! (the candidates for the near tier's map). Counted with dhat's heap statistics (a
+//! counting global allocator), in a binary of its own so that no timing benchmark runs
+//! under it. Each figure includes the map's own tables, sized for twice the entries.
 
 use std::hint::black_box;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use cache_core::backend::null::NullBackend;
+use cache_core::{Cache, NearCache, memoize};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -14,6 +21,20 @@ const ENTRIES: u128 = 100_000;
 
 fn value(n: u128) -> String {
     format!("{n:0>100}")
+}
+
+/// Built on the first call, inside the measurement.
+static NEAR: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .backend(NullBackend)
+        .near_cache(NearCache::new(Duration::from_secs(600)).max_entries(ENTRIES as u64 * 2))
+        .build()
+        .expect("valid cache")
+});
+
+#[memoize(cache = NEAR, timeout = 600, local = 600)]
+fn hundred(n: u64) -> String {
+    value(u128::from(n))
 }
 
 /// Bytes still allocated after `fill` built a cache of [`ENTRIES`] entries, per entry.
@@ -46,7 +67,16 @@ fn main() {
         }
         cache
     });
+    let near = per_entry(|| {
+        for n in 0..ENTRIES as u64 {
+            black_box(hundred(n));
+        }
+        assert_eq!(hundred::stats().near_hits, 0);
+        black_box(hundred(0));
+        assert_eq!(hundred::stats().near_hits, 1, "the values are kept near");
+    });
     println!("memory per 100-byte String entry, {ENTRIES} entries:");
+    println!("  near cache               {near:>7.0} B");
     println!("  moka::sync typed         {moka:>7.0} B");
     println!("  quick_cache::sync typed  {quick:>7.0} B");
 }
