@@ -32,19 +32,8 @@ pub trait Policy<R> {
         None
     }
 
-    /// Whether results can go to the near cache (see [`Near`]).
-    #[inline]
-    fn near_capable(&self) -> bool {
-        false
-    }
-
     /// `result` as a near cache value (see [`Near`]).
     fn near_value(&self, _result: &R) -> Option<NearValue> {
-        None
-    }
-
-    /// A near cache value as a result (see [`Near`]).
-    fn near_restore(&self, _value: &NearValue) -> Option<R> {
         None
     }
 }
@@ -159,12 +148,38 @@ impl<R: Clone + Send + Sync + 'static, P: Policy<R>> Policy<R> for Near<P> {
     fn unshare(&self, shared: &Shared) -> Option<R> {
         self.0.unshare(shared)
     }
+    fn near_value(&self, result: &R) -> Option<NearValue> {
+        Some(Arc::new(result.clone()))
+    }
+}
+
+/// What the near cache asks of a policy before the call's key exists: whether its results
+/// can be near hits, and a near hit as a result. Apart from [`Policy`], and without its
+/// serde bounds, so a return type that cannot be stored gets one error (from
+/// [`Stores`](crate::__private::Stores)), not one more from the near lookup.
+pub trait NearRestore<R> {
+    /// Whether results can go to the near cache (see [`Near`]).
+    #[inline]
+    fn near_capable(&self) -> bool {
+        false
+    }
+
+    /// A near cache value as a result (see [`Near`]).
+    #[inline]
+    fn near_restore(&self, _value: &NearValue) -> Option<R> {
+        None
+    }
+}
+
+impl<R> NearRestore<R> for Plain {}
+impl<R> NearRestore<R> for OkOnly {}
+impl<R> NearRestore<R> for OkOrShared {}
+impl<R> NearRestore<R> for SomeOnly {}
+
+impl<R: Clone + Send + Sync + 'static, P> NearRestore<R> for Near<P> {
     #[inline]
     fn near_capable(&self) -> bool {
         true
-    }
-    fn near_value(&self, result: &R) -> Option<NearValue> {
-        Some(Arc::new(result.clone()))
     }
     #[inline]
     fn near_restore(&self, value: &NearValue) -> Option<R> {

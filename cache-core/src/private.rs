@@ -16,7 +16,7 @@ pub use std::string::String;
 pub use crate::codec::{Codec, DefaultCodec};
 pub use crate::key::{KeyBuilder, KeySink, NearSink};
 pub use crate::options::Options;
-pub use crate::policy::{Near, OkOnly, OkOrShared, Plain, Policy, SomeOnly};
+pub use crate::policy::{Near, NearRestore, OkOnly, OkOrShared, Plain, Policy, SomeOnly};
 pub use crate::stampede::Stampede;
 
 use crate::Cache;
@@ -216,7 +216,7 @@ pub struct NearMiss(Option<Box<NearPlan>>);
 /// writes the call's arguments into the near key (on the stack). A call without a near
 /// cache costs one branch here.
 #[inline]
-pub fn near<R, P: Policy<R>>(
+pub fn near<R, P: NearRestore<R>>(
     cache: Option<&Cache>,
     site: &Site,
     options: Options,
@@ -240,7 +240,7 @@ pub fn near<R, P: Policy<R>>(
     }
 }
 
-fn near_lookup<R, P: Policy<R>>(
+fn near_lookup<R, P: NearRestore<R>>(
     cache: &Cache,
     site: &Site,
     options: &Options,

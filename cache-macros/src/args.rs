@@ -396,6 +396,17 @@ mod tests {
     }
 
     #[test]
+    fn local_takes_seconds_or_a_duration() {
+        let args = parse(quote!(local = 30)).unwrap();
+        assert!(matches!(args.local, Some(Timeout::Seconds(_))));
+        let args = parse(quote!(local = Duration::from_millis(500))).unwrap();
+        assert!(matches!(args.local, Some(Timeout::Duration(_))));
+        let messages = messages(quote!(local = "30s", local = 1));
+        assert_eq!(messages.len(), 1, "{messages:#?}");
+        assert!(messages[0].contains("`local` takes an integer of seconds"));
+    }
+
+    #[test]
     fn no_arguments_is_fine() {
         assert!(parse(quote!()).unwrap().timeout.is_none());
     }
