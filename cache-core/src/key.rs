@@ -150,11 +150,15 @@ impl KeyBuilder<NearSink> {
     /// Starts the near key of `prefix` (a namespace) and `head`, on the stack.
     #[inline]
     pub fn near(prefix: &str, head: &str) -> Self {
-        let mut buf = NearSink::new();
-        buf.push_bytes(prefix.as_bytes());
-        buf.push_bytes(head.as_bytes());
-        let args_start = buf.len;
-        Self { buf, args_start }
+        // Built in place: moving the buffer would copy it.
+        let mut near = Self {
+            buf: NearSink::new(),
+            args_start: 0,
+        };
+        near.buf.push_bytes(prefix.as_bytes());
+        near.buf.push_bytes(head.as_bytes());
+        near.args_start = near.buf.len;
+        near
     }
 
     /// The near cache's key: the `xxh3_128` of the bytes [`KeyBuilder::finish`] would give
@@ -171,7 +175,7 @@ impl KeyBuilder<NearSink> {
     /// # Ok::<(), cache_core::Error>(())
     /// ```
     #[inline]
-    pub fn near_key(mut self) -> u128 {
+    pub fn near_key(&mut self) -> u128 {
         bound_args(&mut self.buf, self.args_start);
         xxhash_rust::xxh3::xxh3_128(self.buf.bytes())
     }
@@ -253,9 +257,9 @@ impl KeySink for String {
 }
 
 /// How many bytes of a key a [`NearSink`] holds on the stack before it moves to the heap.
-const NEAR_INLINE: usize = 160;
+const NEAR_INLINE: usize = 128;
 
-/// A key's bytes on the stack (moved to the heap only past 160 bytes), for the near cache's
+/// A key's bytes on the stack (moved to the heap only past 128 bytes), for the near cache's
 /// key: see [`KeyBuilder::near`].
 #[derive(Debug, Clone)]
 pub struct NearSink {
@@ -308,7 +312,12 @@ impl KeySink for NearSink {
     }
     #[inline]
     fn push_char(&mut self, c: char) {
-        self.push_bytes(c.encode_utf8(&mut [0; 4]).as_bytes());
+        if c.is_ascii() && self.spilled.is_none() && self.len < NEAR_INLINE {
+            self.inline[self.len] = c as u8;
+            self.len += 1;
+        } else {
+            self.push_bytes(c.encode_utf8(&mut [0; 4]).as_bytes());
+        }
     }
     #[inline]
     fn bytes(&self) -> &[u8] {
