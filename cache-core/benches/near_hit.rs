@@ -48,7 +48,11 @@ static QUICK: LazyLock<quick_cache::sync::Cache<u128, String>> =
 fn near_hit(c: &mut Criterion) {
     assert_eq!(hundred_near(7), value(7));
     assert_eq!(hundred_near(7), value(7));
-    assert_eq!(hundred_near::stats().near_hits, 1, "the second call is a near hit");
+    assert_eq!(
+        hundred_near::stats().near_hits,
+        1,
+        "the second call is a near hit"
+    );
     assert_eq!(hundred(7), value(7));
     assert_eq!(hundred_cached_crate(7), value(7));
     let key = xxhash_rust::xxh3::xxh3_128(b"cache:memoize:near_hit.hundred:7");

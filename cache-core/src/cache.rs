@@ -10,13 +10,13 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, BlockingBackend, Capabilities, Store, Ttl};
+use crate::backplane::{Change, near_key};
 use crate::codec::DefaultCodec;
 use crate::envelope::{self, Meta};
 use crate::flight::Flights;
 use crate::gateway::{
     Add, Delete, DeleteMany, DeletePrefix, Exists, Gateway, GetMany, Op, Set, SetMany,
 };
-use crate::backplane::{Change, near_key};
 use crate::key;
 use crate::near::{NearCache, Tier};
 use crate::observe::Latency;
@@ -171,7 +171,8 @@ impl CacheBuilder {
         let near = self.near.as_ref().map(NearCache::check).transpose()?;
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryBackend::new()));
         let capabilities = Backend::capabilities(&*store);
-        let near = near.and_then(|near| Tier::start(&near, &*store, &namespace, !capabilities.shared));
+        let near =
+            near.and_then(|near| Tier::start(&near, &*store, &namespace, !capabilities.shared));
         Ok(Cache {
             inner: Arc::new(Inner {
                 store,
@@ -611,7 +612,8 @@ impl BlockingCache<'_> {
             value: seal(value)?,
             ttl: self.cache.inner.default_ttl,
         });
-        self.cache.near_wrote([full.as_str()], matches!(result, Ok(true)));
+        self.cache
+            .near_wrote([full.as_str()], matches!(result, Ok(true)));
         result
     }
 

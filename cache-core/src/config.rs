@@ -449,13 +449,23 @@ mod tests {
     #[test]
     fn the_local_timeout_turns_the_near_cache_on() {
         assert_eq!(config(&[]).unwrap().near_cache(), None);
-        assert_eq!(config(&[("CACHE_LOCAL_TIMEOUT", "0")]).unwrap().near_cache(), None);
+        assert_eq!(
+            config(&[("CACHE_LOCAL_TIMEOUT", "0")])
+                .unwrap()
+                .near_cache(),
+            None
+        );
         let on = config(&[("CACHE_LOCAL_TIMEOUT", "30")]).unwrap();
         assert_eq!(on.local_timeout, Some(Duration::from_secs(30)));
-        assert_eq!(on.near_cache(), Some(NearCache::new(Duration::from_secs(30))));
+        assert_eq!(
+            on.near_cache(),
+            Some(NearCache::new(Duration::from_secs(30)))
+        );
         assert!(on.build().unwrap().near().is_some());
         for bad in ["soon", "-1", "1.5", "99999999999"] {
-            let error = config(&[("CACHE_LOCAL_TIMEOUT", bad)]).unwrap_err().to_string();
+            let error = config(&[("CACHE_LOCAL_TIMEOUT", bad)])
+                .unwrap_err()
+                .to_string();
             assert!(error.contains("CACHE_LOCAL_TIMEOUT"), "{error}");
         }
     }

@@ -34,8 +34,8 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use crate::Result;
-use crate::backplane::{Change, near_key};
 use crate::backend::Ttl;
+use crate::backplane::{Change, near_key};
 use crate::cache::{Cache, ttl_of};
 use crate::codec::Codec;
 use crate::counted::open_counted;
@@ -756,7 +756,13 @@ impl<'a> Plan<'a> {
         };
         let Some(soft) = meta.soft_expiry else {
             // No clock read on the common path: only early refresh and serve-stale need it.
-            return Lookup::Fresh(value, Fill { weight, limit: None });
+            return Lookup::Fresh(
+                value,
+                Fill {
+                    weight,
+                    limit: None,
+                },
+            );
         };
         let now = SystemTime::now();
         match self.options.stampede.freshness(&meta, now) {
@@ -837,17 +843,26 @@ impl<'a> Plan<'a> {
 
     /// After this call's store: its near entry replaced by the stored result (when it
     /// plans to keep it) or forgotten, and the change announced when the store succeeded.
-    fn near_stored<R, P: Policy<R>>(&self, policy: &P, result: &R, sealed: &(Bytes, Ttl), ok: bool) {
-        let Some(tier) = self.cache.near() else { return };
-        let key = self.near.as_ref().map_or_else(|| near_key(&self.key), |near| near.key);
+    fn near_stored<R, P: Policy<R>>(
+        &self,
+        policy: &P,
+        result: &R,
+        sealed: &(Bytes, Ttl),
+        ok: bool,
+    ) {
+        let Some(tier) = self.cache.near() else {
+            return;
+        };
+        let key = self
+            .near
+            .as_ref()
+            .map_or_else(|| near_key(&self.key), |near| near.key);
         let kept = match (&self.near, policy.near_value(result)) {
             (Some(near), Some(value)) if ok => {
                 let (bytes, ttl) = sealed;
                 let soft = envelope::peek_meta(bytes).and_then(|meta| meta.soft_expiry);
-                let fresh = soft.map(|soft| {
-                    soft.duration_since(SystemTime::now())
-                        .unwrap_or_default()
-                });
+                let fresh =
+                    soft.map(|soft| soft.duration_since(SystemTime::now()).unwrap_or_default());
                 let limit = match (*ttl, fresh) {
                     (Some(ttl), Some(fresh)) => Some(ttl.min(fresh)),
                     (ttl, fresh) => ttl.or(fresh),

@@ -22,8 +22,8 @@ pub use crate::stampede::Stampede;
 use crate::Cache;
 use crate::drive::{Inline, Spawn, run_async, run_blocking};
 use crate::engine::{Plan, Planner};
-use crate::near::NearPlan;
 use crate::key::{escape_name, escape_str, write_path};
+use crate::near::NearPlan;
 use crate::observe;
 use crate::stampede::lease_key;
 use crate::stats::{Counters, Stats, StatsSnapshot};
@@ -248,7 +248,9 @@ fn near_lookup<R, P: NearRestore<R>>(
     args: impl FnOnce(&mut KeyBuilder<NearSink>) -> crate::Result<()>,
 ) -> Result<R, NearMiss> {
     let miss = Err(NearMiss(None));
-    let Some(tier) = cache.near() else { return miss };
+    let Some(tier) = cache.near() else {
+        return miss;
+    };
     let local = options.local.unwrap_or(tier.local());
     if local.is_zero() || options.unless || !policy.near_capable() {
         return miss;

@@ -139,10 +139,7 @@ impl NearCache {
         if !(MIN_STALENESS_BOUND..=MAX_STALENESS_BOUND).contains(&self.staleness_bound) {
             return Err(Error::config(
                 "near_cache.staleness_bound",
-                format!(
-                    "must be 10 ms to 1 hour, got {:?}",
-                    self.staleness_bound
-                ),
+                format!("must be 10 ms to 1 hour, got {:?}", self.staleness_bound),
             ));
         }
         Ok(Checked {

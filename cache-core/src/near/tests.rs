@@ -17,7 +17,8 @@ fn value(s: &str) -> NearValue {
 }
 
 fn text(tier: &Tier, key: u128) -> Option<String> {
-    tier.get(key).map(|v| v.downcast_ref::<String>().unwrap().clone())
+    tier.get(key)
+        .map(|v| v.downcast_ref::<String>().unwrap().clone())
 }
 
 const FILL: Fill = Fill {
@@ -334,7 +335,10 @@ mod calls {
         assert_eq!(home(), "many");
         WRITES.blocking().delete_many(&["homepage"]).unwrap();
         assert_eq!(home(), "rendered");
-        assert_eq!(WRITES.ops(), ["set_many", "get", "delete_many", "get", "set"]);
+        assert_eq!(
+            WRITES.ops(),
+            ["set_many", "get", "delete_many", "get", "set"]
+        );
         assert_eq!(home(), "rendered");
         assert_eq!(WRITES.ops(), Vec::<&str>::new());
     }

@@ -144,4 +144,5 @@ const DESCRIPTIONS: [&str; Event::COUNT] = [
     "Calls that waited on another caller's lease.",
     "Waiters that computed themselves (expired lease, or waited too long).",
     "Entries removed.",
+    "Hits served from the near cache, without the backend (also counted as hits).",
 ];
