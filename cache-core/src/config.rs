@@ -94,7 +94,7 @@ pub struct RedisSettings {
 /// | `CACHE_DEFAULT_TIMEOUT` | whole seconds, `0` (never expire) to 3153600000 (100 years, [`MAX_TIMEOUT`]) | `300` |
 /// | `CACHE_KEY_PREFIX` | any text: the namespace before every key | `cache:` |
 /// | `CACHE_THRESHOLD` | most entries kept in memory, 1 to 2^64-1 | `10000` |
-/// | `CACHE_LOCAL_TIMEOUT` | whole seconds an annotated function's result may be served from process memory (the near cache, [`NearCache`](crate::NearCache)), `0` (off) to 3153600000 | `0` (off) |
+/// | `CACHE_LOCAL_TIMEOUT` | whole seconds an annotated function's result may be served from process memory (the near cache, [`NearCache`]), `0` (off) to 3153600000 | `0` (off) |
 /// | `CACHE_REDIS_URL` | `redis://[[user]:password@]host[:port][/db][?protocol=P]`, `rediss://..[#insecure]` (TLS), `unix:///path.sock[?db=N&user=U&pass=P&protocol=P]`; `P` is `2`, `resp2`, `3` or `resp3` | |
 /// | `CACHE_REDIS_HOST` | a host name (RFC 1123, `_` allowed), an IPv4 address, or an IPv6 address (`::1` or `[::1]`) | `localhost` |
 /// | `CACHE_REDIS_PORT` | 1 to 65535 | `6379` |
