@@ -38,7 +38,8 @@
 //!
 //! [`memoize`] documents every option, the function shapes it supports and the code it
 //! stands for; [`Cache`] the direct API and its storing rules; [`key`] the key scheme;
-//! [`stampede`] leases, early refresh and serve-stale. The README has the measured figures,
+//! [`stampede`] leases, early refresh and serve-stale; [`NearCache`] the typed in-process
+//! tier in front of the backend (`local = ..`). The README has the measured figures,
 //! `docs/design.md` the design notes behind them.
 //!
 //! # Features
