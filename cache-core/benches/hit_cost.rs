@@ -6,6 +6,8 @@
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no \
 //!   --toggle-collect='tokio::runtime::runtime::Runtime::block_on*' \
 //!   target/release/deps/hit_cost-<hash> async 100000
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null --collect-atstart=no \
+//!   --toggle-collect='*near_hits*' target/release/deps/hit_cost-<hash> near 100000
 //! ```
 //!
 //! The instructions of an in-memory `#[memoize]` hit, counted without a clock: "Collected"
@@ -18,7 +20,9 @@
 use std::hint::black_box;
 use std::sync::LazyLock;
 
-use cache_core::{Cache, memoize};
+use std::time::Duration;
+
+use cache_core::{Cache, NearCache, memoize};
 
 static CACHE: LazyLock<Cache> = LazyLock::new(Cache::memory);
 
@@ -37,6 +41,39 @@ async fn hundred(n: u64) -> String {
 fn sync_hits(n: u64) {
     for _ in 0..n {
         black_box(hundred_sync(black_box(7)));
+    }
+}
+
+static NEAR: LazyLock<Cache> = LazyLock::new(|| {
+    Cache::builder()
+        .near_cache(NearCache::new(Duration::from_secs(600)))
+        .build()
+        .expect("valid cache")
+});
+
+#[memoize(cache = NEAR, timeout = 0, local = 600)]
+fn hundred_near(n: u64) -> String {
+    format!("{n:0>100}")
+}
+
+#[cached::proc_macro::cached(ttl_secs = 600)]
+fn hundred_cached_crate(n: u64) -> String {
+    format!("{n:0>100}")
+}
+
+/// `n` hits of the `cached` crate's `#[cached]`, to compare with (`*cached_crate_hits*`).
+#[inline(never)]
+fn cached_crate_hits(n: u64) {
+    for _ in 0..n {
+        black_box(hundred_cached_crate(black_box(7)));
+    }
+}
+
+/// `n` near hits (`--toggle-collect='*near_hits*'`).
+#[inline(never)]
+fn near_hits(n: u64) {
+    for _ in 0..n {
+        black_box(hundred_near(black_box(7)));
     }
 }
 
@@ -60,6 +97,15 @@ fn main() {
             sync_hits(n);
             assert_eq!(hundred_sync::stats().hits, n);
         }
+        "near" => {
+            hundred_near(7);
+            near_hits(n);
+            assert_eq!(hundred_near::stats().near_hits, n);
+        }
+        "cached_crate" => {
+            hundred_cached_crate(7);
+            cached_crate_hits(n);
+        }
         "async" => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .build()
@@ -73,7 +119,7 @@ fn main() {
             assert_eq!(hundred::stats().hits, n);
         }
         _ => {
-            eprintln!("usage: hit_cost <sync|async> <n>");
+            eprintln!("usage: hit_cost <sync|async|near|cached_crate> <n>");
             std::process::exit(2);
         }
     }

@@ -98,11 +98,12 @@ mod tests;
 
 use std::sync::Arc;
 
-pub use counters::BackplaneCounters;
+#[cfg(test)]
+use counters::BackplaneCounters;
 pub(crate) use message::NearKey;
 pub(crate) use publish::Change;
 pub(crate) use receive::Listener;
-pub(crate) use settings::Settings;
+pub(crate) use settings::{MIN_BOUND, Settings};
 
 use crate::bus::Bus;
 use publish::Outbox;
@@ -123,8 +124,8 @@ pub(crate) struct Backplane {
 
 impl Backplane {
     /// Starts announcing and listening on `bus`; changes are reported to `listener`.
-    /// `settings.bound` is taken as [`settings::MIN_BOUND`] if below it ([`Settings::check`] refuses
-    /// such a bound with a config error).
+    /// `settings.bound` is taken as [`MIN_BOUND`] if below it (the near cache's settings
+    /// refuse such a bound with a config error).
     pub(crate) fn start(
         bus: Arc<dyn Bus>,
         settings: Settings,
@@ -171,7 +172,14 @@ impl Backplane {
         self.shared.guard.still_valid(key, snapshot)
     }
 
-    /// What the backplane counted so far (for tests and diagnostics).
+    /// Makes the next `n` messages vanish as lost ones would: numbered, never sent (for
+    /// the fault tests of other crates, through `Cache::__drop_announcements`).
+    pub(crate) fn drop_next(&self, n: u64) {
+        self.shared.drop_next.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// What the backplane counted so far (for tests).
+    #[cfg(test)]
     pub(crate) fn counters(&self) -> BackplaneCounters {
         self.shared.counters.snapshot()
     }

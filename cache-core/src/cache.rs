@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::{Backend, BlockingBackend, Capabilities, Store, Ttl};
+use crate::backplane::{Change, near_key};
 use crate::codec::DefaultCodec;
 use crate::envelope::{self, Meta};
 use crate::flight::Flights;
@@ -17,6 +18,7 @@ use crate::gateway::{
     Add, Delete, DeleteMany, DeletePrefix, Exists, Gateway, GetMany, Op, Set, SetMany,
 };
 use crate::key;
+use crate::near::{NearCache, Tier};
 use crate::observe::Latency;
 
 use crate::stats::{Counters, Stats, StatsSnapshot};
@@ -68,6 +70,8 @@ pub(crate) struct Inner {
     /// How backend operations are timed (with the `metrics` feature).
     pub(crate) latency: Latency,
     pub(crate) flights: Flights,
+    /// The near cache, if one is configured (and the backend allows it).
+    pub(crate) near: Option<Tier>,
 }
 
 impl fmt::Debug for Cache {
@@ -86,6 +90,7 @@ pub struct CacheBuilder {
     store: Option<Arc<dyn Store>>,
     namespace: String,
     default_timeout: Duration,
+    near: Option<NearCache>,
 }
 
 impl fmt::Debug for CacheBuilder {
@@ -94,6 +99,7 @@ impl fmt::Debug for CacheBuilder {
             .field("store", &self.store)
             .field("namespace", &self.namespace)
             .field("default_timeout", &self.default_timeout)
+            .field("near", &self.near)
             .finish()
     }
 }
@@ -132,8 +138,18 @@ impl CacheBuilder {
         self
     }
 
-    /// Builds the cache; an error of kind [`ErrorKind::Config`] for a reserved namespace or a
-    /// `default_timeout` over [`MAX_TIMEOUT`](crate::config::MAX_TIMEOUT).
+    /// A near cache in front of the backend (default none; `CACHE_LOCAL_TIMEOUT`): see
+    /// [`NearCache`]. Its settings are checked by [`build`](Self::build). On a backend
+    /// shared between processes that offers no change channel, the near cache stays off
+    /// (with a warning), since it could not learn of other instances' changes.
+    pub fn near_cache(mut self, near: NearCache) -> Self {
+        self.near = Some(near);
+        self
+    }
+
+    /// Builds the cache; an error of kind [`ErrorKind::Config`] for a reserved namespace, a
+    /// `default_timeout` over [`MAX_TIMEOUT`](crate::config::MAX_TIMEOUT), or a near cache
+    /// setting out of its range.
     ///
     /// ```
     /// let err = cache_core::Cache::builder().namespace("memoize:").build().unwrap_err();
@@ -152,8 +168,11 @@ impl CacheBuilder {
                 ),
             ));
         }
+        let near = self.near.as_ref().map(NearCache::check).transpose()?;
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryBackend::new()));
         let capabilities = Backend::capabilities(&*store);
+        let near =
+            near.and_then(|near| Tier::start(&near, &*store, &namespace, !capabilities.shared));
         Ok(Cache {
             inner: Arc::new(Inner {
                 store,
@@ -163,6 +182,7 @@ impl CacheBuilder {
                 namespace: namespace.into(),
                 default_ttl: ttl_of(self.default_timeout),
                 flights: Flights::default(),
+                near,
             }),
         })
     }
@@ -198,6 +218,7 @@ impl Cache {
             store: None,
             namespace: DEFAULT_NAMESPACE.to_owned(),
             default_timeout: DEFAULT_TIMEOUT,
+            near: None,
         }
     }
 
@@ -290,6 +311,45 @@ impl Cache {
         }
     }
 
+    /// Fault injection for the near cache's tests across processes: this instance's next
+    /// `n` change messages (heartbeats included) are numbered but never sent, as lost
+    /// messages would be. Not public API.
+    #[doc(hidden)]
+    pub fn __drop_announcements(&self, n: u64) {
+        if let Some(tier) = self.near() {
+            tier.drop_announcements(n);
+        }
+    }
+
+    /// The near cache, if any.
+    #[inline]
+    pub(crate) fn near(&self) -> Option<&Tier> {
+        self.inner.near.as_ref()
+    }
+
+    /// After a write of the full keys `keys`, whatever its outcome: forgets them in this
+    /// instance's near cache, and announces the change to the others when `changed`.
+    pub(crate) fn near_wrote<'k>(&self, keys: impl IntoIterator<Item = &'k str>, changed: bool) {
+        if let Some(tier) = self.near() {
+            let keys: Vec<_> = keys.into_iter().map(near_key).collect();
+            tier.forget(&keys);
+            if changed {
+                tier.announce(Change::Keys(keys));
+            }
+        }
+    }
+
+    /// After a write that no near key names (a prefix deletion): forgets every near entry
+    /// here, and announces it to the others when `changed`.
+    pub(crate) fn near_wrote_all(&self, changed: bool) {
+        if let Some(tier) = self.near() {
+            tier.forget_all();
+            if changed {
+                tier.announce(Change::All);
+            }
+        }
+    }
+
     fn store_ttl(&self, timeout: Option<Duration>) -> Ttl {
         timeout.map_or(self.inner.default_ttl, ttl_of)
     }
@@ -323,22 +383,28 @@ impl Cache {
         value: &T,
         timeout: Option<Duration>,
     ) -> Result<()> {
+        let full = self.full_key(key);
         let set = Set {
-            key: &self.full_key(key),
+            key: &full,
             value: seal(value)?,
             ttl: self.store_ttl(timeout),
         };
-        self.gateway().perform(set).await
+        let result = self.gateway().perform(set).await;
+        self.near_wrote([full.as_str()], result.is_ok());
+        result
     }
 
     /// Stores `value` only if `key` holds nothing (atomic); true if stored.
     pub async fn add<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<bool> {
+        let full = self.full_key(key);
         let add = Add {
-            key: &self.full_key(key),
+            key: &full,
             value: seal(value)?,
             ttl: self.inner.default_ttl,
         };
-        self.gateway().perform(add).await
+        let result = self.gateway().perform(add).await;
+        self.near_wrote([full.as_str()], matches!(result, Ok(true)));
+        result
     }
 
     /// Removes `key`; true if it existed.
@@ -350,7 +416,9 @@ impl Cache {
     pub async fn delete_many(&self, keys: &[&str]) -> Result<u64> {
         let full = self.full_keys(keys);
         let keys = &as_strs(&full);
-        self.gateway().perform(DeleteMany { keys }).await
+        let result = self.gateway().perform(DeleteMany { keys }).await;
+        self.near_wrote(keys.iter().copied(), result.is_ok());
+        result
     }
 
     /// The values under several keys, in order (one round trip on Redis).
@@ -370,7 +438,9 @@ impl Cache {
             entries: &pair(&keys, sealed),
             ttl: self.inner.default_ttl,
         };
-        self.gateway().perform(many).await.map(drop)
+        let result = self.gateway().perform(many).await.map(drop);
+        self.near_wrote(keys.iter().map(String::as_str), result.is_ok());
+        result
     }
 
     /// True if `key` holds a value.
@@ -418,12 +488,16 @@ impl Cache {
 
     /// Removes the key `full` (namespace included) as it is; true if it existed.
     pub(crate) async fn delete_built(&self, full: &str) -> Result<bool> {
-        self.gateway().perform(Delete { key: full }).await
+        let result = self.gateway().perform(Delete { key: full }).await;
+        self.near_wrote([full], result.is_ok());
+        result
     }
 
     /// Removes every key that starts with `full` (namespace included, never empty).
     pub(crate) async fn delete_built_prefix(&self, full: &str) -> Result<u64> {
-        self.gateway().perform(DeletePrefix { prefix: full }).await
+        let result = self.gateway().perform(DeletePrefix { prefix: full }).await;
+        self.near_wrote_all(result.is_ok());
+        result
     }
 
     fn full_keys(&self, keys: &[&str]) -> Vec<String> {
@@ -530,20 +604,27 @@ impl BlockingCache<'_> {
         value: &T,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        self.perform(Set {
-            key: &self.cache.full_key(key),
+        let full = self.cache.full_key(key);
+        let result = self.perform(Set {
+            key: &full,
             value: seal(value)?,
             ttl: self.cache.store_ttl(timeout),
-        })
+        });
+        self.cache.near_wrote([full.as_str()], result.is_ok());
+        result
     }
 
     /// See [`Cache::add`].
     pub fn add<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<bool> {
-        self.perform(Add {
-            key: &self.cache.full_key(key),
+        let full = self.cache.full_key(key);
+        let result = self.perform(Add {
+            key: &full,
             value: seal(value)?,
             ttl: self.cache.inner.default_ttl,
-        })
+        });
+        self.cache
+            .near_wrote([full.as_str()], matches!(result, Ok(true)));
+        result
     }
 
     /// See [`Cache::delete`].
@@ -554,9 +635,12 @@ impl BlockingCache<'_> {
     /// See [`Cache::delete_many`].
     pub fn delete_many(&self, keys: &[&str]) -> Result<u64> {
         let full = self.cache.full_keys(keys);
-        self.perform(DeleteMany {
+        let result = self.perform(DeleteMany {
             keys: &as_strs(&full),
-        })
+        });
+        self.cache
+            .near_wrote(full.iter().map(String::as_str), result.is_ok());
+        result
     }
 
     /// See [`Cache::get_many`].
@@ -571,11 +655,15 @@ impl BlockingCache<'_> {
     /// See [`Cache::set_many`].
     pub fn set_many<T: Serialize>(&self, entries: &[(&str, T)]) -> Result<()> {
         let (keys, sealed) = self.cache.seal_many(entries)?;
-        self.perform(SetMany {
-            entries: &pair(&keys, sealed),
-            ttl: self.cache.inner.default_ttl,
-        })
-        .map(drop)
+        let result = self
+            .perform(SetMany {
+                entries: &pair(&keys, sealed),
+                ttl: self.cache.inner.default_ttl,
+            })
+            .map(drop);
+        self.cache
+            .near_wrote(keys.iter().map(String::as_str), result.is_ok());
+        result
     }
 
     /// See [`Cache::has`].
@@ -600,11 +688,15 @@ impl BlockingCache<'_> {
 
     /// See [`Cache::delete_built`].
     pub(crate) fn delete_built(&self, full: &str) -> Result<bool> {
-        self.perform(Delete { key: full })
+        let result = self.perform(Delete { key: full });
+        self.cache.near_wrote([full], result.is_ok());
+        result
     }
 
     /// See [`Cache::delete_built_prefix`].
     pub(crate) fn delete_built_prefix(&self, full: &str) -> Result<u64> {
-        self.perform(DeletePrefix { prefix: full })
+        let result = self.perform(DeletePrefix { prefix: full });
+        self.cache.near_wrote_all(result.is_ok());
+        result
     }
 }

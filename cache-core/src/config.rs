@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::backend::memory::MemoryBackend;
 use crate::backend::null::NullBackend;
 use crate::cache::{DEFAULT_NAMESPACE, DEFAULT_TIMEOUT};
-use crate::{Cache, Error, Result};
+use crate::{Cache, Error, NearCache, Result};
 
 pub use crate::limits::{
     MAX_REDIS_DB, MAX_TIMEOUT, REDIS_DBS, check_db, check_host, check_port, check_timeout,
@@ -94,6 +94,7 @@ pub struct RedisSettings {
 /// | `CACHE_DEFAULT_TIMEOUT` | whole seconds, `0` (never expire) to 3153600000 (100 years, [`MAX_TIMEOUT`]) | `300` |
 /// | `CACHE_KEY_PREFIX` | any text: the namespace before every key | `cache:` |
 /// | `CACHE_THRESHOLD` | most entries kept in memory, 1 to 2^64-1 | `10000` |
+/// | `CACHE_LOCAL_TIMEOUT` | whole seconds an annotated function's result may be served from process memory (the near cache, [`NearCache`]), `0` (off) to 3153600000 | `0` (off) |
 /// | `CACHE_REDIS_URL` | `redis://[[user]:password@]host[:port][/db][?protocol=P]`, `rediss://..[#insecure]` (TLS), `unix:///path.sock[?db=N&user=U&pass=P&protocol=P]`; `P` is `2`, `resp2`, `3` or `resp3` | |
 /// | `CACHE_REDIS_HOST` | a host name (RFC 1123, `_` allowed), an IPv4 address, or an IPv6 address (`::1` or `[::1]`) | `localhost` |
 /// | `CACHE_REDIS_PORT` | 1 to 65535 | `6379` |
@@ -132,6 +133,9 @@ pub struct Config {
     pub key_prefix: String,
     /// The memory backend's entry bound.
     pub threshold: Option<u64>,
+    /// `CACHE_LOCAL_TIMEOUT`: the near cache's local timeout; `None` (or `0`) for no near
+    /// cache.
+    pub local_timeout: Option<Duration>,
     /// Redis settings, used when `cache_type` is [`CacheType::Redis`].
     pub redis: RedisSettings,
 }
@@ -143,12 +147,14 @@ impl Default for Config {
             default_timeout: DEFAULT_TIMEOUT,
             key_prefix: DEFAULT_NAMESPACE.to_owned(),
             threshold: None,
+            local_timeout: None,
             redis: RedisSettings::default(),
         }
     }
 }
 
 const TIMEOUT: &str = "CACHE_DEFAULT_TIMEOUT";
+const LOCAL_TIMEOUT: &str = "CACHE_LOCAL_TIMEOUT";
 const PORT: &str = "CACHE_REDIS_PORT";
 const DB: &str = "CACHE_REDIS_DB";
 const SENTINELS: &str = "CACHE_REDIS_SENTINELS";
@@ -214,6 +220,15 @@ impl Config {
             let secs = parse_number::<u64>(TIMEOUT, &v, &what)?;
             config.default_timeout = check_timeout(TIMEOUT, Duration::from_secs(secs))?;
         }
+        if let Some(v) = var(LOCAL_TIMEOUT) {
+            let what = format!(
+                "a whole number of seconds, 0 (no near cache) to {}",
+                MAX_TIMEOUT.as_secs()
+            );
+            let secs = parse_number::<u64>(LOCAL_TIMEOUT, &v, &what)?;
+            let local = check_timeout(LOCAL_TIMEOUT, Duration::from_secs(secs))?;
+            config.local_timeout = (!local.is_zero()).then_some(local);
+        }
         if let Some(prefix) = lookup("CACHE_KEY_PREFIX") {
             config.key_prefix = prefix;
         }
@@ -232,12 +247,20 @@ impl Config {
         Ok(config)
     }
 
+    /// The near cache `CACHE_LOCAL_TIMEOUT` asks for, if any.
+    pub fn near_cache(&self) -> Option<NearCache> {
+        self.local_timeout.map(NearCache::new)
+    }
+
     /// Builds a memory or null cache. A Redis configuration is an error here: the Redis
     /// backend lives in the `cache-redis` crate, whose `from_config` handles every type.
     pub fn build(&self) -> Result<Cache> {
-        let builder = Cache::builder()
+        let mut builder = Cache::builder()
             .namespace(self.key_prefix.clone())
             .default_timeout(self.default_timeout);
+        if let Some(near) = self.near_cache() {
+            builder = builder.near_cache(near);
+        }
         match self.cache_type {
             CacheType::Memory => {
                 let mut memory = MemoryBackend::builder();
@@ -421,5 +444,29 @@ mod tests {
     #[test]
     fn an_empty_prefix_is_kept() {
         assert_eq!(config(&[("CACHE_KEY_PREFIX", "")]).unwrap().key_prefix, "");
+    }
+
+    #[test]
+    fn the_local_timeout_turns_the_near_cache_on() {
+        assert_eq!(config(&[]).unwrap().near_cache(), None);
+        assert_eq!(
+            config(&[("CACHE_LOCAL_TIMEOUT", "0")])
+                .unwrap()
+                .near_cache(),
+            None
+        );
+        let on = config(&[("CACHE_LOCAL_TIMEOUT", "30")]).unwrap();
+        assert_eq!(on.local_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(
+            on.near_cache(),
+            Some(NearCache::new(Duration::from_secs(30)))
+        );
+        assert!(on.build().unwrap().near().is_some());
+        for bad in ["soon", "-1", "1.5", "99999999999"] {
+            let error = config(&[("CACHE_LOCAL_TIMEOUT", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("CACHE_LOCAL_TIMEOUT"), "{error}");
+        }
     }
 }

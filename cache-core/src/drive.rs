@@ -236,6 +236,7 @@ async fn refresh<R, P: Policy<R>, C: Codec, F: Future<Output = R>>(
         counters,
         label,
         outage: Outage::default(),
+        near: None,
     };
     let call = Call::<R, P, C>::refreshing(plan, policy, guards);
     drop(drive_async(call, Step::Compute, body, Inline).await);

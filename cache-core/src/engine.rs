@@ -39,7 +39,7 @@ use serde::de::DeserializeOwned;
 use crate::Result;
 use crate::backend::Acquired;
 use crate::backend::Ttl;
-use crate::backplane::near_key;
+use crate::backplane::{Change, near_key};
 use crate::cache::{Cache, ttl_of};
 use crate::codec::Codec;
 use crate::counted::open_counted;
@@ -47,6 +47,7 @@ use crate::envelope;
 use crate::flight::{Follower, Leader, Mark, Outcome, Role};
 use crate::gateway::{AcquireLease, Gateway, ReleaseLease, Set, SetReleasing, TakeLease};
 use crate::lease::Lease;
+use crate::near::{Fill, NearPlan};
 use crate::options::Options;
 use crate::policy::Policy;
 use crate::stampede::{Freshness, lease_key, lease_token, poll_delay};
@@ -63,6 +64,9 @@ pub(crate) struct Plan<'a> {
     /// The function's path (`get_or_set_with` for the direct API), for logs.
     pub(crate) label: &'static str,
     pub(crate) outage: Outage,
+    /// A near miss whose value may be kept in the near cache (boxed: only near misses pay
+    /// for it, and a hit's future holds one pointer).
+    pub(crate) near: Option<Box<NearPlan>>,
 }
 
 /// Makes the [`Plan`] of one async call once its future runs, borrowing the options the
@@ -285,7 +289,11 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
         read: Result<Option<Bytes>>,
     ) -> Opened<Self, R> {
         match plan.lookup::<C, P::Stored>(read) {
-            Lookup::Fresh(value) => Opened::Done(policy.restore(value)),
+            Lookup::Fresh(value, fill) => {
+                let result = policy.restore(value);
+                plan.keep(&policy, &result, fill);
+                Opened::Done(result)
+            }
             lookup => {
                 let mut call = Self::in_state(plan, policy, blocking, State::Over);
                 let step = call.looked_up(lookup, mark);
@@ -437,9 +445,12 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
             },
             (State::Rereading { mark }, Input::Read(read)) => {
                 match self.plan.lookup::<C, P::Stored>(read) {
-                    Lookup::Fresh(value) | Lookup::Stale(value) => {
-                        Step::Done(self.policy.restore(value))
+                    Lookup::Fresh(value, fill) => {
+                        let result = self.policy.restore(value);
+                        self.plan.keep(&self.policy, &result, fill);
+                        Step::Done(result)
                     }
+                    Lookup::Stale(value) => Step::Done(self.policy.restore(value)),
                     Lookup::Miss => self.join(mark),
                 }
             }
@@ -509,17 +520,18 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
             (
                 State::Storing {
                     result,
+                    sealed,
                     outcome,
                     guards,
-                    ..
                 },
                 Input::Stored(write),
             ) => {
+                let ok = write.is_ok();
                 self.plan.stored(write);
+                self.plan.near_stored(&self.policy, &result, &sealed, ok);
                 // Released with the store (or, after an outage, left to expire).
                 if let Some(lease) = guards.lease {
                     lease.settle();
-                    // NEAR (lead): the holder's store; announce it here with `Backplane::announce(Change::Keys(vec![near_key(&self.plan.key)]))`.
                     self.plan.wake_waiters();
                 }
                 finish(result, outcome, guards.leader)
@@ -544,7 +556,11 @@ impl<'a, R, P: Policy<R>, C: Codec> Call<'a, R, P, C> {
     /// What the first read found, read after `mark`.
     fn looked_up(&mut self, lookup: Lookup<P::Stored>, mark: Mark) -> Step<R> {
         match lookup {
-            Lookup::Fresh(value) => Step::Done(self.policy.restore(value)),
+            Lookup::Fresh(value, fill) => {
+                let result = self.policy.restore(value);
+                self.plan.keep(&self.policy, &result, fill);
+                Step::Done(result)
+            }
             Lookup::Stale(stale) => self.refresh(stale),
             Lookup::Miss => self.join(mark),
         }
@@ -676,8 +692,8 @@ fn finish<R>(result: R, outcome: Outcome, leader: Option<Leader>) -> Step<R> {
 
 /// What a read found.
 enum Lookup<T> {
-    /// A value to return.
-    Fresh(T),
+    /// A value to return, and what keeping it in the near cache costs.
+    Fresh(T, Fill),
     /// A value to return while one caller refreshes it.
     Stale(T),
     /// Nothing usable, or a value to recompute early.
@@ -709,6 +725,7 @@ impl<'a> Plan<'a> {
             counters,
             label: "get_or_set_with",
             outage: Outage::default(),
+            near: None,
         })
     }
 
@@ -783,15 +800,26 @@ impl<'a> Plan<'a> {
                 return Lookup::Miss;
             }
         };
+        let weight = bytes.as_ref().map_or(0, Bytes::len);
         let Some((value, meta)) = open_counted::<C, T>(self.counters, self.label, bytes) else {
             return Lookup::Miss;
         };
-        if meta.soft_expiry.is_none() {
+        let Some(soft) = meta.soft_expiry else {
             // No clock read on the common path: only early refresh and serve-stale need it.
-            return Lookup::Fresh(value);
-        }
-        match self.options.stampede.freshness(&meta, SystemTime::now()) {
-            Freshness::Fresh => Lookup::Fresh(value),
+            return Lookup::Fresh(
+                value,
+                Fill {
+                    weight,
+                    limit: None,
+                },
+            );
+        };
+        let now = SystemTime::now();
+        match self.options.stampede.freshness(&meta, now) {
+            Freshness::Fresh => {
+                let limit = Some(soft.duration_since(now).unwrap_or_default());
+                Lookup::Fresh(value, Fill { weight, limit })
+            }
             Freshness::Stale => {
                 self.counters.stale_hit();
                 Lookup::Stale(value)
@@ -846,6 +874,63 @@ impl<'a> Plan<'a> {
     fn stored(&self, write: Result<()>) {
         if let Err(error) = write {
             tracing::warn!(function = self.label, error = %format_args!("{error:#}"), "cache write failed; result returned uncached");
+        }
+    }
+
+    /// Keeps a fresh result of this call in the near cache, if it plans to.
+    #[inline]
+    fn keep<R, P: Policy<R>>(&self, policy: &P, result: &R, fill: Fill) {
+        if let Some(near) = &self.near {
+            self.keep_near(near, policy, result, fill);
+        }
+    }
+
+    fn keep_near<R, P: Policy<R>>(&self, near: &NearPlan, policy: &P, result: &R, fill: Fill) {
+        if let (Some(tier), Some(value)) = (self.cache.near(), policy.near_value(result)) {
+            tier.keep(near, value, fill);
+        }
+    }
+
+    /// After this call's store: its near entry replaced by the stored result (when it
+    /// plans to keep it) or forgotten, and the change announced when the store succeeded.
+    fn near_stored<R, P: Policy<R>>(
+        &self,
+        policy: &P,
+        result: &R,
+        sealed: &(Bytes, Ttl),
+        ok: bool,
+    ) {
+        let Some(tier) = self.cache.near() else {
+            return;
+        };
+        let key = self
+            .near
+            .as_ref()
+            .map_or_else(|| near_key(&self.key), |near| near.key);
+        let kept = match (&self.near, policy.near_value(result)) {
+            (Some(near), Some(value)) if ok => {
+                let (bytes, ttl) = sealed;
+                let soft = envelope::peek_meta(bytes).and_then(|meta| meta.soft_expiry);
+                let fresh =
+                    soft.map(|soft| soft.duration_since(SystemTime::now()).unwrap_or_default());
+                let limit = match (*ttl, fresh) {
+                    (Some(ttl), Some(fresh)) => Some(ttl.min(fresh)),
+                    (ttl, fresh) => ttl.or(fresh),
+                };
+                let fill = Fill {
+                    weight: bytes.len(),
+                    limit,
+                };
+                tier.keep(near, value, fill);
+                true
+            }
+            _ => false,
+        };
+        if !kept {
+            tier.forget(&[key]);
+        }
+        if ok {
+            tier.announce(Change::Keys(vec![key]));
         }
     }
 

@@ -87,7 +87,7 @@
 //! When the arguments render to more than [`MAX_ARGS_LEN`] bytes, the key keeps their first
 //! [`KEPT_ARGS_LEN`] bytes, then `#` and the 128-bit XXH3 hash of the whole rendering in hex.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use serde::Serialize;
 use serde::ser;
@@ -102,7 +102,10 @@ pub const KEPT_ARGS_LEN: usize = 96;
 /// Builds one key: a fixed head (namespace, kind, function) and then argument tokens.
 ///
 /// This is what `#[memoize]` expansions call; it is public so that hand-written code can
-/// produce exactly the same keys.
+/// produce exactly the same keys. The key is written into a [`KeySink`]: a `String` (the
+/// backend key, [`KeyBuilder::finish`]), or a [`NearSink`] on the stack, which writes the
+/// same bytes without allocating and gives the near cache's key ([`KeyBuilder::near_key`]):
+/// both go through this one serializer, so they can never disagree.
 ///
 /// ```
 /// use cache_core::key::KeyBuilder;
@@ -114,8 +117,8 @@ pub const KEPT_ARGS_LEN: usize = 96;
 /// # Ok::<(), cache_core::Error>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct KeyBuilder {
-    buf: String,
+pub struct KeyBuilder<S = String> {
+    buf: S,
     args_start: usize,
 }
 
@@ -135,9 +138,53 @@ impl KeyBuilder {
         Self { buf, args_start }
     }
 
+    /// The finished key, with a long argument part bounded by a hash.
+    #[inline]
+    pub fn finish(mut self) -> String {
+        bound_args(&mut self.buf, self.args_start);
+        self.buf
+    }
+}
+
+impl KeyBuilder<NearSink> {
+    /// Starts the near key of `prefix` (a namespace) and `head`, on the stack.
+    #[inline]
+    pub fn near(prefix: &str, head: &str) -> Self {
+        // Built in place: moving the buffer would copy it.
+        let mut near = Self {
+            buf: NearSink::new(),
+            args_start: 0,
+        };
+        near.buf.push_bytes(prefix.as_bytes());
+        near.buf.push_bytes(head.as_bytes());
+        near.args_start = near.buf.len;
+        near
+    }
+
+    /// The near cache's key: the `xxh3_128` of the bytes [`KeyBuilder::finish`] would give
+    /// for the same head and arguments (long arguments bounded by the same hash).
+    ///
+    /// ```
+    /// use cache_core::key::KeyBuilder;
+    ///
+    /// let mut near = KeyBuilder::near("cache:", "memoize:app.f");
+    /// near.arg(&4u64)?;
+    /// let mut full = KeyBuilder::with_prefix("cache:", "memoize:app.f");
+    /// full.arg(&4u64)?;
+    /// assert_eq!(near.near_key(), xxhash_rust::xxh3::xxh3_128(full.finish().as_bytes()));
+    /// # Ok::<(), cache_core::Error>(())
+    /// ```
+    #[inline]
+    pub fn near_key(&mut self) -> u128 {
+        bound_args(&mut self.buf, self.args_start);
+        xxhash_rust::xxh3::xxh3_128(self.buf.bytes())
+    }
+}
+
+impl<S: KeySink> KeyBuilder<S> {
     /// Appends one argument token.
     pub fn arg<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        self.buf.push(':');
+        self.buf.push_char(':');
         value
             .serialize(TokenWriter { out: &mut self.buf })
             .map_err(|e| Error::new(ErrorKind::Encode, format!("cannot build a cache key: {e}")))
@@ -145,25 +192,159 @@ impl KeyBuilder {
 
     /// Appends a type token such as `<u8>`, for generic functions.
     pub fn type_param(&mut self, type_name: &str) {
-        self.buf.push_str(":<");
+        self.buf.push_text(":<");
         escape_type_name(type_name, &mut self.buf);
-        self.buf.push('>');
+        self.buf.push_char('>');
+    }
+}
+
+/// Past [`MAX_ARGS_LEN`] bytes of arguments, keeps [`KEPT_ARGS_LEN`] of them, then `#` and
+/// the hash of them all.
+#[inline]
+fn bound_args<S: KeySink>(out: &mut S, args_start: usize) {
+    let args_len = out.bytes().len() - args_start;
+    if args_len > MAX_ARGS_LEN {
+        let hash = xxhash_rust::xxh3::xxh3_128(&out.bytes()[args_start..]);
+        let mut cut = args_start + KEPT_ARGS_LEN;
+        // A UTF-8 continuation byte is `10xx_xxxx`.
+        while out.bytes()[cut] & 0xC0 == 0x80 {
+            cut -= 1;
+        }
+        out.truncate_to(cut);
+        let _ = write!(out, "#{hash:032x}");
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for String {}
+    impl Sealed for super::NearSink {}
+}
+
+/// Where a key is written: a `String`, or a [`NearSink`]. Sealed.
+pub trait KeySink: fmt::Write + sealed::Sealed {
+    /// Appends `s`.
+    fn push_text(&mut self, s: &str);
+    /// Appends `c`.
+    fn push_char(&mut self, c: char);
+    /// The bytes written so far.
+    fn bytes(&self) -> &[u8];
+    /// Inserts the ASCII byte `b` at `at` (a character boundary).
+    fn insert_ascii(&mut self, at: usize, b: u8);
+    /// Keeps the first `len` bytes (a character boundary).
+    fn truncate_to(&mut self, len: usize);
+}
+
+impl KeySink for String {
+    #[inline]
+    fn push_text(&mut self, s: &str) {
+        self.push_str(s);
+    }
+    #[inline]
+    fn push_char(&mut self, c: char) {
+        self.push(c);
+    }
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+    fn insert_ascii(&mut self, at: usize, b: u8) {
+        self.insert(at, char::from(b));
+    }
+    fn truncate_to(&mut self, len: usize) {
+        self.truncate(len);
+    }
+}
+
+/// How many bytes of a key a [`NearSink`] holds on the stack before it moves to the heap.
+const NEAR_INLINE: usize = 128;
+
+/// A key's bytes on the stack (moved to the heap only past 128 bytes), for the near cache's
+/// key: see [`KeyBuilder::near`].
+#[derive(Debug, Clone)]
+pub struct NearSink {
+    inline: [u8; NEAR_INLINE],
+    len: usize,
+    spilled: Option<Vec<u8>>,
+}
+
+impl NearSink {
+    #[inline]
+    fn new() -> Self {
+        Self {
+            inline: [0; NEAR_INLINE],
+            len: 0,
+            spilled: None,
+        }
     }
 
-    /// The finished key, with a long argument part bounded by a hash.
     #[inline]
-    pub fn finish(mut self) -> String {
-        let args_len = self.buf.len() - self.args_start;
-        if args_len > MAX_ARGS_LEN {
-            let hash = xxhash_rust::xxh3::xxh3_128(&self.buf.as_bytes()[self.args_start..]);
-            let mut cut = self.args_start + KEPT_ARGS_LEN;
-            while !self.buf.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            self.buf.truncate(cut);
-            let _ = write!(self.buf, "#{hash:032x}");
+    fn push_bytes(&mut self, b: &[u8]) {
+        if let Some(heap) = &mut self.spilled {
+            heap.extend_from_slice(b);
+            return;
         }
-        self.buf
+        let end = self.len + b.len();
+        if end <= NEAR_INLINE {
+            self.inline[self.len..end].copy_from_slice(b);
+            self.len = end;
+        } else {
+            let mut heap = Vec::with_capacity(end * 2);
+            heap.extend_from_slice(&self.inline[..self.len]);
+            heap.extend_from_slice(b);
+            self.spilled = Some(heap);
+        }
+    }
+}
+
+impl fmt::Write for NearSink {
+    #[inline]
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push_bytes(s.as_bytes());
+        Ok(())
+    }
+}
+
+impl KeySink for NearSink {
+    #[inline]
+    fn push_text(&mut self, s: &str) {
+        self.push_bytes(s.as_bytes());
+    }
+    #[inline]
+    fn push_char(&mut self, c: char) {
+        if c.is_ascii() && self.spilled.is_none() && self.len < NEAR_INLINE {
+            self.inline[self.len] = c as u8;
+            self.len += 1;
+        } else {
+            self.push_bytes(c.encode_utf8(&mut [0; 4]).as_bytes());
+        }
+    }
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        match &self.spilled {
+            Some(heap) => heap,
+            None => &self.inline[..self.len],
+        }
+    }
+    fn insert_ascii(&mut self, at: usize, b: u8) {
+        if self.spilled.is_none() && self.len == NEAR_INLINE {
+            self.push_bytes(&[b]);
+            self.truncate_to(self.bytes().len() - 1);
+        }
+        match &mut self.spilled {
+            Some(heap) => heap.insert(at, b),
+            None => {
+                self.inline.copy_within(at..self.len, at + 1);
+                self.inline[at] = b;
+                self.len += 1;
+            }
+        }
+    }
+    fn truncate_to(&mut self, len: usize) {
+        match &mut self.spilled {
+            Some(heap) => heap.truncate(len),
+            None => self.len = self.len.min(len),
+        }
     }
 }
 
@@ -190,10 +371,10 @@ pub fn namespace(raw: &str) -> String {
 }
 
 /// Writes a Rust path (`my_crate::db::load`) as a key segment (`my_crate.db.load`).
-pub fn write_path(path: &str, out: &mut String) {
+pub fn write_path(path: &str, out: &mut impl KeySink) {
     for (i, part) in path.split("::").enumerate() {
         if i > 0 {
-            out.push('.');
+            out.push_char('.');
         }
         escape_str(part, out);
     }
@@ -207,9 +388,9 @@ pub fn write_path(path: &str, out: &mut String) {
 /// cache_core::key::escape_name("x.order:lines", &mut out);
 /// assert_eq!(out, "x%2Eorder%3Alines");
 /// ```
-pub fn escape_name(s: &str, out: &mut String) {
+pub fn escape_name(s: &str, out: &mut impl KeySink) {
     if s.is_empty() {
-        out.push_str("\"\"");
+        out.push_text("\"\"");
         return;
     }
     for c in s.chars() {
@@ -217,10 +398,10 @@ pub fn escape_name(s: &str, out: &mut String) {
     }
 }
 
-fn escape_type_name(name: &str, out: &mut String) {
+fn escape_type_name(name: &str, out: &mut impl KeySink) {
     for (i, part) in name.split("::").enumerate() {
         if i > 0 {
-            out.push('.');
+            out.push_char('.');
         }
         for c in part.chars() {
             escape_char_if(c, out, |c| {
@@ -237,9 +418,9 @@ fn is_plain(c: char) -> bool {
 
 /// Writes `c`, or `%XX` unless `plain(c)`. Only ASCII is ever escaped, so `XX` is always
 /// two hex digits and the code is prefix-free.
-fn escape_char_if(c: char, out: &mut String, plain: impl Fn(char) -> bool) {
+fn escape_char_if(c: char, out: &mut impl KeySink, plain: impl Fn(char) -> bool) {
     if plain(c) || !c.is_ascii() {
-        out.push(c);
+        out.push_char(c);
     } else {
         let _ = write!(out, "%{:02X}", c as u32);
     }
@@ -256,13 +437,13 @@ fn escape_char_if(c: char, out: &mut String, plain: impl Fn(char) -> bool) {
 /// cache_core::key::escape_str("user:{1}*", &mut out);
 /// assert_eq!(out, "user%3A%7B1%7D%2A");
 /// ```
-pub fn escape_str(s: &str, out: &mut String) {
+pub fn escape_str(s: &str, out: &mut impl KeySink) {
     if s.is_empty() {
-        out.push_str("\"\"");
+        out.push_text("\"\"");
         return;
     }
     if s.chars().all(is_plain) {
-        out.push_str(s);
+        out.push_text(s);
         return;
     }
     escape_prefix(s, out);
@@ -278,7 +459,7 @@ pub fn escape_str(s: &str, out: &mut String) {
 /// cache_core::key::escape_prefix("user:", &mut out);
 /// assert_eq!(out, "user%3A");
 /// ```
-pub fn escape_prefix(s: &str, out: &mut String) {
+pub fn escape_prefix(s: &str, out: &mut impl KeySink) {
     for c in s.chars() {
         escape_char_if(c, out, is_plain);
     }
@@ -322,21 +503,21 @@ impl ser::Error for KeyError {
 type KResult = std::result::Result<(), KeyError>;
 
 /// The serde serializer that renders one argument as a key token.
-struct TokenWriter<'a> {
-    out: &'a mut String,
+struct TokenWriter<'a, S> {
+    out: &'a mut S,
 }
 
-impl<'a> TokenWriter<'a> {
+impl<'a, S: KeySink> TokenWriter<'a, S> {
     fn int(self, v: impl itoa::Integer) -> KResult {
-        self.out.push_str(itoa::Buffer::new().format(v));
+        self.out.push_text(itoa::Buffer::new().format(v));
         Ok(())
     }
 
-    fn open(self, name: Option<&str>, bracket: char) -> Compound<'a> {
+    fn open(self, name: Option<&str>, bracket: char) -> Compound<'a, S> {
         if let Some(name) = name {
-            self.out.push_str(name);
+            self.out.push_text(name);
         }
-        self.out.push(bracket);
+        self.out.push_char(bracket);
         Compound {
             out: self.out,
             first: true,
@@ -346,19 +527,19 @@ impl<'a> TokenWriter<'a> {
     }
 }
 
-impl<'a> ser::Serializer for TokenWriter<'a> {
+impl<'a, S: KeySink> ser::Serializer for TokenWriter<'a, S> {
     type Ok = ();
     type Error = KeyError;
-    type SerializeSeq = Compound<'a>;
-    type SerializeTuple = Compound<'a>;
-    type SerializeTupleStruct = Compound<'a>;
-    type SerializeTupleVariant = Compound<'a>;
-    type SerializeMap = Compound<'a>;
-    type SerializeStruct = Compound<'a>;
-    type SerializeStructVariant = Compound<'a>;
+    type SerializeSeq = Compound<'a, S>;
+    type SerializeTuple = Compound<'a, S>;
+    type SerializeTupleStruct = Compound<'a, S>;
+    type SerializeTupleVariant = Compound<'a, S>;
+    type SerializeMap = Compound<'a, S>;
+    type SerializeStruct = Compound<'a, S>;
+    type SerializeStructVariant = Compound<'a, S>;
 
     fn serialize_bool(self, v: bool) -> KResult {
-        self.out.push_str(if v { "true" } else { "false" });
+        self.out.push_text(if v { "true" } else { "false" });
         Ok(())
     }
     fn serialize_i8(self, v: i8) -> KResult {
@@ -408,26 +589,26 @@ impl<'a> ser::Serializer for TokenWriter<'a> {
         Ok(())
     }
     fn serialize_bytes(self, v: &[u8]) -> KResult {
-        self.out.push_str("0x");
+        self.out.push_text("0x");
         for b in v {
             let _ = write!(self.out, "{b:02x}");
         }
         Ok(())
     }
     fn serialize_none(self) -> KResult {
-        self.out.push('~');
+        self.out.push_char('~');
         Ok(())
     }
     fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> KResult {
-        let start = self.out.len();
+        let start = self.out.bytes().len();
         value.serialize(TokenWriter { out: self.out })?;
-        if matches!(self.out.as_bytes().get(start), Some(b'~' | b'!')) {
-            self.out.insert(start, '!');
+        if matches!(self.out.bytes().get(start), Some(b'~' | b'!')) {
+            self.out.insert_ascii(start, b'!');
         }
         Ok(())
     }
     fn serialize_unit(self) -> KResult {
-        self.out.push_str("()");
+        self.out.push_text("()");
         Ok(())
     }
     fn serialize_unit_struct(self, _name: &'static str) -> KResult {
@@ -439,7 +620,7 @@ impl<'a> ser::Serializer for TokenWriter<'a> {
         _i: u32,
         variant: &'static str,
     ) -> KResult {
-        self.out.push_str(variant);
+        self.out.push_text(variant);
         Ok(())
     }
     fn serialize_newtype_struct<T: ?Sized + Serialize>(
@@ -456,23 +637,23 @@ impl<'a> ser::Serializer for TokenWriter<'a> {
         variant: &'static str,
         value: &T,
     ) -> KResult {
-        self.out.push_str(variant);
-        self.out.push('(');
+        self.out.push_text(variant);
+        self.out.push_char('(');
         value.serialize(TokenWriter { out: self.out })?;
-        self.out.push(')');
+        self.out.push_char(')');
         Ok(())
     }
-    fn serialize_seq(self, _len: Option<usize>) -> std::result::Result<Compound<'a>, KeyError> {
+    fn serialize_seq(self, _len: Option<usize>) -> std::result::Result<Compound<'a, S>, KeyError> {
         Ok(self.open(None, '['))
     }
-    fn serialize_tuple(self, _len: usize) -> std::result::Result<Compound<'a>, KeyError> {
+    fn serialize_tuple(self, _len: usize) -> std::result::Result<Compound<'a, S>, KeyError> {
         Ok(self.open(None, '['))
     }
     fn serialize_tuple_struct(
         self,
         _name: &'static str,
         _len: usize,
-    ) -> std::result::Result<Compound<'a>, KeyError> {
+    ) -> std::result::Result<Compound<'a, S>, KeyError> {
         Ok(self.open(None, '['))
     }
     fn serialize_tuple_variant(
@@ -481,10 +662,10 @@ impl<'a> ser::Serializer for TokenWriter<'a> {
         _i: u32,
         variant: &'static str,
         _len: usize,
-    ) -> std::result::Result<Compound<'a>, KeyError> {
+    ) -> std::result::Result<Compound<'a, S>, KeyError> {
         Ok(self.open(Some(variant), '['))
     }
-    fn serialize_map(self, _len: Option<usize>) -> std::result::Result<Compound<'a>, KeyError> {
+    fn serialize_map(self, _len: Option<usize>) -> std::result::Result<Compound<'a, S>, KeyError> {
         let mut compound = self.open(None, '(');
         compound.sorted = Some(Vec::new());
         Ok(compound)
@@ -493,7 +674,7 @@ impl<'a> ser::Serializer for TokenWriter<'a> {
         self,
         _name: &'static str,
         _len: usize,
-    ) -> std::result::Result<Compound<'a>, KeyError> {
+    ) -> std::result::Result<Compound<'a, S>, KeyError> {
         Ok(self.open(None, '('))
     }
     fn serialize_struct_variant(
@@ -502,24 +683,24 @@ impl<'a> ser::Serializer for TokenWriter<'a> {
         _i: u32,
         variant: &'static str,
         _len: usize,
-    ) -> std::result::Result<Compound<'a>, KeyError> {
+    ) -> std::result::Result<Compound<'a, S>, KeyError> {
         Ok(self.open(Some(variant), '('))
     }
 }
 
 /// A sequence, struct or map being rendered.
-struct Compound<'a> {
-    out: &'a mut String,
+struct Compound<'a, S> {
+    out: &'a mut S,
     first: bool,
     close: char,
     /// Map entries, rendered apart and sorted at the end.
     sorted: Option<Vec<String>>,
 }
 
-impl Compound<'_> {
+impl<S: KeySink> Compound<'_, S> {
     fn separator(&mut self) {
         if !self.first {
-            self.out.push(',');
+            self.out.push_char(',');
         }
         self.first = false;
     }
@@ -532,23 +713,23 @@ impl Compound<'_> {
     fn field<T: ?Sized + Serialize>(&mut self, name: &str, value: &T) -> KResult {
         self.separator();
         escape_str(name, self.out);
-        self.out.push('=');
+        self.out.push_char('=');
         value.serialize(TokenWriter { out: self.out })
     }
 
     fn close(self) -> KResult {
         if let Some(mut entries) = self.sorted {
             entries.sort_unstable();
-            self.out.push_str(&entries.join(","));
+            self.out.push_text(&entries.join(","));
         }
-        self.out.push(self.close);
+        self.out.push_char(self.close);
         Ok(())
     }
 }
 
 macro_rules! sequence_impl {
     ($($trait:ident :: $method:ident),*) => {$(
-        impl ser::$trait for Compound<'_> {
+        impl<S: KeySink> ser::$trait for Compound<'_, S> {
             type Ok = ();
             type Error = KeyError;
             fn $method<T: ?Sized + Serialize>(&mut self, value: &T) -> KResult {
@@ -569,7 +750,7 @@ sequence_impl!(
 
 macro_rules! struct_impl {
     ($($trait:ident),*) => {$(
-        impl ser::$trait for Compound<'_> {
+        impl<S: KeySink> ser::$trait for Compound<'_, S> {
             type Ok = ();
             type Error = KeyError;
             fn serialize_field<T: ?Sized + Serialize>(&mut self, name: &'static str, value: &T) -> KResult {
@@ -583,7 +764,7 @@ macro_rules! struct_impl {
 }
 struct_impl!(SerializeStruct, SerializeStructVariant);
 
-impl ser::SerializeMap for Compound<'_> {
+impl<S: KeySink> ser::SerializeMap for Compound<'_, S> {
     type Ok = ();
     type Error = KeyError;
 
@@ -787,6 +968,32 @@ mod tests {
             let mut key = String::new();
             escape_str(&k, &mut key);
             prop_assert_eq!(key.starts_with(&prefix), k.starts_with(&p));
+        }
+
+        #[test]
+        fn the_near_key_is_the_hash_of_the_finished_key(
+            ns in "[a-c:]{0,6}",
+            values in proptest::collection::vec(arbitrary_value(), 0..4),
+            long in proptest::option::of("[a-cé:%]{150,400}"),
+            type_name in proptest::option::of("[a-z:<>{}]{1,12}"),
+        ) {
+            let ns = namespace(&ns);
+            let mut full = KeyBuilder::with_prefix(&ns, "memoize:app.f");
+            let mut near = KeyBuilder::near(&ns, "memoize:app.f");
+            if let Some(type_name) = &type_name {
+                full.type_param(type_name);
+                near.type_param(type_name);
+            }
+            for value in &values {
+                full.arg(value).unwrap();
+                near.arg(value).unwrap();
+            }
+            if let Some(long) = &long {
+                full.arg(long).unwrap();
+                near.arg(long).unwrap();
+            }
+            let full = full.finish();
+            prop_assert_eq!(near.near_key(), crate::backplane::near_key(&full), "{}", full);
         }
 
         #[test]

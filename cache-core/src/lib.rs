@@ -38,7 +38,8 @@
 //!
 //! [`memoize`] documents every option, the function shapes it supports and the code it
 //! stands for; [`Cache`] the direct API and its storing rules; [`key`] the key scheme;
-//! [`stampede`] leases, early refresh and serve-stale. The README has the measured figures,
+//! [`stampede`] leases, early refresh and serve-stale; [`NearCache`] the typed in-process
+//! tier in front of the backend (`local = ..`). The README has the measured figures,
 //! `docs/design.md` the design notes behind them.
 //!
 //! # Features
@@ -55,7 +56,6 @@
 //! Rust 1.88 (edition 2024).
 
 pub mod backend;
-#[allow(dead_code)] // Until the near tier (issue 12) starts it and calls it.
 mod backplane;
 #[doc(hidden)]
 pub mod bus;
@@ -76,6 +76,7 @@ mod global;
 pub mod key;
 mod lease;
 mod limits;
+mod near;
 pub mod observe;
 mod options;
 mod policy;
@@ -91,6 +92,7 @@ pub mod __private;
 pub use cache::{BlockingCache, Cache, CacheBuilder, DEFAULT_NAMESPACE, DEFAULT_TIMEOUT};
 pub use error::{Error, ErrorKind, Result};
 pub use global::{install, installed};
+pub use near::NearCache;
 pub use options::{Options as CallOptions, OptionsBuilder as CallOptionsBuilder};
 pub use stats::StatsSnapshot;
 

@@ -109,11 +109,12 @@ pub(crate) enum Event {
     LeaseWait,
     TakeOver,
     Delete,
+    NearHit,
 }
 
 impl Event {
     /// How many kinds of events there are.
-    pub(crate) const COUNT: usize = 11;
+    pub(crate) const COUNT: usize = 12;
 
     /// The metric name of this event's counter.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
@@ -130,6 +131,7 @@ impl Event {
             Self::LeaseWait => "cache_lease_waits_total",
             Self::TakeOver => "cache_lease_takeovers_total",
             Self::Delete => "cache_deletes_total",
+            Self::NearHit => "cache_near_hits_total",
         }
     }
 }

@@ -36,6 +36,11 @@ pub struct Options {
     pub cache_none: bool,
     /// Leases, early refresh, serve-stale and jitter.
     pub stampede: Stampede,
+    /// How long the result may be served from this process's near cache (see
+    /// [`NearCache`](crate::NearCache)); `None` for the near cache's own local timeout, zero
+    /// to keep it out of the near cache. Ignored by a cache without a near cache. Used by
+    /// annotated functions (`local = ..`); the direct API keeps nothing in the near cache.
+    pub local: Option<Duration>,
 }
 
 impl Options {
@@ -86,6 +91,12 @@ impl OptionsBuilder {
     /// See [`CallOptions::stampede`](Options::stampede).
     pub fn stampede(mut self, stampede: Stampede) -> Self {
         self.0.stampede = stampede;
+        self
+    }
+
+    /// See [`CallOptions::local`](Options::local).
+    pub fn local(mut self, local: Duration) -> Self {
+        self.0.local = Some(local);
         self
     }
 

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::flight::SharedResult as Shared;
+use crate::near::NearValue;
 use crate::shape::{Shape, shape};
 
 /// Decides which results of a function are stored, and how a stored value becomes a result
@@ -28,6 +29,11 @@ pub trait Policy<R> {
 
     /// The result rebuilt from what [`Policy::share`] gave.
     fn unshare(&self, _shared: &Shared) -> Option<R> {
+        None
+    }
+
+    /// `result` as a near cache value (see [`Near`]).
+    fn near_value(&self, _result: &R) -> Option<NearValue> {
         None
     }
 }
@@ -118,5 +124,65 @@ impl<T: Serialize + DeserializeOwned> Policy<Option<T>> for SomeOnly {
     }
     fn restore(&self, stored: Option<T>) -> Option<T> {
         stored
+    }
+}
+
+/// Policy `P` for a return type the near cache can hold (`Clone + Send + Sync + 'static`):
+/// what `P` stores also goes to the near cache, as a clone, and a near hit is a clone of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Near<P>(pub P);
+
+impl<R: Clone + Send + Sync + 'static, P: Policy<R>> Policy<R> for Near<P> {
+    type Stored = P::Stored;
+    #[inline]
+    fn storable<'r>(&self, result: &'r R, cache_none: bool) -> Option<&'r Self::Stored> {
+        self.0.storable(result, cache_none)
+    }
+    #[inline]
+    fn restore(&self, stored: Self::Stored) -> R {
+        self.0.restore(stored)
+    }
+    fn share(&self, result: &R) -> Option<Shared> {
+        self.0.share(result)
+    }
+    fn unshare(&self, shared: &Shared) -> Option<R> {
+        self.0.unshare(shared)
+    }
+    fn near_value(&self, result: &R) -> Option<NearValue> {
+        Some(Arc::new(result.clone()))
+    }
+}
+
+/// What the near cache asks of a policy before the call's key exists: whether its results
+/// can be near hits, and a near hit as a result. Apart from [`Policy`], and without its
+/// serde bounds, so a return type that cannot be stored gets one error (from
+/// [`Stores`](crate::__private::Stores)), not one more from the near lookup.
+pub trait NearRestore<R> {
+    /// Whether results can go to the near cache (see [`Near`]).
+    #[inline]
+    fn near_capable(&self) -> bool {
+        false
+    }
+
+    /// A near cache value as a result (see [`Near`]).
+    #[inline]
+    fn near_restore(&self, _value: &NearValue) -> Option<R> {
+        None
+    }
+}
+
+impl<R> NearRestore<R> for Plain {}
+impl<R> NearRestore<R> for OkOnly {}
+impl<R> NearRestore<R> for OkOrShared {}
+impl<R> NearRestore<R> for SomeOnly {}
+
+impl<R: Clone + Send + Sync + 'static, P> NearRestore<R> for Near<P> {
+    #[inline]
+    fn near_capable(&self) -> bool {
+        true
+    }
+    #[inline]
+    fn near_restore(&self, value: &NearValue) -> Option<R> {
+        value.downcast_ref::<R>().cloned()
     }
 }

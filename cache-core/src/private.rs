@@ -14,15 +14,16 @@ pub use core::time::Duration;
 pub use std::string::String;
 
 pub use crate::codec::{Codec, DefaultCodec};
-pub use crate::key::KeyBuilder;
+pub use crate::key::{KeyBuilder, KeySink, NearSink};
 pub use crate::options::Options;
-pub use crate::policy::{OkOnly, OkOrShared, Plain, Policy, SomeOnly};
+pub use crate::policy::{Near, NearRestore, OkOnly, OkOrShared, Plain, Policy, SomeOnly};
 pub use crate::stampede::Stampede;
 
 use crate::Cache;
 use crate::drive::{Inline, Spawn, run_async, run_blocking};
 use crate::engine::{Plan, Planner};
 use crate::key::{escape_name, escape_str, write_path};
+use crate::near::NearPlan;
 use crate::observe;
 use crate::stampede::lease_key;
 use crate::stats::{Counters, Stats, StatsSnapshot};
@@ -46,6 +47,7 @@ pub struct Site {
     head: OnceLock<Box<str>>,
     stats: Stats,
     warned: AtomicBool,
+    warned_near: AtomicBool,
 }
 
 impl Site {
@@ -59,6 +61,7 @@ impl Site {
             head: OnceLock::new(),
             stats: Stats::function(path),
             warned: AtomicBool::new(false),
+            warned_near: AtomicBool::new(false),
         }
     }
 
@@ -107,6 +110,18 @@ impl Site {
         KeyBuilder::with_prefix(namespace, self.head())
     }
 
+    /// The key in `namespace` of the call whose arguments `args` writes.
+    #[inline]
+    pub fn build(
+        &self,
+        namespace: &str,
+        args: impl FnOnce(&mut KeyBuilder) -> crate::Result<()>,
+    ) -> crate::Result<String> {
+        let mut key = self.key(namespace);
+        args(&mut key)?;
+        Ok(key.finish())
+    }
+
     /// What forgetting every entry of this site in namespace `ns` deletes: exact keys, and
     /// key prefixes. `#[memoize]`: its zero-argument key `{ns}{head}` and everything under
     /// `{ns}{head}:`. `#[cached]`: its key and the key's lease, and, when its keys carry
@@ -134,6 +149,17 @@ impl Site {
         self.stats.snapshot()
     }
 
+    #[cold]
+    fn warn_no_near(&self) {
+        if !self.warned_near.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                function = self.path,
+                "`local = ..` is ignored: this function's cache has no near cache; give it \
+                 one with CacheBuilder::near_cache(..) or CACHE_LOCAL_TIMEOUT"
+            );
+        }
+    }
+
     fn warn_uninstalled(&self) {
         if !self.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
@@ -159,22 +185,100 @@ pub fn given_cache(cache: &Cache) -> Option<&Cache> {
     Some(cache)
 }
 
-/// The cache of one call and its key, built before the body takes the arguments.
-pub type Prepared<'a> = Option<(&'a Cache, crate::Result<String>)>;
+/// The cache of one call, its key, built before the body takes the arguments, and its
+/// near miss.
+pub type Prepared<'a> = Option<(&'a Cache, crate::Result<String>, NearMiss)>;
 
 /// Builds the key of a call for `cache` (nothing when there is no cache). The closure runs
 /// at once, so it may borrow arguments that the body moves afterwards.
+#[inline]
 pub fn prepare<'a>(
     cache: Option<&'a Cache>,
+    near: NearMiss,
     key: impl FnOnce(&str) -> crate::Result<String>,
 ) -> Prepared<'a> {
-    cache.map(|cache| (cache, key(cache.namespace())))
+    cache.map(|cache| (cache, key(cache.namespace()), near))
+}
+
+/// What the near cache said about one call, before its key string is built.
+pub enum NearLookup<R> {
+    /// A near hit: the result.
+    Hit(R),
+    /// A near miss: the call goes on through the backend, with these options.
+    Miss(Options, NearMiss),
+}
+
+/// A near miss: whether, and how, the call keeps its value in the near cache.
+#[derive(Debug)]
+pub struct NearMiss(Option<Box<NearPlan>>);
+
+/// Looks a call up in its cache's near cache, if it has one and the call uses it; `args`
+/// writes the call's arguments into the near key (on the stack). A call without a near
+/// cache costs one branch here.
+#[inline]
+pub fn near<R, P: NearRestore<R>>(
+    cache: Option<&Cache>,
+    site: &Site,
+    options: Options,
+    policy: &P,
+    args: impl FnOnce(&mut KeyBuilder<NearSink>) -> crate::Result<()>,
+) -> NearLookup<R> {
+    match cache {
+        Some(cache) if cache.inner.near.is_some() => {
+            let near = near_lookup(cache, site, &options, policy, args);
+            match near {
+                Ok(hit) => NearLookup::Hit(hit),
+                Err(miss) => NearLookup::Miss(options, miss),
+            }
+        }
+        _ => {
+            if cache.is_some() && options.local.is_some_and(|local| !local.is_zero()) {
+                site.warn_no_near();
+            }
+            NearLookup::Miss(options, NearMiss(None))
+        }
+    }
+}
+
+fn near_lookup<R, P: NearRestore<R>>(
+    cache: &Cache,
+    site: &Site,
+    options: &Options,
+    policy: &P,
+    args: impl FnOnce(&mut KeyBuilder<NearSink>) -> crate::Result<()>,
+) -> Result<R, NearMiss> {
+    let miss = Err(NearMiss(None));
+    let Some(tier) = cache.near() else {
+        return miss;
+    };
+    let local = options.local.unwrap_or(tier.local());
+    if local.is_zero() || options.unless || !policy.near_capable() {
+        return miss;
+    }
+    let mut key = KeyBuilder::near(cache.namespace(), site.head());
+    if args(&mut key).is_err() {
+        // `prepare` meets the same error, and logs it.
+        return miss;
+    }
+    let key = key.near_key();
+    if !options.forced_update
+        && let Some(value) = tier.get(key)
+        && let Some(result) = policy.near_restore(&value)
+    {
+        let counters = Counters {
+            cache: &cache.inner.stats,
+            site: Some(&site.stats),
+        };
+        counters.near_hit();
+        return Ok(result);
+    }
+    Err(NearMiss(Some(Box::new(tier.plan(key, local)))))
 }
 
 /// Builds the plan for one call, or `None` to run the function without the cache.
 #[inline]
 fn plan<'a>(prepared: Prepared<'a>, site: &'a Site, options: &'a Options) -> Option<Plan<'a>> {
-    let Some((cache, key)) = prepared else {
+    let Some((cache, key, near)) = prepared else {
         site.stats.bypass();
         return None;
     };
@@ -194,6 +298,7 @@ fn plan<'a>(prepared: Prepared<'a>, site: &'a Site, options: &'a Options) -> Opt
             counters,
             label: site.path,
             outage: Default::default(),
+            near: near.0,
         }),
         Err(error) => {
             tracing::warn!(function = site.path, error = %format_args!("{error:#}"), "cannot build the cache key; running uncached");
@@ -360,6 +465,7 @@ pub fn options(
     forced_update: bool,
     cache_none: bool,
     stampede: Stampede,
+    local: Option<Duration>,
 ) -> Options {
     Options {
         timeout,
@@ -367,8 +473,54 @@ pub fn options(
         forced_update,
         cache_none,
         stampede,
+        local,
     }
 }
+
+/// The near cache's policy for return type `R` (see [`NearProbe`]).
+pub struct NearProbe<R>(PhantomData<fn() -> R>);
+
+impl<R> NearProbe<R> {
+    /// A probe for return type `R`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+/// A return type the near cache cannot hold: the policy as it is.
+pub trait NearProbeNo {
+    /// The policy.
+    fn near<P>(&self, policy: P) -> P {
+        policy
+    }
+}
+impl<R> NearProbeNo for &NearProbe<R> {}
+
+/// A return type the near cache can hold (`Clone + Send + Sync + 'static`): the policy
+/// wrapped in [`Near`].
+pub trait NearProbeYes {
+    /// The policy.
+    fn near<P>(&self, policy: P) -> Near<P> {
+        Near(policy)
+    }
+}
+impl<R: Clone + Send + Sync + 'static> NearProbeYes for &&NearProbe<R> {}
+
+/// A return type that a function with `local = ..` returns: asserted with one spanned
+/// check on the return type.
+#[diagnostic::on_unimplemented(
+    message = "the return type `{Self}` cannot be kept in the near cache (`local = ..`)",
+    label = "a near-cached value must be `Clone + Send + Sync + 'static`",
+    note = "return an `Arc<T>` for a value that is not `Clone` (or cheap clones), or remove `local`"
+)]
+pub trait Local: Clone + Send + Sync + 'static {}
+
+#[diagnostic::do_not_recommend]
+impl<R: Clone + Send + Sync + 'static> Local for R {}
+
+/// Asserts that `R` can be kept in the near cache.
+pub const fn assert_local<R: Local>() {}
 
 /// A timeout of whole seconds.
 pub const fn seconds(secs: u64) -> Duration {

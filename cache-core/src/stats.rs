@@ -104,6 +104,9 @@ pub struct StatsSnapshot {
     pub lease_takeovers: u64,
     /// Entries removed (`delete`, `delete_many`, `clear`, `delete_prefix`, `invalidate`).
     pub deletes: u64,
+    /// Hits served from the near cache (see [`NearCache`](crate::NearCache)), without
+    /// touching the backend; also counted in `hits`.
+    pub near_hits: u64,
 }
 
 impl StatsSnapshot {
@@ -161,6 +164,7 @@ impl Stats {
             lease_waits: sum(Event::LeaseWait),
             lease_takeovers: sum(Event::TakeOver),
             deletes: sum(Event::Delete),
+            near_hits: sum(Event::NearHit),
         }
     }
 
@@ -205,6 +209,12 @@ impl Counters<'_> {
     #[inline]
     pub(crate) fn hit(&self) {
         self.both(Event::Hit);
+    }
+    /// A hit served from the near cache: a hit and a near hit.
+    #[inline]
+    pub(crate) fn near_hit(&self) {
+        self.both(Event::Hit);
+        self.both(Event::NearHit);
     }
     pub(crate) fn miss(&self) {
         self.both(Event::Miss);

@@ -1,7 +1,7 @@
 //! What `#[memoize]` expands to, written by hand: the contract between the macro crate and
 //! `cache_core::__private`. If this stops compiling, the expansion must change with it.
 
-use cache_core::__private::{self as p, ProbePlain as _};
+use cache_core::__private::{self as p, NearProbeYes as _, ProbePlain as _};
 use cache_core::Cache;
 use cache_core::backend::{BlockingBackend, memory::MemoryBackend};
 use std::sync::Arc;
@@ -15,18 +15,27 @@ static SQUARE_SITE: p::Site = p::Site::new(
     None,
 );
 
-fn square_key(namespace: &str, num: &u64) -> cache_core::Result<String> {
-    let mut key = SQUARE_SITE.key(namespace);
+/// The arguments after the key's head, into a key string or the near key's stack buffer.
+fn square_args(key: &mut p::KeyBuilder<impl p::KeySink>, num: &u64) -> cache_core::Result<()> {
     key.arg(num)?;
-    Ok(key.finish())
+    Ok(())
 }
 
 async fn square(cache: &Cache, num: u64) -> String {
-    let prepared = p::prepare(Some(cache), |ns| square_key(ns, &num));
-    // Four borrows on purpose: the autoref probe picks the policy by return type.
+    // Four borrows on purpose: the autoref probe picks the policy by return type; two more
+    // pick the near cache's wrapper when the return type can be kept there.
     #[allow(clippy::needless_borrow)]
-    let policy = (&&&&p::Probe::<String>::new()).policy();
+    let policy = (&&&p::NearProbe::<String>::new()).near((&&&&p::Probe::<String>::new()).policy());
     let options = p::Options::timeout(p::seconds(60));
+    let (options, near) = match p::near(Some(cache), &SQUARE_SITE, options, &policy, |k| {
+        square_args(k, &num)
+    }) {
+        p::NearLookup::Hit(hit) => return hit,
+        p::NearLookup::Miss(options, miss) => (options, miss),
+    };
+    let prepared = p::prepare(Some(cache), near, |ns| {
+        SQUARE_SITE.build(ns, |k| square_args(k, &num))
+    });
     p::call_async::<String, _, p::DefaultCodec, _>(
         prepared,
         &SQUARE_SITE,
@@ -61,7 +70,7 @@ async fn the_hand_expansion_caches_and_runs_once_under_contention() {
     }
     assert_eq!(RUNS.load(Ordering::SeqCst), 1);
     assert_eq!(
-        square_key("", &4).unwrap(),
+        SQUARE_SITE.build("", |k| square_args(k, &4)).unwrap(),
         "memoize:hand_expansion.square:4"
     );
     // Stored under the namespace and the key as is; `cache.has(..)` would escape its `:`s.

@@ -66,6 +66,7 @@ fn counted(cache: &str, function: &str) -> StatsSnapshot {
     snapshot.lease_waits = get("cache_lease_waits_total");
     snapshot.lease_takeovers = get("cache_lease_takeovers_total");
     snapshot.deletes = get("cache_deletes_total");
+    snapshot.near_hits = get("cache_near_hits_total");
     snapshot
 }
 

@@ -25,12 +25,13 @@ mod kw {
     syn::custom_keyword!(early_refresh);
     syn::custom_keyword!(serve_stale);
     syn::custom_keyword!(jitter);
+    syn::custom_keyword!(local);
 }
 
 /// Every option, as listed in the "unknown option" error.
 pub(crate) const OPTIONS: &str = "`timeout`, `key_prefix`, `cache`, `unless`, `forced_update`, \
                                   `cache_none`, `ignore`, `codec`, `crate`, `associated`, \
-                                  `lease`, `early_refresh`, `serve_stale`, `jitter`";
+                                  `lease`, `early_refresh`, `serve_stale`, `jitter`, `local`";
 
 /// Which attribute is being expanded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,8 @@ pub(crate) struct Args {
     pub(crate) serve_stale: Option<Timeout>,
     /// `jitter = 0.1`: the largest fraction of the timeout removed at random.
     pub(crate) jitter: Option<Expr>,
+    /// `local = 30`: how long a result may be served from the near cache (0: never).
+    pub(crate) local: Option<Timeout>,
     /// Every problem found, combined; returned by [`Args::into_result`].
     errors: Option<syn::Error>,
 }
@@ -146,6 +149,10 @@ impl Args {
             "serve_stale" => {
                 let value = value(name, input, "an integer of seconds or a `Duration`")?;
                 self.once(name, timeout(name, value)?, |a| &mut a.serve_stale);
+            }
+            "local" => {
+                let value = value(name, input, "an integer of seconds or a `Duration`")?;
+                self.once(name, timeout(name, value)?, |a| &mut a.local);
             }
             "early_refresh" => {
                 let expr = value(name, input, "an `f64` beta, e.g. `1.0`")?;
@@ -386,6 +393,17 @@ mod tests {
     fn a_duration_expression_is_a_timeout() {
         let args = parse(quote!(timeout = ::std::time::Duration::from_millis(5))).unwrap();
         assert!(matches!(args.timeout, Some(Timeout::Duration(_))));
+    }
+
+    #[test]
+    fn local_takes_seconds_or_a_duration() {
+        let args = parse(quote!(local = 30)).unwrap();
+        assert!(matches!(args.local, Some(Timeout::Seconds(_))));
+        let args = parse(quote!(local = Duration::from_millis(500))).unwrap();
+        assert!(matches!(args.local, Some(Timeout::Duration(_))));
+        let messages = messages(quote!(local = "30s", local = 1));
+        assert_eq!(messages.len(), 1, "{messages:#?}");
+        assert!(messages[0].contains("`local` takes an integer of seconds"));
     }
 
     #[test]

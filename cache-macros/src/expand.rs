@@ -222,8 +222,16 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// A call of the key builder with namespace `ns`, from `place`.
+    /// A call of the key builder with namespace `ns`, from `place`: the key string.
     fn key_call(&self, place: Place, ns: TokenStream) -> TokenStream {
+        let site = self.site(place);
+        let args = self.args_closure(place);
+        quote!((#site).build(#ns, #args))
+    }
+
+    /// A closure that writes the call's arguments into a key builder (a `String` or the
+    /// near key's stack buffer), from `place`.
+    fn args_closure(&self, place: Place) -> TokenStream {
         let turbofish = self.turbofish();
         let key_fn = match (self.associated, place) {
             (true, _) => {
@@ -238,15 +246,15 @@ impl<'a> Ctx<'a> {
         };
         let this = self.self_in_key.then(|| quote!(&self,));
         let params = self.key_params.iter().map(|p| &p.ident);
-        quote!(#key_fn #turbofish(#ns, #this #(&#params),*))
+        quote!(|__cache_k| #key_fn #turbofish(__cache_k, #this #(&#params),*))
     }
 
-    /// The key builder: the head, a `<type>` token per type (and `Self`), then the arguments.
+    /// The key's arguments: a `<type>` token per type (and `Self`), then the arguments,
+    /// written after the head into a key builder of any sink.
     fn key_fn(&self, place: Place) -> TokenStream {
         let krate = &self.krate;
         let generics = self.generics(place);
         let where_clause = &generics.where_clause;
-        let site = self.site(place);
         let (name, vis) = if self.associated {
             (self.hidden("key"), quote!())
         } else {
@@ -271,17 +279,16 @@ impl<'a> Ctx<'a> {
             // Spanned on the parameter: a type that is not `Serialize` is reported there.
             pushes.push(quote_spanned!(ident.span()=> __cache_key.arg(#ident)?;));
         }
-        let mutable = (!pushes.is_empty()).then(|| quote!(mut));
         let cfgs = self.cfgs();
         quote! {
             #(#cfgs)*
             #[doc(hidden)]
             #vis fn #name #generics(
-                __cache_ns: &str, #this_param #(#params),*
-            ) -> #krate::Result<#krate::__private::String> #where_clause {
-                let #mutable __cache_key = (#site).key(__cache_ns);
+                __cache_key: &mut #krate::__private::KeyBuilder<impl #krate::__private::KeySink>,
+                #this_param #(#params),*
+            ) -> #krate::Result<()> #where_clause {
                 #(#pushes)*
-                #krate::__private::Ok(__cache_key.finish())
+                #krate::__private::Ok(())
             }
         }
     }
@@ -341,8 +348,15 @@ impl<'a> Ctx<'a> {
         let forced = flag_expr(self.args.forced_update.as_ref());
         let cache_none = self.args.cache_none.is_some();
         let stampede = self.stampede();
+        let local = match &self.args.local {
+            Some(local) => {
+                let duration = self.duration(local);
+                quote!(#krate::__private::Some(#duration))
+            }
+            None => quote!(#krate::__private::None),
+        };
         quote! {
-            #krate::__private::options(#timeout, #unless, #forced, #cache_none, #stampede)
+            #krate::__private::options(#timeout, #unless, #forced, #cache_none, #stampede, #local)
         }
     }
 
@@ -407,6 +421,7 @@ impl<'a> Ctx<'a> {
         };
         let cache = self.cache(Place::Function);
         let key = self.key_call(Place::Function, quote!(__cache_ns));
+        let args = self.args_closure(Place::Function);
         let options = self.options();
         let site = self.site(Place::Function);
         // Spanned on the return type, so a type that cannot be stored is reported there.
@@ -453,13 +468,34 @@ impl<'a> Ctx<'a> {
             use #krate::__private::{
                 ProbeOption as _, ProbePlain as _, ProbeResult as _, ProbeShared as _,
             };
-            (&&&&#krate::__private::Probe::<#ret>::new()).policy()
+            #[allow(unused_imports, clippy::needless_borrow)]
+            use #krate::__private::{NearProbeNo as _, NearProbeYes as _};
+            (&&&#krate::__private::NearProbe::<#ret>::new())
+                .near((&&&&#krate::__private::Probe::<#ret>::new()).policy())
         };
+        // `local = ..`: one error on the return type if the near cache cannot hold it.
+        let assert_local = self.args.local.as_ref().map(|_| {
+            quote_spanned! {ret.span()=>
+                #[allow(clippy::let_unit_value)]
+                let _ = #krate::__private::assert_local::<#ret>;
+            }
+        });
         quote! {
+            #assert_local
             let __cache_cache = #cache;
-            let __cache_prepared = #krate::__private::prepare(__cache_cache, |__cache_ns| #key);
-            let __cache_options = #options;
             let __cache_policy = { #policy };
+            // The options go in and out by value: a borrowed local would be kept in an async
+            // function's future across its await points.
+            let (__cache_options, __cache_near) = match #krate::__private::near(
+                __cache_cache, #site, #options, &__cache_policy, #args,
+            ) {
+                #krate::__private::NearLookup::Hit(__cache_hit) => return __cache_hit,
+                #krate::__private::NearLookup::Miss(__cache_options, __cache_miss) => {
+                    (__cache_options, __cache_miss)
+                }
+            };
+            let __cache_prepared =
+                #krate::__private::prepare(__cache_cache, __cache_near, |__cache_ns| #key);
             #call
         }
     }

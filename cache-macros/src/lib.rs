@@ -121,9 +121,42 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// | `early_refresh = 1.0` | an `f64` beta: recompute probabilistically before expiry (XFetch) |
 /// | `serve_stale = 30` | seconds or a `Duration` of grace: past `timeout`, serve the stale value while one caller refreshes it (for an `async fn` whose arguments own their data, in a background task: its future must be `Send`) |
 /// | `jitter = 0.1` | an `f64` fraction: shorten each entry's timeout at random by up to 10 % |
+/// | `local = 30` | seconds or a `Duration`: how long a result may be served from the cache's near cache (process memory, no key string, no decoding, no backend); `0` keeps the function out of it |
 ///
 /// Without `timeout`, the cache's default timeout applies (300 s unless configured). The
-/// last four options are described in `cache_core::stampede`; a plain hit stays one read.
+/// `lease`, `early_refresh`, `serve_stale` and `jitter` options are described in
+/// `cache_core::stampede`; a plain hit stays one read.
+///
+/// `local` needs a cache with a near cache (`cache_core::NearCache`, or
+/// `CACHE_LOCAL_TIMEOUT`): on a cache without one it is ignored, with one warning per
+/// function. Without `local`, a function of a cache with a near cache uses the near
+/// cache's own local timeout, if its return type is `Clone + Send + Sync + 'static`; with
+/// `local`, a return type that is not is a compile error on the return type. A near hit
+/// returns a clone of the value: return an `Arc<T>` when clones are expensive (serde
+/// serializes an `Arc` with its `rc` feature).
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_core::{memoize, Cache, NearCache};
+///
+/// static CACHE: std::sync::LazyLock<Cache> = std::sync::LazyLock::new(|| {
+///     Cache::builder()
+///         .near_cache(NearCache::new(Duration::from_secs(10)))
+///         .build()
+///         .unwrap()
+/// });
+///
+/// #[memoize(cache = CACHE, local = 30)]
+/// fn greeting(name: String) -> String {
+///     format!("Hello, {name}")
+/// }
+///
+/// fn main() {
+///     assert_eq!(greeting("Ada".into()), "Hello, Ada"); // computed, stored, kept near
+///     assert_eq!(greeting("Ada".into()), "Hello, Ada"); // a near hit: a clone
+///     assert_eq!(greeting::stats().near_hits, 1);
+/// }
+/// ```
 ///
 /// ```
 /// use cache_core::{memoize, Cache};
@@ -306,13 +339,24 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// fn square(num: u64) -> String {
 ///     let cache = p::default_cache(&square::SITE);
-///     // The key is built before the body may move the arguments.
-///     let prepared = p::prepare(cache, |namespace| square::build_key(namespace, &num));
-///     let options = p::Options::timeout(p::seconds(60));
 ///     let policy = {
 ///         use p::{ProbeOption as _, ProbePlain as _, ProbeResult as _, ProbeShared as _};
-///         (&&&&p::Probe::<String>::new()).policy() // Plain, OkOnly, OkOrShared or SomeOnly, by type
+///         use p::{NearProbeNo as _, NearProbeYes as _};
+///         // Plain, OkOnly, OkOrShared or SomeOnly, by type; wrapped in `Near` when the
+///         // near cache can hold the type (`Clone + Send + Sync + 'static`).
+///         (&&&p::NearProbe::<String>::new()).near((&&&&p::Probe::<String>::new()).policy())
 ///     };
+///     let options = p::Options::timeout(p::seconds(60));
+///     // A near hit returns before any key string exists (the near key is built on the
+///     // stack); the options go in and out by value.
+///     let (options, near) = match p::near(cache, &square::SITE, options, &policy, |key| {
+///         square::args(key, &num)
+///     }) {
+///         p::NearLookup::Hit(hit) => return hit,
+///         p::NearLookup::Miss(options, near) => (options, near),
+///     };
+///     // The key is built before the body may move the arguments.
+///     let prepared = p::prepare(cache, near, |namespace| square::build_key(namespace, &num));
 ///     p::call_blocking::<String, _, p::DefaultCodec>(prepared, &square::SITE, options, policy, move || {
 ///         format!("{}", num * num)
 ///     })
@@ -323,10 +367,17 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 ///     pub(super) static SITE: p::Site = p::Site::new(p::Kind::Memoize, module_path!(), None);
 ///
-///     pub(super) fn build_key(namespace: &str, num: &u64) -> cache_core::Result<String> {
-///         let mut key = SITE.key(namespace);
+///     /// The arguments after the key's head, into a key string or the near key's buffer.
+///     pub(super) fn args(
+///         key: &mut p::KeyBuilder<impl p::KeySink>,
+///         num: &u64,
+///     ) -> cache_core::Result<()> {
 ///         key.arg(num)?;
-///         Ok(key.finish())
+///         Ok(())
+///     }
+///
+///     pub(super) fn build_key(namespace: &str, num: &u64) -> cache_core::Result<String> {
+///         SITE.build(namespace, |key| args(key, num))
 ///     }
 ///
 ///     pub fn invalidate(num: u64) -> cache_core::Result<bool> {

@@ -107,11 +107,17 @@ pub fn from_env() -> Result<Cache> {
 /// ```
 pub fn from_config(config: &Config) -> Result<Cache> {
     match config.cache_type {
-        CacheType::Redis | CacheType::RedisCluster | CacheType::RedisSentinel => Cache::builder()
-            .backend(backend_for(config)?)
-            .namespace(config.key_prefix.clone())
-            .default_timeout(config.default_timeout)
-            .build(),
+        CacheType::Redis | CacheType::RedisCluster | CacheType::RedisSentinel => {
+            let builder = Cache::builder()
+                .backend(backend_for(config)?)
+                .namespace(config.key_prefix.clone())
+                .default_timeout(config.default_timeout);
+            // `CACHE_LOCAL_TIMEOUT`: a near cache in front of Redis.
+            match config.near_cache() {
+                Some(near) => builder.near_cache(near).build(),
+                None => builder.build(),
+            }
+        }
         _ => config.build(),
     }
 }

@@ -184,6 +184,16 @@ impl Publisher {
             sent_at: gate::now(),
             kind,
         };
+        let dropping = self
+            .shared
+            .drop_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if dropping {
+            bump(&self.shared.counters.dropped);
+            self.last_sent = Some(Instant::now());
+            return;
+        }
         let result = self.bus.publish(&message.encode());
         self.last_sent = Some(Instant::now());
         match result {

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use super::gate::ticks;
-use crate::{Error, Result};
 
 /// The smallest bound: its margin (a quarter) must cover one-way delivery and the clock's
 /// resolution (up to 10 ms).
@@ -29,23 +28,6 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    /// Refuses a bound below [`MIN_BOUND`], naming `setting` (the builder method or the
-    /// variable it came from).
-    pub(crate) fn check(&self, setting: &str) -> Result<()> {
-        if self.bound < MIN_BOUND {
-            return Err(Error::config(
-                setting,
-                format_args!(
-                    "the near cache's staleness bound must be at least {} ms, got {:?}",
-                    MIN_BOUND.as_millis(),
-                    self.bound
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// The protocol's times, all derived from the bound `B` (see the argument in
 /// `backplane.rs`): the margin `M = B/4` is what one-way delivery (a publisher's thread to
@@ -69,7 +51,7 @@ pub(crate) struct Timing {
 }
 
 impl Timing {
-    /// The times for `bound` (taken as [`MIN_BOUND`] if below it; [`Settings::check`]
+    /// The times for `bound` (taken as [`MIN_BOUND`] if below it; the near cache's settings
     /// refuses such a bound first).
     pub(crate) fn new(bound: Duration) -> Self {
         let bound = bound.max(MIN_BOUND);

@@ -1,7 +1,7 @@
 //! What the backplane's handle and its two threads share.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::counters::Counters;
 use super::gate::Gate;
@@ -19,6 +19,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// A change was dropped because the queue was full: the next message skips a number.
     pub(crate) overflowed: AtomicBool,
+    /// How many of the next messages to number but not send (fault tests).
+    pub(crate) drop_next: AtomicU64,
     /// The publishing thread is gone (it could not start, or panicked): logged once.
     pub(crate) publisher_gone: AtomicBool,
     /// Set when the `Backplane` is dropped; the receiving thread checks it at every tick
@@ -36,6 +38,7 @@ impl Shared {
             guard: RaceGuard::new(),
             counters: Counters::default(),
             overflowed: AtomicBool::new(false),
+            drop_next: AtomicU64::new(0),
             publisher_gone: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         }

@@ -29,6 +29,7 @@ fn plan(cache: &'static Cache, options: Options) -> Plan<'static> {
         counters: cache.counters(),
         label: "test",
         outage: Outage::default(),
+        near: None,
     }
 }
 

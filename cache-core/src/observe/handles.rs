@@ -69,6 +69,7 @@ const EVENTS: [Event; Event::COUNT] = [
     Event::LeaseWait,
     Event::TakeOver,
     Event::Delete,
+    Event::NearHit,
 ];
 
 /// The current recorder's address: what a handle registered with it remembers.
@@ -143,4 +144,5 @@ const DESCRIPTIONS: [&str; Event::COUNT] = [
     "Calls that waited on another caller's lease.",
     "Waiters that computed themselves (expired lease, or waited too long).",
     "Entries removed.",
+    "Hits served from the near cache, without the backend (also counted as hits).",
 ];
