@@ -175,7 +175,9 @@ impl Backplane {
     /// Makes the next `n` messages vanish as lost ones would: numbered, never sent (for
     /// the fault tests of other crates, through `Cache::__drop_announcements`).
     pub(crate) fn drop_next(&self, n: u64) {
-        self.shared.drop_next.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        self.shared
+            .drop_next
+            .fetch_add(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// What the backplane counted so far (for tests).

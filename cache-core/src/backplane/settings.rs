@@ -28,7 +28,6 @@ impl Default for Settings {
     }
 }
 
-
 /// The protocol's times, all derived from the bound `B` (see the argument in
 /// `backplane.rs`): the margin `M = B/4` is what one-way delivery (a publisher's thread to
 /// Redis to a receiver's thread) and the clock's resolution may take.
