@@ -92,6 +92,8 @@ pub struct Stats {
     pub home_runs: u64,
     /// Hits of `square`.
     pub square_hits: u64,
+    /// Hits of `square` served from process memory (with `CACHE_LOCAL_TIMEOUT`).
+    pub square_near_hits: u64,
     /// Counters of the whole cache.
     pub cache_hits: u64,
     /// See above.
@@ -106,6 +108,7 @@ async fn stats(State(cache): State<Cache>) -> Json<Stats> {
         square_runs: SQUARE_RUNS.load(Ordering::Relaxed),
         home_runs: HOME_RUNS.load(Ordering::Relaxed),
         square_hits: square::stats().hits,
+        square_near_hits: square::stats().near_hits,
         cache_hits: all.hits,
         cache_misses: all.misses,
         cache_errors: all.errors,

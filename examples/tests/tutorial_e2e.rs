@@ -3,6 +3,7 @@
 mod support;
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use support::App;
 use tests::RedisServer;
@@ -86,6 +87,57 @@ fn a_second_instance_sees_the_first_ones_entries() {
         first.get("/").1,
         home,
         "the deletion is seen by the other instance"
+    );
+}
+
+#[test]
+fn with_a_local_timeout_repeated_squares_cost_no_redis_command_and_a_clear_elsewhere_is_seen_within_the_bound()
+ {
+    let server = RedisServer::start();
+    let env = [
+        ("CACHE_REDIS_URL", server.url()),
+        ("CACHE_LOCAL_TIMEOUT", "60".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = App::start(BIN, &env);
+    let second = App::start(BIN, &env);
+    assert_eq!(first.get("/square/5").1, "Square of 5 is 25");
+    // Until its change channel is in sync the near cache is not served: wait for the first
+    // near hit.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while first.stat("square_near_hits") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the near cache serves within 10 s"
+        );
+        first.get("/square/5");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.reset_stats();
+    for _ in 0..20 {
+        assert_eq!(first.get("/square/5").1, "Square of 5 is 25");
+    }
+    let commands: Vec<String> = server
+        .command_stats()
+        .into_keys()
+        .filter(|name| !matches!(name.as_str(), "publish" | "info" | "config|resetstat"))
+        .collect();
+    assert!(
+        commands.is_empty(),
+        "20 near hits sent no command but the heartbeats: {commands:?}"
+    );
+    assert_eq!(first.stat("square_runs"), 1);
+    assert_eq!(
+        second.get("/clear-cache"),
+        (200, "All cache cleared!".to_owned())
+    );
+    // The staleness bound (1 s by default) has passed: the first instance recomputes.
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert_eq!(first.get("/square/5").1, "Square of 5 is 25");
+    assert_eq!(
+        first.stat("square_runs"),
+        2,
+        "the other instance's clear reached this one's near cache"
     );
 }
 
