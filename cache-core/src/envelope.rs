@@ -293,14 +293,21 @@ mod tests {
             soft_expiry: None,
         };
         let len = |bytes: Bytes| bytes.len();
+        let page = "p".repeat(5_000);
         assert_eq!(len(seal::<Bincode, _>(&7u8, Meta::default()).unwrap()), 1 + 7);
         assert_eq!(len(seal::<Bincode, _>(&7u8, timed).unwrap()), 1 + 19);
-        assert_eq!(len(seal::<Bincode, _>(&"ab", Meta::default()).unwrap()), 3 + 8);
-        assert_eq!(len(seal::<Bincode, _>(&"ab", timed).unwrap()), 3 + 20);
-        let sealed = seal::<Bincode, _>(&Some("ab"), timed).unwrap();
-        assert_eq!(&sealed[..4], b"ab\x01\x02", "the text, then its Some and its length");
-        assert_eq!(sealed[sealed.len() - 1], 0xC2);
+        assert_eq!(len(seal::<Bincode, _>(&"ab", timed).unwrap()), 3 + 19);
+        assert_eq!(len(seal::<Bincode, _>(&page, Meta::default()).unwrap()), 5_003 + 8);
+        assert_eq!(len(seal::<Bincode, _>(&page, timed).unwrap()), 5_003 + 20);
+        let sealed = seal::<Bincode, _>(&Some(page.clone()), timed).unwrap();
+        assert_eq!(&sealed[..5_000], page.as_bytes(), "the text first");
+        assert_eq!(&sealed[5_000..5_004], [1, 251, 0x88, 0x13], "its Some, its length");
+        let trailer = &sealed[5_004 + TIMING_LEN..];
+        assert_eq!(trailer[0], 4, "split: those 4 bytes");
+        assert_eq!(&trailer[5..], [FLAG_TIMING | FLAG_SPLIT, Bincode::ID, 0xC2]);
         assert_eq!(peek_meta(&sealed), Some(timed));
+        let (opened, meta) = open::<Bincode, Option<String>>(&sealed).unwrap();
+        assert_eq!((opened.as_deref(), meta), (Some(page.as_str()), timed));
     }
 
     /// `value` in envelope version 1, as the previous version of this module sealed it:

@@ -250,6 +250,7 @@ mod tests {
     use bytes::{Bytes, BytesMut};
 
     use super::*;
+    use crate::codec::split::SPLIT_FROM;
     use crate::codec::{Bincode, Codec};
 
     /// Whether `T` may be decoded in place.
@@ -376,38 +377,39 @@ mod tests {
         assert!(inner == text);
         assert_eq!(inner.as_ptr(), start);
         assert_eq!(self::split(&Some(None::<Page>)).1, 0);
-        let (bytes, split) = self::split(&Buffer(vec![0, 255]));
-        assert_eq!((&bytes[..], split), (&[0, 255, 2][..], 1));
-        assert_eq!(
-            Bincode::decode_owned_split::<Buffer>(bytes, split).unwrap(),
-            Buffer(vec![0, 255])
-        );
+        let mut bytes = vec![0; SPLIT_FROM];
+        bytes[0] = 255;
+        let buffer = Buffer(bytes);
+        let (stored, split) = self::split(&buffer);
+        assert_eq!((&stored[..2], &stored[SPLIT_FROM..]), (&[255, 0][..], &[251, 0, 16][..]));
+        assert_eq!(Bincode::decode_owned_split::<Buffer>(stored, split).unwrap(), buffer);
     }
 
     #[test]
-    fn only_values_that_are_one_string_are_split() {
-        assert_eq!(split(&"").1, 1, "an empty string is its length");
-        assert_eq!(split(&Wrapped(Page("w".into()))).1, 1);
+    fn only_values_that_are_one_string_of_four_kib_or_more_are_split() {
+        let long = "w".repeat(SPLIT_FROM);
+        assert_eq!(split(&long).1, 3, "a u16 length after its marker");
+        assert_eq!(split(&Wrapped(Page(long.clone()))).1, 3);
+        assert_eq!(split(&Some(Some(long.clone()))).1, 2 + 3);
+        assert_eq!(split(&&long[1..]).1, 0, "shorter: moving it costs less");
+        assert_eq!(split(&"").1, 0);
         assert_eq!(split(&7u64).1, 0);
-        assert_eq!(split(&vec![1u8, 2]).1, 0, "a Vec<u8> is a sequence");
-        assert_eq!(split(&(String::from("a"), 1u8)).1, 0);
+        assert_eq!(split(&vec![1u8; SPLIT_FROM]).1, 0, "a Vec<u8> is a sequence");
+        assert_eq!(split(&(long, 1u8)).1, 0);
         assert_eq!(split(&None::<String>).1, 0);
     }
 
     #[test]
     fn a_split_value_read_as_another_compatible_type_is_put_back_together() {
         // Written as a string, read as a one-field tuple (the same bincode bytes).
-        let (stored, split) = self::split(&"Ada");
-        assert_eq!(
-            Bincode::decode_split::<(String,)>(&stored, split).unwrap(),
-            ("Ada".to_owned(),)
-        );
-        assert_eq!(
-            Bincode::decode_owned_split::<(String,)>(stored, split).unwrap(),
-            ("Ada".to_owned(),)
-        );
-        // Read as an `Option<String>`: its tag would be the text's first byte, so no value.
-        let (stored, split) = self::split(&"Ada");
+        let text = "a".repeat(SPLIT_FROM);
+        let (stored, split) = self::split(&text);
+        assert!(split > 0);
+        let tuple = (text.clone(),);
+        assert!(Bincode::decode_split::<(String,)>(&stored, split).unwrap() == tuple);
+        assert!(Bincode::decode_owned_split::<(String,)>(stored, split).unwrap() == tuple);
+        // Read as an `Option<String>`: its tag would be the length's marker, so no value.
+        let (stored, split) = self::split(&text);
         assert!(Bincode::decode_owned_split::<Option<String>>(stored, split).is_err());
     }
 
