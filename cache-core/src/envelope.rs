@@ -296,7 +296,8 @@ mod tests {
         let page = "p".repeat(5_000);
         assert_eq!(len(seal::<Bincode, _>(&7u8, Meta::default()).unwrap()), 1 + 7);
         assert_eq!(len(seal::<Bincode, _>(&7u8, timed).unwrap()), 1 + 19);
-        assert_eq!(len(seal::<Bincode, _>(&"ab", timed).unwrap()), 3 + 19);
+        assert_eq!(len(seal::<Bincode, _>(&"ab", Meta::default()).unwrap()), 3 + 8);
+        assert_eq!(len(seal::<Bincode, _>(&"ab", timed).unwrap()), 3 + 20);
         assert_eq!(len(seal::<Bincode, _>(&page, Meta::default()).unwrap()), 5_003 + 8);
         assert_eq!(len(seal::<Bincode, _>(&page, timed).unwrap()), 5_003 + 20);
         let sealed = seal::<Bincode, _>(&Some(page.clone()), timed).unwrap();

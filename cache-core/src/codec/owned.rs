@@ -54,7 +54,7 @@ pub(super) struct Text {
 /// of those `Option`s and a length that covers exactly the bytes the prefix is not, and
 /// those bytes are within the decoding bounds of `bytes`. Otherwise `None`: the usual
 /// decoding then reports what is wrong with them, or decodes another value.
-#[inline]
+#[inline(always)]
 pub(super) fn locate<T: DeserializeOwned>(bytes: &[u8], split: usize) -> Option<Text> {
     let (asked, options) = asked_by::<T>();
     if asked == Asked::Other {
@@ -66,18 +66,23 @@ pub(super) fn locate<T: DeserializeOwned>(bytes: &[u8], split: usize) -> Option<
     if !prefix.get(..options)?.iter().all(|&tag| tag == 1) {
         return None;
     }
-    let (len, len_bytes) =
-        bincode::decode_from_slice::<u64, _>(&prefix[options..], BINCODE_CONFIG).ok()?;
-    let len = usize::try_from(len).ok()?;
-    let prefix_len = options + len_bytes;
     let (start, end) = if split == 0 {
-        (prefix_len, prefix_len.checked_add(len)?)
+        let (len, len_bytes) =
+            bincode::decode_from_slice::<u64, _>(&prefix[options..], BINCODE_CONFIG).ok()?;
+        let start = options + len_bytes;
+        (start, start.checked_add(usize::try_from(len).ok()?)?)
     } else {
-        (0, len)
+        // The length must be the body's, as bincode writes it (encoding it is cheaper than
+        // decoding a varint at the very end of the bytes).
+        let mut expected = [0; 9];
+        let written = bincode::encode_into_slice(body as u64, &mut expected, BINCODE_CONFIG).ok()?;
+        if prefix[options..] != expected[..written] {
+            return None;
+        }
+        (0, body)
     };
-    let whole = end == body && (split == 0 || prefix_len == split);
     let budget = Budget::for_stored(bytes.len());
-    if !whole || budget.claim_bytes::<de::value::Error>(len).is_err() {
+    if end != body || budget.claim_bytes::<de::value::Error>(end - start).is_err() {
         return None;
     }
     Some(Text { asked, start, end })
@@ -90,6 +95,7 @@ impl Text {
     }
 
     /// The value, made of the string's bytes (checked as UTF-8 if it asked for a `String`).
+    #[inline(always)]
     pub(super) fn build<T: DeserializeOwned>(&self, bytes: Vec<u8>) -> Result<T, Refusal> {
         let owned = match self.asked {
             Asked::String => {
@@ -250,7 +256,6 @@ mod tests {
     use bytes::{Bytes, BytesMut};
 
     use super::*;
-    use crate::codec::split::SPLIT_FROM;
     use crate::codec::{Bincode, Codec};
 
     /// Whether `T` may be decoded in place.
@@ -377,24 +382,23 @@ mod tests {
         assert!(inner == text);
         assert_eq!(inner.as_ptr(), start);
         assert_eq!(self::split(&Some(None::<Page>)).1, 0);
-        let mut bytes = vec![0; SPLIT_FROM];
-        bytes[0] = 255;
-        let buffer = Buffer(bytes);
-        let (stored, split) = self::split(&buffer);
-        assert_eq!((&stored[..2], &stored[SPLIT_FROM..]), (&[255, 0][..], &[251, 0, 16][..]));
-        assert_eq!(Bincode::decode_owned_split::<Buffer>(stored, split).unwrap(), buffer);
+        let (bytes, split) = self::split(&Buffer(vec![0, 255]));
+        assert_eq!((&bytes[..], split), (&[0, 255, 2][..], 1));
+        assert_eq!(
+            Bincode::decode_owned_split::<Buffer>(bytes, split).unwrap(),
+            Buffer(vec![0, 255])
+        );
     }
 
     #[test]
-    fn only_values_that_are_one_string_of_four_kib_or_more_are_split() {
-        let long = "w".repeat(SPLIT_FROM);
+    fn only_values_that_are_one_string_are_split() {
+        let long = "w".repeat(4096);
         assert_eq!(split(&long).1, 3, "a u16 length after its marker");
         assert_eq!(split(&Wrapped(Page(long.clone()))).1, 3);
         assert_eq!(split(&Some(Some(long.clone()))).1, 2 + 3);
-        assert_eq!(split(&&long[1..]).1, 0, "shorter: moving it costs less");
-        assert_eq!(split(&"").1, 0);
+        assert_eq!(split(&"").1, 1, "an empty string is its length");
         assert_eq!(split(&7u64).1, 0);
-        assert_eq!(split(&vec![1u8; SPLIT_FROM]).1, 0, "a Vec<u8> is a sequence");
+        assert_eq!(split(&vec![1u8, 2]).1, 0, "a Vec<u8> is a sequence");
         assert_eq!(split(&(long, 1u8)).1, 0);
         assert_eq!(split(&None::<String>).1, 0);
     }
@@ -402,7 +406,7 @@ mod tests {
     #[test]
     fn a_split_value_read_as_another_compatible_type_is_put_back_together() {
         // Written as a string, read as a one-field tuple (the same bincode bytes).
-        let text = "a".repeat(SPLIT_FROM);
+        let text = "a".repeat(300);
         let (stored, split) = self::split(&text);
         assert!(split > 0);
         let tuple = (text.clone(),);

@@ -5,8 +5,8 @@
 //! `1` for each `Some`, then the length) followed by the bytes. When the envelope seals a
 //! value ([`Codec::encode_split`]), [`Bincode`] moves that prefix after the bytes, so the
 //! bytes start the stored value and a hit read from Redis becomes its buffer cut short (see
-//! `owned`), with no byte moved. Any other value, and a string shorter than [`SPLIT_FROM`],
-//! is stored as bincode writes it.
+//! `owned`), with no byte moved, and starts at the buffer's aligned start, where the UTF-8
+//! check runs fastest. Any other value is stored as bincode writes it.
 //!
 //! What a value serializes is found by a [`Probe`]: a serializer that looks through newtype
 //! structs and `Some`s and stops at the first other call, so nothing is encoded twice.
@@ -21,21 +21,12 @@ use serde::ser::{self, Impossible};
 
 use super::owned::MAX_LAYERS;
 
-/// The shortest string stored split (4 KiB). Below it, moving the bytes past the prefix
-/// costs a hit less than reading a split value (about 100 instructions), and an in-memory
-/// hit, which copies the bytes either way, reads bincode's own layout a little faster.
-pub(super) const SPLIT_FROM: usize = 4 * 1024;
-
 /// How many of the first bytes of `value`'s bincode encoding (`encoded` bytes long) come
-/// before its one string or byte string: 0 when it is not one, or shorter than
-/// [`SPLIT_FROM`].
+/// before its one string or byte string: 0 when it is not one.
 pub(super) fn prefix_len<T: Serialize + ?Sized>(value: &T, encoded: usize) -> u8 {
     let Err(Found(Some(len))) = value.serialize(Probe { layers: 0 }) else {
         return 0;
     };
-    if len < SPLIT_FROM {
-        return 0;
-    }
     // The bytes end the encoding; a prefix of more than 255 bytes is no bincode of a string.
     encoded
         .checked_sub(len)
