@@ -165,7 +165,10 @@ pub trait Codec: Send + Sync + 'static {
 /// Decodes an encoding whose first `split` bytes end `bytes` by putting them back in front
 /// (a copy, needed only when a split value is read as a type that does not decode it where
 /// it is).
-fn decode_rejoined<C: Codec + ?Sized, T: DeserializeOwned>(bytes: &[u8], split: usize) -> Result<T> {
+fn decode_rejoined<C: Codec + ?Sized, T: DeserializeOwned>(
+    bytes: &[u8],
+    split: usize,
+) -> Result<T> {
     if split == 0 {
         return C::decode(bytes);
     }

@@ -261,7 +261,11 @@ mod tests {
             seal::<Bincode, _>(&text, meta).unwrap(),
             seal::<Bincode, _>(&text, Meta::default()).unwrap(),
         ] {
-            assert_eq!(&sealed[..text.len()], text.as_bytes(), "the text comes first");
+            assert_eq!(
+                &sealed[..text.len()],
+                text.as_bytes(),
+                "the text comes first"
+            );
             let expected = open::<Bincode, String>(&sealed).unwrap();
             // Unique bytes (as read from Redis): the string is their buffer, cut short.
             let unique = Bytes::from(sealed.to_vec());
@@ -294,15 +298,28 @@ mod tests {
         };
         let len = |bytes: Bytes| bytes.len();
         let page = "p".repeat(5_000);
-        assert_eq!(len(seal::<Bincode, _>(&7u8, Meta::default()).unwrap()), 1 + 7);
+        assert_eq!(
+            len(seal::<Bincode, _>(&7u8, Meta::default()).unwrap()),
+            1 + 7
+        );
         assert_eq!(len(seal::<Bincode, _>(&7u8, timed).unwrap()), 1 + 19);
-        assert_eq!(len(seal::<Bincode, _>(&"ab", Meta::default()).unwrap()), 3 + 8);
+        assert_eq!(
+            len(seal::<Bincode, _>(&"ab", Meta::default()).unwrap()),
+            3 + 8
+        );
         assert_eq!(len(seal::<Bincode, _>(&"ab", timed).unwrap()), 3 + 20);
-        assert_eq!(len(seal::<Bincode, _>(&page, Meta::default()).unwrap()), 5_003 + 8);
+        assert_eq!(
+            len(seal::<Bincode, _>(&page, Meta::default()).unwrap()),
+            5_003 + 8
+        );
         assert_eq!(len(seal::<Bincode, _>(&page, timed).unwrap()), 5_003 + 20);
         let sealed = seal::<Bincode, _>(&Some(page.clone()), timed).unwrap();
         assert_eq!(&sealed[..5_000], page.as_bytes(), "the text first");
-        assert_eq!(&sealed[5_000..5_004], [1, 251, 0x88, 0x13], "its Some, its length");
+        assert_eq!(
+            &sealed[5_000..5_004],
+            [1, 251, 0x88, 0x13],
+            "its Some, its length"
+        );
         let trailer = &sealed[5_004 + TIMING_LEN..];
         assert_eq!(trailer[0], 4, "split: those 4 bytes");
         assert_eq!(&trailer[5..], [FLAG_TIMING | FLAG_SPLIT, Bincode::ID, 0xC2]);
@@ -319,9 +336,9 @@ mod tests {
         out.extend_from_slice(&tag.to_le_bytes());
         if timed {
             let compute = meta.compute_time.map_or(0, |d| d.as_millis() as u32);
-            let expiry = meta
-                .soft_expiry
-                .map_or(0, |t| t.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64);
+            let expiry = meta.soft_expiry.map_or(0, |t| {
+                t.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+            });
             out.extend_from_slice(&compute.to_le_bytes());
             out.extend_from_slice(&expiry.to_le_bytes());
         }

@@ -75,7 +75,8 @@ pub(super) fn locate<T: DeserializeOwned>(bytes: &[u8], split: usize) -> Option<
         // The length must be the body's, as bincode writes it (encoding it is cheaper than
         // decoding a varint at the very end of the bytes).
         let mut expected = [0; 9];
-        let written = bincode::encode_into_slice(body as u64, &mut expected, BINCODE_CONFIG).ok()?;
+        let written =
+            bincode::encode_into_slice(body as u64, &mut expected, BINCODE_CONFIG).ok()?;
         if prefix[options..] != expected[..written] {
             return None;
         }
@@ -98,9 +99,7 @@ impl Text {
     #[inline(always)]
     pub(super) fn build<T: DeserializeOwned>(&self, bytes: Vec<u8>) -> Result<T, Refusal> {
         let owned = match self.asked {
-            Asked::String => {
-                Owned::String(String::from_utf8(bytes).map_err(|_| Refusal::NotUtf8)?)
-            }
+            Asked::String => Owned::String(String::from_utf8(bytes).map_err(|_| Refusal::NotUtf8)?),
             _ => Owned::ByteBuf(bytes),
         };
         T::deserialize(owned).map_err(Refusal::Invalid)
@@ -362,7 +361,11 @@ mod tests {
     fn a_split_string_becomes_its_buffer_cut_short_with_no_byte_moved() {
         let text = "é".repeat(100_000);
         let (stored, split) = self::split(&text);
-        assert_eq!(&stored[..text.len()], text.as_bytes(), "the bytes come first");
+        assert_eq!(
+            &stored[..text.len()],
+            text.as_bytes(),
+            "the bytes come first"
+        );
         assert_eq!(split, 1 + 4, "then a u32 length after its marker");
         // Copied out of bytes that something else holds, which are left intact.
         assert!(Bincode::decode_split::<String>(&stored, split).unwrap() == text);
