@@ -33,7 +33,7 @@
 //! flags and the type's 32-bit hash, or 0) and what came before decoded as the type; a
 //! version-1 value that ends in a string never does, as UTF-8 text never ends in `0xC2`.
 //! (The other way round, a process of the previous version reads a value of this version
-//! as a miss unless it starts with `0xC1`, which a string's bytes never do either.)
+//! as a miss unless it starts with `0xC1`, which the bytes of a `String` never do.)
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
