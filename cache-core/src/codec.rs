@@ -52,8 +52,9 @@
 mod borrowing;
 mod budget;
 mod owned;
+mod split;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -105,9 +106,9 @@ pub trait Codec: Send + Sync + 'static {
     /// (the codecs of this crate keep to the [bounds](self#bounded-decoding) above).
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T>;
 
-    /// Decodes a whole value from `bytes`, which the caller gives up: when nothing else
-    /// holds them, a codec may build the value inside their buffer instead of copying out of
-    /// it. The value must be the one [`decode`](Self::decode) returns for the same bytes.
+    /// Decodes a whole value from `bytes`, which the caller gives up: a codec may build the
+    /// value inside their buffer instead of copying out of it. The value must be the one
+    /// [`decode`](Self::decode) returns for the same bytes.
     ///
     /// The default decodes from the slice. [`Bincode`] decodes a `String` (or an owned byte
     /// buffer such as `serde_bytes::ByteBuf`, inside any newtype structs and `Some`s) in
@@ -115,19 +116,64 @@ pub trait Codec: Send + Sync + 'static {
     /// copy.
     ///
     /// ```
-    /// use bytes::Bytes;
+    /// use bytes::BytesMut;
     /// use cache_core::codec::{Bincode, Codec};
     ///
     /// let mut bytes = Vec::new();
     /// Bincode::encode("a large page", &mut bytes)?;
-    /// let page: String = Bincode::decode_owned(Bytes::from(bytes))?;
+    /// let page: String = Bincode::decode_owned(BytesMut::from(&bytes[..]))?;
     /// assert_eq!(page, "a large page");
     /// # Ok::<(), cache_core::Error>(())
     /// ```
     #[inline]
-    fn decode_owned<T: DeserializeOwned>(bytes: Bytes) -> Result<T> {
+    fn decode_owned<T: DeserializeOwned>(bytes: BytesMut) -> Result<T> {
         Self::decode(&bytes)
     }
+
+    /// Not public API: how the [envelope](crate::envelope) stores a payload. Appends the
+    /// encoding of `value` to `out` like [`encode`](Self::encode), possibly with its first
+    /// bytes moved to the end (so that what a value is decoded into in place starts the
+    /// stored bytes), and returns how many were moved. The default moves none.
+    #[doc(hidden)]
+    #[inline]
+    fn encode_split<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<u8> {
+        Self::encode(value, out).map(|()| 0)
+    }
+
+    /// Not public API: [`decode`](Self::decode) for an encoding whose first `split` bytes
+    /// end `bytes` (as [`encode_split`](Self::encode_split) wrote it). The default puts them
+    /// back in front.
+    #[doc(hidden)]
+    #[inline]
+    fn decode_split<T: DeserializeOwned>(bytes: &[u8], split: usize) -> Result<T> {
+        decode_rejoined::<Self, T>(bytes, split)
+    }
+
+    /// Not public API: [`decode_owned`](Self::decode_owned) for an encoding whose first
+    /// `split` bytes end `bytes`. The default puts them back in front.
+    #[doc(hidden)]
+    #[inline]
+    fn decode_owned_split<T: DeserializeOwned>(bytes: BytesMut, split: usize) -> Result<T> {
+        if split == 0 {
+            Self::decode_owned(bytes)
+        } else {
+            decode_rejoined::<Self, T>(&bytes, split)
+        }
+    }
+}
+
+/// Decodes an encoding whose first `split` bytes end `bytes` by putting them back in front
+/// (a copy, needed only when a split value is read as a type that does not decode it where
+/// it is).
+fn decode_rejoined<C: Codec + ?Sized, T: DeserializeOwned>(
+    bytes: &[u8],
+    split: usize,
+) -> Result<T> {
+    if split == 0 {
+        return C::decode(bytes);
+    }
+    let (body, head) = bytes.split_at(bytes.len().saturating_sub(split));
+    C::decode(&[head, body].concat())
 }
 
 /// bincode 2 in serde mode, with variable-length integers, decoding within the
@@ -179,25 +225,57 @@ impl Codec for Bincode {
     }
 
     #[inline]
-    fn decode_owned<T: DeserializeOwned>(bytes: Bytes) -> Result<T> {
-        // Shared bytes cannot become the value: decoded from the slice.
-        if !owned::in_place::<T>() || !bytes.is_unique() {
-            return Self::decode(&bytes);
+    fn decode_owned<T: DeserializeOwned>(bytes: BytesMut) -> Result<T> {
+        Self::decode_owned_split(bytes, 0)
+    }
+
+    fn encode_split<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<u8> {
+        let start = out.len();
+        Self::encode(value, out)?;
+        let split = split::prefix_len(value, out.len() - start);
+        out[start..].rotate_left(split.into());
+        Ok(split)
+    }
+
+    #[inline]
+    fn decode_split<T: DeserializeOwned>(bytes: &[u8], split: usize) -> Result<T> {
+        if split == 0 {
+            return Self::decode(bytes);
         }
-        match owned::decode::<T>(BytesMut::from(bytes)) {
-            Ok(value) => Ok(value),
-            Err(Refusal::NotText(bytes)) => Self::decode(&bytes),
-            Err(Refusal::NotUtf8) => Err(Error::new(
-                ErrorKind::Decode,
-                "cannot decode the stored value with bincode: a string that is not UTF-8",
-            )),
-            Err(Refusal::Invalid(e)) => Err(Error::new(
-                ErrorKind::Decode,
-                "cannot decode the stored value with bincode",
-            )
-            .with_source(e)),
+        match owned::locate::<T>(bytes, split) {
+            // Copied out of bytes that something else holds (the memory backend's entries).
+            Some(text) => built(text.build(bytes[text.range()].to_vec())),
+            None => decode_rejoined::<Self, T>(bytes, split),
         }
     }
+
+    #[inline]
+    fn decode_owned_split<T: DeserializeOwned>(mut bytes: BytesMut, split: usize) -> Result<T> {
+        let Some(text) = owned::locate::<T>(&bytes, split) else {
+            return decode_rejoined::<Self, T>(&bytes, split);
+        };
+        // The buffer becomes the value: cut short after the text, and its bytes moved to the
+        // front only when the prefix is in front of them (`split` 0).
+        let range = text.range();
+        bytes.truncate(range.end);
+        bytes.advance(range.start);
+        built(text.build(Vec::from(bytes)))
+    }
+}
+
+/// The result of decoding a string in place, as this module's error.
+fn built<T>(value: Result<T, Refusal>) -> Result<T> {
+    value.map_err(|refusal| match refusal {
+        Refusal::NotUtf8 => Error::new(
+            ErrorKind::Decode,
+            "cannot decode the stored value with bincode: a string that is not UTF-8",
+        ),
+        Refusal::Invalid(e) => Error::new(
+            ErrorKind::Decode,
+            "cannot decode the stored value with bincode",
+        )
+        .with_source(e),
+    })
 }
 
 /// JSON through `serde_json` (feature `json`), decoding within the

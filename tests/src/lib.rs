@@ -886,6 +886,15 @@ impl std::ops::Deref for Late {
     }
 }
 
+/// The envelope trailer that ends a stored value (`cache_core::envelope`: type, flags, codec
+/// and version, after a split byte and a timing block when its flags say so), so a test can
+/// put a hostile payload of its own in front of it and have it read as the same type.
+pub fn envelope_trailer(stored: &[u8]) -> &[u8] {
+    let flags = stored[stored.len() - 3];
+    let len = 7 + usize::from(flags & 2 != 0) + 12 * usize::from(flags & 1 != 0);
+    &stored[stored.len() - len..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,16 +53,16 @@ fn hostile_values_are_misses_whose_fresh_value_replaces_them(deployment: &impl D
         runs.fetch_add(1, Ordering::SeqCst);
         vec!["a".to_owned(), "b".to_owned()]
     };
-    // A real value first, for its envelope header.
+    // A real value first, for its envelope trailer.
     assert_eq!(blocking.get_or_set_with("k", TTL, compute).len(), 2);
     let key = cache.full_key("k");
     let stored: Vec<u8> = redis::cmd("GET")
         .arg(&key)
         .query(&mut deployment.node_of(&key).connection())
         .unwrap();
-    let mut huge = stored[..7].to_vec();
-    huge.push(0xFC); // bincode: a u32 length follows
+    let mut huge = vec![0xFC]; // bincode: a u32 length follows
     huge.extend_from_slice(&20_000_000u32.to_le_bytes());
+    huge.extend_from_slice(tests::envelope_trailer(&stored));
     for (round, hostile) in [b"\xFF\xFEnot an envelope".to_vec(), huge]
         .into_iter()
         .enumerate()

@@ -29,11 +29,11 @@ async fn units(count: usize) -> Vec<()> {
     vec![(); count]
 }
 
-/// The envelope header (version, codec, flags, type) of the value stored under `key`, so
-/// the hostile payload after it is read as the function's own type.
-fn header_of(server: &RedisServer, key: &str) -> Vec<u8> {
+/// `payload` in the envelope of the value stored under `key`, so it is read as the
+/// function's own type.
+fn enveloped(server: &RedisServer, key: &str, payload: &[u8]) -> Vec<u8> {
     let stored: Vec<u8> = redis_support::raw(server, redis::cmd("GET").arg(key));
-    stored[..7].to_vec()
+    [payload, tests::envelope_trailer(&stored)].concat()
 }
 
 fn set_raw(server: &RedisServer, key: &str, bytes: &[u8]) {
@@ -48,11 +48,10 @@ fn a_twenty_megabyte_vec_of_empty_strings_under_a_memoized_key_is_a_miss_and_the
     let key = format!("{}{}", SYNC.namespace(), names::key(2).unwrap());
 
     // 20 million empty strings: 20 MB stored, 480 MB if decoded.
-    let mut hostile = header_of(&server, &key);
-    hostile.push(0xFC); // bincode: a u32 length follows
-    hostile.extend_from_slice(&20_000_000u32.to_le_bytes());
-    hostile.resize(hostile.len() + 20_000_000, 0);
-    set_raw(&server, &key, &hostile);
+    let mut payload = vec![0xFC]; // bincode: a u32 length follows
+    payload.extend_from_slice(&20_000_000u32.to_le_bytes());
+    payload.resize(payload.len() + 20_000_000, 0);
+    set_raw(&server, &key, &enveloped(&server, &key, &payload));
 
     let before = names::stats();
     server.reset_stats();
@@ -84,11 +83,10 @@ async fn sixteen_bytes_under_a_vec_of_units_key_never_decode_as_two_to_the_forty
     assert_eq!(units(3).await.len(), 3);
     let key = format!("{}{}", ASYNC.namespace(), units::key(3).unwrap());
 
-    let mut hostile = header_of(&server, &key);
-    hostile.push(0xFD); // bincode: a u64 length follows
-    hostile.extend_from_slice(&(1u64 << 40).to_le_bytes());
-    hostile.resize(hostile.len() + 7, 0); // 16 bytes of payload in all
-    set_raw(&server, &key, &hostile);
+    let mut payload = vec![0xFD]; // bincode: a u64 length follows
+    payload.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    payload.resize(16, 0); // 16 bytes of payload in all
+    set_raw(&server, &key, &enveloped(&server, &key, &payload));
 
     let before = units::stats();
     assert_eq!(units(3).await.len(), 3, "the real result, not 2^40 units");

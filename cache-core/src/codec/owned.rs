@@ -5,8 +5,10 @@
 //! at once; past the allocator's mmap threshold that is fresh memory, mapped and faulted in
 //! on every hit. When the caller gives the buffer up ([`Codec::decode_owned`]) and the value
 //! is a `String` or an owned byte buffer (`serde_bytes::ByteBuf`, `bytes::Bytes`), possibly
-//! inside newtype structs and `Some`s, the bytes are moved to the front of that same buffer, which
-//! becomes the value: one buffer per hit, like a raw `GET`.
+//! inside newtype structs and `Some`s, that same buffer becomes the value: one buffer per
+//! hit, like a raw `GET`. In the envelope's layout the string's bytes start the buffer (its
+//! bincode prefix, the `Some` tags and the length, is stored after them: see `split`), so
+//! the buffer is only cut short; in bincode's own layout the bytes are moved to its front.
 //!
 //! What the value asks for is found by a [`Probe`]: a deserializer that only records the
 //! first request and refuses it, so nothing is decoded twice.
@@ -15,8 +17,8 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::ops::Range;
 
-use bytes::{Buf, BytesMut};
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::forward_to_deserialize_any;
 
@@ -25,7 +27,7 @@ use super::budget::Budget;
 
 /// The most newtype structs and `Option`s a probe looks through: a recursive type
 /// (`struct List(Option<Box<List>>)`) would otherwise be probed for ever.
-const MAX_LAYERS: usize = 16;
+pub(super) const MAX_LAYERS: usize = 16;
 
 /// What a value asks a deserializer for first, through any newtype structs and `Option`s.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -38,57 +40,74 @@ enum Asked {
     Other,
 }
 
-/// Whether [`decode`] may decode `T` in place: whether `T` asks for an owned string or byte
-/// buffer (through any newtype structs and `Option`s).
-#[inline]
-pub(super) fn in_place<T: DeserializeOwned>() -> bool {
-    asked_by::<T>().0 != Asked::Other
+/// Where a `T` that is one string or byte buffer lies in its bincode encoding, and what it
+/// asked for: found by [`locate`].
+pub(super) struct Text {
+    asked: Asked,
+    start: usize,
+    end: usize,
 }
 
-/// Decodes `payload` (bincode) as `T` inside `payload`'s own buffer, or gives the payload
-/// back when `T` is not a string or a byte buffer, or the payload is not one whole string
-/// (the usual decoding then reports what is wrong with it).
-pub(super) fn decode<T: DeserializeOwned>(mut payload: BytesMut) -> Result<T, Refusal> {
+/// Finds the string of a `T` in `bytes`, a bincode encoding whose first `split` bytes end
+/// it (0: bincode's own layout, the prefix first): when `T` asks for an owned string or byte
+/// buffer (through any newtype structs and `Option`s), the prefix is a `Some` tag for each
+/// of those `Option`s and a length that covers exactly the bytes the prefix is not, and
+/// those bytes are within the decoding bounds of `bytes`. Otherwise `None`: the usual
+/// decoding then reports what is wrong with them, or decodes another value.
+#[inline(always)]
+pub(super) fn locate<T: DeserializeOwned>(bytes: &[u8], split: usize) -> Option<Text> {
     let (asked, options) = asked_by::<T>();
+    if asked == Asked::Other {
+        return None;
+    }
+    let body = bytes.len().checked_sub(split)?;
+    let prefix = if split == 0 { bytes } else { &bytes[body..] };
     // Each `Option` on the way is a `Some` (bincode: a 1 byte), then the string's length.
-    let somes = payload
-        .get(..options)
-        .is_some_and(|tags| tags.iter().all(|&tag| tag == 1));
-    if asked == Asked::Other || !somes {
-        return Err(Refusal::NotText(payload));
+    if !prefix.get(..options)?.iter().all(|&tag| tag == 1) {
+        return None;
     }
-    let Ok((len, prefix)) =
-        bincode::decode_from_slice::<u64, _>(&payload[options..], BINCODE_CONFIG)
-    else {
-        return Err(Refusal::NotText(payload));
+    let (start, end) = if split == 0 {
+        let (len, len_bytes) =
+            bincode::decode_from_slice::<u64, _>(&prefix[options..], BINCODE_CONFIG).ok()?;
+        let start = options + len_bytes;
+        (start, start.checked_add(usize::try_from(len).ok()?)?)
+    } else {
+        // The length must be the body's, as bincode writes it (encoding it is cheaper than
+        // decoding a varint at the very end of the bytes).
+        let mut expected = [0; 9];
+        let written =
+            bincode::encode_into_slice(body as u64, &mut expected, BINCODE_CONFIG).ok()?;
+        if prefix[options..] != expected[..written] {
+            return None;
+        }
+        (0, body)
     };
-    let prefix = options + prefix;
-    let whole = usize::try_from(len)
-        .ok()
-        .and_then(|len| len.checked_add(prefix))
-        .is_some_and(|end| end == payload.len());
-    let budget = Budget::for_stored(payload.len());
-    if !whole
-        || budget
-            .claim_bytes::<de::value::Error>(payload.len() - prefix)
-            .is_err()
-    {
-        return Err(Refusal::NotText(payload));
+    let budget = Budget::for_stored(bytes.len());
+    if end != body || budget.claim_bytes::<de::value::Error>(end - start).is_err() {
+        return None;
     }
-    payload.advance(prefix);
-    // Moves the bytes to the front of the buffer (no allocation): the buffer becomes the value.
-    let bytes = Vec::from(payload);
-    let owned = match asked {
-        Asked::String => Owned::String(String::from_utf8(bytes).map_err(|_| Refusal::NotUtf8)?),
-        _ => Owned::ByteBuf(bytes),
-    };
-    T::deserialize(owned).map_err(Refusal::Invalid)
+    Some(Text { asked, start, end })
 }
 
-/// Why [`decode`] did not produce a value.
+impl Text {
+    /// Where the string's bytes are.
+    pub(super) fn range(&self) -> Range<usize> {
+        self.start..self.end
+    }
+
+    /// The value, made of the string's bytes (checked as UTF-8 if it asked for a `String`).
+    #[inline(always)]
+    pub(super) fn build<T: DeserializeOwned>(&self, bytes: Vec<u8>) -> Result<T, Refusal> {
+        let owned = match self.asked {
+            Asked::String => Owned::String(String::from_utf8(bytes).map_err(|_| Refusal::NotUtf8)?),
+            _ => Owned::ByteBuf(bytes),
+        };
+        T::deserialize(owned).map_err(Refusal::Invalid)
+    }
+}
+
+/// Why a located string did not become the value.
 pub(super) enum Refusal {
-    /// Not a value that this path decodes: the payload, to decode as usual.
-    NotText(BytesMut),
     /// A string that is not UTF-8.
     NotUtf8,
     /// The value refused the string it asked for.
@@ -233,10 +252,15 @@ impl<'de> Deserializer<'de> for Owned {
 mod tests {
     use serde::{Deserialize, Serialize};
 
-    use bytes::Bytes;
+    use bytes::{Bytes, BytesMut};
 
     use super::*;
     use crate::codec::{Bincode, Codec};
+
+    /// Whether `T` may be decoded in place.
+    fn in_place<T: DeserializeOwned>() -> bool {
+        asked_by::<T>().0 != Asked::Other
+    }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Page(String);
@@ -270,10 +294,18 @@ mod tests {
         }
     }
 
-    fn payload<T: Serialize>(value: &T) -> Bytes {
+    /// `value` in bincode's own layout, in a buffer of its own.
+    fn payload<T: Serialize>(value: &T) -> BytesMut {
         let mut bytes = Vec::new();
         Bincode::encode(value, &mut bytes).unwrap();
-        Bytes::from(bytes)
+        BytesMut::from(Bytes::from(bytes))
+    }
+
+    /// `value` as the envelope stores it: its prefix after its bytes, if it is one string.
+    fn split<T: Serialize>(value: &T) -> (BytesMut, usize) {
+        let mut bytes = Vec::new();
+        let split = Bincode::encode_split(value, &mut bytes).unwrap();
+        (BytesMut::from(Bytes::from(bytes)), split.into())
     }
 
     #[test]
@@ -323,11 +355,69 @@ mod tests {
         let none: Option<Option<Page>> =
             Bincode::decode_owned(self::payload(&Some(None::<Page>))).unwrap();
         assert_eq!(none, Some(None));
-        // Bytes that something else holds are left intact.
-        let held = payload(&text);
-        let copy: String = Bincode::decode_owned(held.clone()).unwrap();
-        assert_ne!(copy.as_ptr(), held.as_ptr());
-        assert_eq!(Bincode::decode::<String>(&held).unwrap(), text);
+    }
+
+    #[test]
+    fn a_split_string_becomes_its_buffer_cut_short_with_no_byte_moved() {
+        let text = "é".repeat(100_000);
+        let (stored, split) = self::split(&text);
+        assert_eq!(
+            &stored[..text.len()],
+            text.as_bytes(),
+            "the bytes come first"
+        );
+        assert_eq!(split, 1 + 4, "then a u32 length after its marker");
+        // Copied out of bytes that something else holds, which are left intact.
+        assert!(Bincode::decode_split::<String>(&stored, split).unwrap() == text);
+        assert_eq!(stored.len(), text.len() + split);
+        let start = stored.as_ptr();
+        let decoded: String = Bincode::decode_owned_split(stored, split).unwrap();
+        assert!(decoded == text);
+        assert_eq!(decoded.as_ptr(), start, "the same buffer, not a copy");
+        // Through newtypes and `Some`s; a `None`, not a string, is not split.
+        let (some, split) = self::split(&Some(Some(Page(text.clone()))));
+        assert_eq!(split, 2 + 1 + 4);
+        let start = some.as_ptr();
+        let decoded: Option<Option<Page>> = Bincode::decode_owned_split(some, split).unwrap();
+        let Some(Some(Page(inner))) = decoded else {
+            panic!("two Somes")
+        };
+        assert!(inner == text);
+        assert_eq!(inner.as_ptr(), start);
+        assert_eq!(self::split(&Some(None::<Page>)).1, 0);
+        let (bytes, split) = self::split(&Buffer(vec![0, 255]));
+        assert_eq!((&bytes[..], split), (&[0, 255, 2][..], 1));
+        assert_eq!(
+            Bincode::decode_owned_split::<Buffer>(bytes, split).unwrap(),
+            Buffer(vec![0, 255])
+        );
+    }
+
+    #[test]
+    fn only_values_that_are_one_string_are_split() {
+        let long = "w".repeat(4096);
+        assert_eq!(split(&long).1, 3, "a u16 length after its marker");
+        assert_eq!(split(&Wrapped(Page(long.clone()))).1, 3);
+        assert_eq!(split(&Some(Some(long.clone()))).1, 2 + 3);
+        assert_eq!(split(&"").1, 1, "an empty string is its length");
+        assert_eq!(split(&7u64).1, 0);
+        assert_eq!(split(&vec![1u8, 2]).1, 0, "a Vec<u8> is a sequence");
+        assert_eq!(split(&(long, 1u8)).1, 0);
+        assert_eq!(split(&None::<String>).1, 0);
+    }
+
+    #[test]
+    fn a_split_value_read_as_another_compatible_type_is_put_back_together() {
+        // Written as a string, read as a one-field tuple (the same bincode bytes).
+        let text = "a".repeat(300);
+        let (stored, split) = self::split(&text);
+        assert!(split > 0);
+        let tuple = (text.clone(),);
+        assert!(Bincode::decode_split::<(String,)>(&stored, split).unwrap() == tuple);
+        assert!(Bincode::decode_owned_split::<(String,)>(stored, split).unwrap() == tuple);
+        // Read as an `Option<String>`: its tag would be the length's marker, so no value.
+        let (stored, split) = self::split(&text);
+        assert!(Bincode::decode_owned_split::<Option<String>>(stored, split).is_err());
     }
 
     #[test]
@@ -341,30 +431,46 @@ mod tests {
 
     #[test]
     fn bad_strings_are_decode_errors_in_place_too() {
+        let owned = |bytes: &[u8]| BytesMut::from(bytes);
         // Not UTF-8; trailing bytes; a length beyond the bytes; a length prefix cut short.
-        let not_utf8 = Bytes::from(vec![2, 0xC3, 0x28]);
+        let not_utf8 = owned(&[2, 0xC3, 0x28]);
         assert!(
             Bincode::decode_owned::<String>(not_utf8)
                 .unwrap_err()
                 .is_decode()
         );
-        let mut trailing = payload(&"abc").to_vec();
-        trailing.push(0);
-        let trailing = Bytes::from(trailing);
+        let mut trailing = payload(&"abc");
+        trailing.extend_from_slice(&[0]);
         let err = Bincode::decode_owned::<String>(trailing).unwrap_err();
         assert!(format!("{err:#}").contains("trailing"), "{err:#}");
-        let short = Bytes::from(vec![9, b'a']);
+        let short = owned(&[9, b'a']);
         assert!(
             Bincode::decode_owned::<String>(short)
                 .unwrap_err()
                 .is_decode()
         );
-        let cut = Bytes::from(vec![0xFD, 1]);
+        let cut = owned(&[0xFD, 1]);
         assert!(Bincode::decode_owned::<Page>(cut).unwrap_err().is_decode());
         assert!(
-            Bincode::decode_owned::<String>(Bytes::new())
+            Bincode::decode_owned::<String>(BytesMut::new())
                 .unwrap_err()
                 .is_decode()
         );
+        // The same, split: not UTF-8; a length that is not the bytes before it, either way;
+        // a split longer than the bytes.
+        for (stored, split) in [
+            (&[0xC3, 0x28, 2][..], 1),
+            (&[b'a', b'b', 3], 1),
+            (&[b'a', b'b', 1], 1),
+            (&[b'a', 1, 2], 2),
+            (&[2], 2),
+        ] {
+            let borrowed = Bincode::decode_split::<String>(stored, split);
+            let in_place = Bincode::decode_owned_split::<String>(owned(stored), split);
+            assert!(
+                borrowed.unwrap_err().is_decode() && in_place.unwrap_err().is_decode(),
+                "{stored:?} split {split}"
+            );
+        }
     }
 }
