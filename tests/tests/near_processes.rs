@@ -78,13 +78,13 @@ impl Run {
             let Some(value) = value else { continue };
             // The first acknowledged change that superseded `value`.
             let next = self.acks.partition_point(|&(n, _)| n <= value);
-            if let Some(&(n, at)) = self.acks.get(next) {
-                if last > at + BOUND_US {
-                    found.push(format!(
-                        "served {value} until {} ms after {n} was acknowledged (first {first}, last {last})",
-                        (last - at) / 1000
-                    ));
-                }
+            if let Some(&(n, at)) = self.acks.get(next)
+                && last > at + BOUND_US
+            {
+                found.push(format!(
+                    "served {value} until {} ms after {n} was acknowledged (first {first}, last {last})",
+                    (last - at) / 1000
+                ));
             }
         }
         found
