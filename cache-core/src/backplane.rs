@@ -24,7 +24,7 @@
 //!   a flush. Bytes that are not a message of this version are not applied, are counted and
 //!   logged once, and flush too: they may have carried a change (an instance of another
 //!   version during a rolling upgrade).
-//! - **The gate** (`gate`, [`Backplane::in_sync`]) is a deadline in an `AtomicU64`
+//! - **The gate** (`gate`, [`Backplane::in_sync_at`]) is a deadline in an `AtomicU64`
 //!   compared with a coarse monotonic clock read (about 12 ns on the build machine): it
 //!   closes by itself when time passes, even if the receiving thread is stuck.
 //! - **The race guard** (`guard`, [`Backplane::snapshot`], [`Backplane::still_valid`]):
@@ -105,6 +105,11 @@ pub(crate) use publish::Change;
 pub(crate) use receive::Listener;
 pub(crate) use settings::{MIN_BOUND, Settings};
 
+/// The coarse monotonic clock of the gate, in ticks of 2^-32 s (about 12 ns a read; it lags
+/// the precise clock by at most one kernel tick): a near hit reads it once, for the gate
+/// and for its entry's expiry.
+pub(crate) use gate::{now as coarse_now, ticks as coarse_ticks};
+
 use crate::bus::Bus;
 use publish::Outbox;
 use shared::Shared;
@@ -147,11 +152,17 @@ impl Backplane {
         self.outbox.announce(&self.shared, change);
     }
 
-    /// Whether near entries may be served now: one atomic load and one coarse clock read
-    /// (about 12 ns), called on every near hit.
-    #[inline]
+    /// Whether near entries may be served now (tests; near hits use [`Backplane::in_sync_at`]).
+    #[cfg(test)]
     pub(crate) fn in_sync(&self) -> bool {
         self.shared.gate.is_open()
+    }
+
+    /// Whether near entries may be served at `now` ([`coarse_now`], read by the caller): one
+    /// atomic load, on every near hit.
+    #[inline]
+    pub(crate) fn in_sync_at(&self, now: u64) -> bool {
+        self.shared.gate.is_open_at(now)
     }
 
     /// A snapshot to take before a backend read whose result will be kept in the near tier;

@@ -171,8 +171,10 @@ impl CacheBuilder {
         let near = self.near.as_ref().map(NearCache::check).transpose()?;
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryBackend::new()));
         let capabilities = Backend::capabilities(&*store);
-        let near =
-            near.and_then(|near| Tier::start(&near, &*store, &namespace, !capabilities.shared));
+        let near = near.and_then(|near| {
+            let bus = crate::backend::Backend::bus(&*store, &namespace);
+            Tier::start(&near, bus, &namespace, !capabilities.shared)
+        });
         Ok(Cache {
             inner: Arc::new(Inner {
                 store,

@@ -885,9 +885,17 @@ impl<'a> Plan<'a> {
         }
     }
 
+    /// A value read from the backend may have been stored long ago, and a `GET` does not say
+    /// how long its entry has left: the near copy lives at most the function's timeout from
+    /// now (and its local timeout, and a soft expiry's fresh period), so that a value is
+    /// never served past its timeout by more than the local timeout.
     fn keep_near<R, P: Policy<R>>(&self, near: &NearPlan, policy: &P, result: &R, fill: Fill) {
         if let (Some(tier), Some(value)) = (self.cache.near(), policy.near_value(result)) {
-            tier.keep(near, value, fill);
+            let limit = match (fill.limit, self.ttl()) {
+                (Some(limit), Some(ttl)) => Some(limit.min(ttl)),
+                (limit, ttl) => limit.or(ttl),
+            };
+            tier.keep(near, value, Fill { limit, ..fill });
         }
     }
 

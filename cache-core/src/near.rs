@@ -23,13 +23,13 @@ use std::any::Any;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use settings::NearCache;
 pub(crate) use settings::{Bound, Checked};
 
-use crate::backend::Store;
-use crate::backplane::{Backplane, Change, Listener, NearKey, Settings};
+use crate::backplane::{Backplane, Change, Listener, NearKey, Settings, coarse_now, coarse_ticks};
+use crate::bus::Bus;
 use crate::waiters::Waiters;
 
 /// A value in the near cache: the result of an annotated function, typed.
@@ -39,7 +39,8 @@ pub(crate) type NearValue = Arc<dyn Any + Send + Sync>;
 #[derive(Clone)]
 struct Entry {
     value: NearValue,
-    expires: Instant,
+    /// In ticks of the coarse clock ([`coarse_now`]).
+    expires: u64,
     weight: u32,
 }
 
@@ -192,13 +193,13 @@ pub(crate) struct Fill {
 }
 
 impl Tier {
-    /// The tier of a cache built with `settings` over `store`: behind the backplane of the
+    /// The tier of a cache built with `settings`: behind the backplane of `bus`, the
     /// backend's change channel for `namespace`, or alone on an in-process backend without
     /// one; `None` (with a warning) on a shared backend without one, which could not learn
     /// of other instances' changes.
     pub(crate) fn start(
         settings: &Checked,
-        store: &dyn Store,
+        bus: Option<Arc<dyn Bus>>,
         namespace: &str,
         in_process: bool,
     ) -> Option<Self> {
@@ -220,7 +221,7 @@ impl Tier {
             ),
             generations: Generations([const { AtomicU64::new(0) }; STRIPES]),
         });
-        let gate = match crate::backend::Backend::bus(store, namespace) {
+        let gate = match bus {
             Some(bus) => {
                 let backplane = Settings {
                     bound: settings.staleness_bound,
@@ -254,25 +255,28 @@ impl Tier {
     }
 
     #[inline]
-    fn serving(&self) -> bool {
+    fn serving_at(&self, now: u64) -> bool {
         #[cfg(test)]
         if self.closed.load(Ordering::SeqCst) {
             return false;
         }
         match &self.gate {
-            Gate::Backplane(backplane) => backplane.in_sync(),
+            Gate::Backplane(backplane) => backplane.in_sync_at(now),
             Gate::Alone => true,
         }
     }
 
     /// The value under `key`, if the tier may serve and holds one that has not expired.
+    /// One read of the coarse clock serves the gate and the expiry: an entry lives up to
+    /// one kernel tick (1 to 10 ms) longer than its local timeout.
     #[inline]
     pub(crate) fn get(&self, key: NearKey) -> Option<NearValue> {
-        if !self.serving() {
+        let now = coarse_now();
+        if !self.serving_at(now) {
             return None;
         }
         let entry = self.shared.entries.get(&key)?;
-        if Instant::now() >= entry.expires {
+        if now >= entry.expires {
             self.shared.entries.remove(&key);
             return None;
         }
@@ -317,7 +321,7 @@ impl Tier {
         }
         let entry = Entry {
             value,
-            expires: Instant::now() + life,
+            expires: coarse_now().saturating_add(coarse_ticks(life)),
             weight: u32::try_from(fill.weight).unwrap_or(u32::MAX),
         };
         self.shared.entries.insert(plan.key, entry);

@@ -36,10 +36,11 @@ pub struct Options {
     pub cache_none: bool,
     /// Leases, early refresh, serve-stale and jitter.
     pub stampede: Stampede,
-    /// How long the result may be served from this process's near cache (see
-    /// [`NearCache`](crate::NearCache)); `None` for the near cache's own local timeout, zero
-    /// to keep it out of the near cache. Ignored by a cache without a near cache. Used by
-    /// annotated functions (`local = ..`); the direct API keeps nothing in the near cache.
+    /// The `local = ..` of an annotated function: how long its result may be served from
+    /// this process's near cache ([`NearCache`](crate::NearCache)); `None` for the near
+    /// cache's own local timeout, zero to keep it out. Not public API: the direct API keeps
+    /// nothing in the near cache (its values need no `Clone`), so no call of it reads this.
+    #[doc(hidden)]
     pub local: Option<Duration>,
 }
 
@@ -91,12 +92,6 @@ impl OptionsBuilder {
     /// See [`CallOptions::stampede`](Options::stampede).
     pub fn stampede(mut self, stampede: Stampede) -> Self {
         self.0.stampede = stampede;
-        self
-    }
-
-    /// See [`CallOptions::local`](Options::local).
-    pub fn local(mut self, local: Duration) -> Self {
-        self.0.local = Some(local);
         self
     }
 

@@ -41,7 +41,13 @@ impl Gate {
     /// before it was opened.
     #[inline]
     pub(crate) fn is_open(&self) -> bool {
-        now() < self.deadline.load(Ordering::Acquire)
+        self.is_open_at(now())
+    }
+
+    /// [`Gate::is_open`] at `now` (in ticks), for a caller that read the clock already.
+    #[inline]
+    pub(crate) fn is_open_at(&self, now: u64) -> bool {
+        now < self.deadline.load(Ordering::Acquire)
     }
 
     /// Open until `deadline` (in ticks); `u64::MAX` never closes by itself.
