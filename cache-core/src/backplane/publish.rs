@@ -138,16 +138,24 @@ impl Publisher {
 
     fn run(mut self, changes: &Receiver<Change>) {
         loop {
-            let wait = self.last_sent.map_or(Duration::ZERO, |sent| {
+            let due = self.last_sent.map_or(Duration::ZERO, |sent| {
                 (sent + self.shared.timing.heartbeat).saturating_duration_since(Instant::now())
             });
+            // Wake at least every tick, for a heartbeat asked for by a new subscription.
+            let wait = due.min(self.shared.timing.tick);
             let mut batch = match changes.recv_timeout(wait) {
                 Ok(change) => {
                     let mut batch = Batch::Heartbeat;
                     batch.add(change);
                     batch
                 }
-                Err(RecvTimeoutError::Timeout) => Batch::Heartbeat,
+                Err(RecvTimeoutError::Timeout) => {
+                    let asked = self.shared.heartbeat_soon.swap(false, Ordering::AcqRel);
+                    if !asked && wait < due {
+                        continue;
+                    }
+                    Batch::Heartbeat
+                }
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             let mut open = true;
@@ -175,6 +183,8 @@ impl Publisher {
     /// Numbers and sends one message. A failed publish consumes its number too: receivers
     /// see the gap at the next message.
     fn publish(&mut self, kind: Kind) {
+        // Any message sent from now on comes back on the new subscription.
+        self.shared.heartbeat_soon.store(false, Ordering::Release);
         let skip = u64::from(self.shared.overflowed.swap(false, Ordering::AcqRel));
         let seq = self.next_seq + skip;
         self.next_seq = seq + 1;

@@ -3,6 +3,7 @@
 //! serving gate open while this instance's own messages come back in time.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::counters::bump;
@@ -119,6 +120,9 @@ impl Receiver {
         self.contact_until = None;
         self.flush();
         self.peers.heard_all(gate::now());
+        // The gate opens when one of our own messages comes back on this subscription: ask
+        // the publisher for a heartbeat now rather than at its next one.
+        self.shared.heartbeat_soon.store(true, Ordering::Release);
     }
 
     /// The subscription is gone. Fail-safe keeps serving (and flushes when contact comes
