@@ -13,6 +13,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tests::RedisServer;
+use tests::cluster::RedisCluster;
+use tests::sentinel::RedisSentinels;
 
 const NODE: &str = env!("CARGO_BIN_EXE_near_instance");
 /// The default staleness bound, which the nodes use.
@@ -25,9 +27,10 @@ struct Node {
 }
 
 impl Node {
-    fn start(server: &RedisServer, role: &str) -> Self {
+    fn start(server: &RedisServer, role: &str, deployment: Option<&str>) -> Self {
         let mut child = Command::new(NODE)
             .args([server.url().as_str(), role])
+            .args(deployment)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -129,12 +132,22 @@ impl Run {
 }
 
 /// Runs `changes` write-through changes, calling `fault(i, server, writer)` before each.
-fn run(changes: u64, mut fault: impl FnMut(u64, &mut RedisServer, &mut Node)) -> Run {
+fn run(changes: u64, fault: impl FnMut(u64, &mut RedisServer, &mut Node)) -> Run {
+    run_on(None, changes, fault)
+}
+
+/// [`run`] with the cache on `deployment` (`cluster=..`, `sentinel=..`; the truth stays on a
+/// server of its own).
+fn run_on(
+    deployment: Option<&str>,
+    changes: u64,
+    mut fault: impl FnMut(u64, &mut RedisServer, &mut Node),
+) -> Run {
     let mut server = RedisServer::start();
-    let mut writer = Node::start(&server, "writer");
+    let mut writer = Node::start(&server, "writer", deployment);
     writer.send("bump 0");
     assert!(writer.line().starts_with("ack 0 "));
-    let mut reader = Node::start(&server, "reader");
+    let mut reader = Node::start(&server, "reader", deployment);
     assert_eq!(reader.line(), "ready");
     // Let the reader subscribe and serve from its near tier before the run.
     std::thread::sleep(Duration::from_millis(500));
@@ -258,4 +271,39 @@ fn dropped_messages_keep_the_bound() {
         }
     });
     assert_bound_held(&run, "one announcement in 50 dropped");
+}
+
+#[test]
+fn on_a_cluster_a_change_is_not_served_after_the_bound_and_killed_subscribers_keep_it() {
+    let cluster = RedisCluster::builder().replicas_per_primary(0).start();
+    let deployment = format!("cluster={}", cluster.seed_list());
+    let run = run_on(Some(&deployment), 400, |n, _, _| {
+        if n % 100 == 50 {
+            for node in cluster.nodes() {
+                let mut redis = node.connection();
+                let _: u64 = redis::cmd("CLIENT")
+                    .arg("KILL")
+                    .arg("TYPE")
+                    .arg("pubsub")
+                    .query(&mut redis)
+                    .unwrap();
+            }
+        }
+    });
+    assert_bound_held(
+        &run,
+        "Cluster (sharded pub/sub), CLIENT KILL TYPE pubsub every 100 changes",
+    );
+}
+
+#[test]
+fn on_sentinel_a_change_is_not_served_after_the_bound() {
+    let set_up = RedisSentinels::start();
+    let deployment = format!(
+        "sentinel={}/{}",
+        set_up.sentinel_addrs().join(","),
+        set_up.master_name()
+    );
+    let run = run_on(Some(&deployment), 400, |_, _, _| {});
+    assert_bound_held(&run, "Sentinel");
 }

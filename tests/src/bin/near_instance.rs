@@ -1,7 +1,9 @@
 //! One instance of the near-cache coherence tests (`tests/tests/near_processes.rs`): a Redis
 //! cache with a near tier, driven over stdin, reporting on stdout.
 //!
-//! Usage: `near_instance <url> <writer|reader>`.
+//! Usage: `near_instance <url> <writer|reader> [cluster=<seeds> | sentinel=<addrs>/<master>]`:
+//! the cache is on the Redis at `url`, or on the Cluster or Sentinel set-up given third;
+//! the truth is always at `url`.
 //!
 //! Both roles share one cached function, `version()`, whose body reads the "truth" (a plain
 //! key the test controls, outside the cache's namespace) and which the near tier serves for
@@ -29,12 +31,22 @@ use cache_core::{Cache, NearCache, memoize};
 pub const TRUTH: &str = "near-test:truth";
 
 static URL: OnceLock<String> = OnceLock::new();
+/// Where the cache is, when not at `URL`.
+static DEPLOYMENT: OnceLock<String> = OnceLock::new();
 static CACHE: LazyLock<Cache> = LazyLock::new(|| {
-    let backend = cache_redis::RedisBackend::builder()
-        .url(URL.get().expect("a URL"))
-        .response_timeout(Duration::from_millis(200))
-        .build()
-        .expect("a valid URL");
+    let builder = cache_redis::RedisBackend::builder().response_timeout(Duration::from_millis(200));
+    let builder = match DEPLOYMENT.get().map(|d| d.split_once('=')) {
+        Some(Some(("cluster", seeds))) => builder.cluster(seeds),
+        Some(Some(("sentinel", spec))) => {
+            let (addrs, master) = spec.rsplit_once('/').expect("sentinel=<addrs>/<master>");
+            addrs
+                .split(',')
+                .fold(builder.master_name(master), |b, addr| b.sentinel(addr))
+        }
+        Some(other) => panic!("unknown deployment {other:?}"),
+        None => builder.url(URL.get().expect("a URL")),
+    };
+    let backend = builder.build().expect("a valid set-up");
     Cache::builder()
         .backend(backend)
         .near_cache(NearCache::new(Duration::from_secs(60)))
@@ -150,9 +162,18 @@ fn reader() {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, url, role] = &args[..] else {
-        eprintln!("usage: near_instance <url> <writer|reader>");
-        std::process::exit(2);
+    let (url, role) = match &args[..] {
+        [_, url, role] => (url, role),
+        [_, url, role, deployment] => {
+            DEPLOYMENT.set(deployment.clone()).expect("set once");
+            (url, role)
+        }
+        _ => {
+            eprintln!(
+                "usage: near_instance <url> <writer|reader> [cluster=<seeds> | sentinel=<addrs>/<master>]"
+            );
+            std::process::exit(2);
+        }
     };
     URL.set(url.clone()).expect("set once");
     match role.as_str() {
