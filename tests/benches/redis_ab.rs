@@ -12,6 +12,9 @@
 //!   runtime flavour, against a raw `MultiplexedConnection` (latency: goal at most 1.05x);
 //! - `concurrent_64`: 64 tasks at once on the multi-thread runtime, each raw task with its own
 //!   clone of one multiplexed connection (throughput: goal at least 0.95x);
+//! - `near_vs_redis_get`: a near hit (the same Redis with a near cache in front) against a
+//!   raw GET of the same value, on the multi-thread runtime (goal: at least 100x faster, a
+//!   ratio at most 0.01);
 //! - `sync`: a sync `#[memoize] fn` against a raw `redis::Connection` (goal at most 1.10x);
 //! - `large_100B_*`, `large_10KB_*`, `large_1MB_*`: one async call at a time of a `String`
 //!   of that size (`*` is `multi_thread` or `current_thread`), against a raw GET of the
@@ -32,7 +35,7 @@ use std::hint::black_box;
 use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 
-use cache_core::{Cache, memoize};
+use cache_core::{Cache, NearCache, memoize};
 use tests::RedisServer;
 
 /// Rounds per scenario unless `REDIS_AB_ROUNDS` says otherwise; each gives one ratio.
@@ -56,6 +59,29 @@ static CACHE: LazyLock<Cache> = LazyLock::new(|| {
 #[memoize(cache = CACHE, timeout = 0)]
 async fn hundred(n: u64) -> String {
     format!("{n:0>100}")
+}
+
+/// The same Redis with a near cache in front.
+static NEAR: LazyLock<Cache> = LazyLock::new(|| {
+    let url = URL.get().expect("server started");
+    let backend = cache_redis::RedisBackend::open(url).expect("valid URL");
+    Cache::builder()
+        .backend(backend)
+        .near_cache(NearCache::new(Duration::from_secs(600)))
+        .build()
+        .expect("valid cache")
+});
+
+#[memoize(cache = NEAR, timeout = 0)]
+async fn hundred_near(n: u64) -> String {
+    format!("{n:0>100}")
+}
+
+/// A near task: `calls` near hits, one after another.
+async fn near_task(calls: u64) {
+    for _ in 0..calls {
+        black_box(hundred_near(black_box(7)).await);
+    }
 }
 
 #[memoize(cache = CACHE, timeout = 0)]
@@ -293,6 +319,37 @@ fn main() {
             sequential(&rt, raw_task(&conn, &key)),
         );
     }
+
+    // A near hit against a Redis hit's round trip: the raw GET of the same value.
+    let rt = runtime(true);
+    let conn = rt
+        .block_on(client.get_multiplexed_async_connection())
+        .expect("connection");
+    rt.block_on(async {
+        let started = Instant::now();
+        // Near hits start once the near cache's channel is in sync.
+        while hundred_near::stats().near_hits == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "near hits within 10 s"
+            );
+            hundred_near(7).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    let near_key = format!(
+        "{}{}",
+        NEAR.namespace(),
+        hundred_near::key(7).expect("a key")
+    );
+    scenario(
+        &run,
+        "near_vs_redis_get",
+        SEQUENTIAL_CALLS,
+        sequential(&rt, near_task),
+        sequential(&rt, raw_task(&conn, &near_key)),
+    );
+    drop(rt);
 
     let rt = runtime(true);
     let conn = rt
