@@ -98,3 +98,46 @@ fn when_the_holder_dies_the_body_runs_again_once() {
     assert_eq!(total, 1, "after the lease expired, one waiter took over");
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+/// Run with `cargo test -p tests --test stampede_processes -- --ignored --nocapture`.
+///
+/// How long after the holder's body ended do callers waiting on its lease in another process
+/// return: polling (`api`) against woken by the near cache's change channel (`near-api`).
+#[test]
+#[ignore = "a measurement; prints figures"]
+fn measure_how_soon_waiters_in_another_process_get_the_holders_value() {
+    for mode in ["api", "near-api"] {
+        let mut delays = Vec::new();
+        for _ in 0..10 {
+            let server = RedisServer::start();
+            let mut holder = worker_in(&server, 1, 300, 5_000, mode);
+            let mut lines = BufReader::new(holder.stdout.take().unwrap()).lines();
+            assert_eq!(lines.next().unwrap().unwrap(), "computing");
+            let waiters = worker_in(&server, 7, 300, 5_000, mode);
+            let computed: u128 = lines
+                .by_ref()
+                .map(|l| l.unwrap())
+                .find_map(|l| l.strip_prefix("computed ").map(|t| t.parse().unwrap()))
+                .expect("the holder's body ends");
+            lines.for_each(drop);
+            let output = waiters.wait_with_output().unwrap();
+            let stdout = String::from_utf8(output.stdout).unwrap();
+            assert!(
+                stdout.contains("done 0"),
+                "the waiters did not compute: {stdout}"
+            );
+            for returned in stdout.lines().filter_map(|l| l.strip_prefix("returned ")) {
+                let returned: u128 = returned.parse().unwrap();
+                delays.push(returned.saturating_sub(computed) as f64 / 1000.0);
+            }
+            holder.wait().unwrap();
+        }
+        delays.sort_by(f64::total_cmp);
+        eprintln!(
+            "{mode}: {} waiters in another process, delay after the body's end: median {:.1} ms, max {:.1} ms",
+            delays.len(),
+            delays[delays.len() / 2],
+            delays[delays.len() - 1]
+        );
+    }
+}
