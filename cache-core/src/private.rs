@@ -212,9 +212,25 @@ pub enum NearLookup<R> {
 #[derive(Debug)]
 pub struct NearMiss(Option<Box<NearPlan>>);
 
+/// Whether `cache` has a near cache: the expansion's one branch before [`near`].
+#[inline(always)]
+pub fn has_near(cache: Option<&Cache>) -> bool {
+    cache.is_some_and(|cache| cache.inner.near.is_some())
+}
+
+/// The near miss of a call whose cache has no near cache (warning once when the function
+/// asked for one with `local = ..`).
+#[inline(always)]
+pub fn no_near(cache: Option<&Cache>, site: &Site, options: Options) -> (Options, NearMiss) {
+    if cache.is_some() && options.local.is_some_and(|local| !local.is_zero()) {
+        site.warn_no_near();
+    }
+    (options, NearMiss(None))
+}
+
 /// Looks a call up in its cache's near cache, if it has one and the call uses it; `args`
-/// writes the call's arguments into the near key (on the stack). A call without a near
-/// cache costs one branch here.
+/// writes the call's arguments into the near key (on the stack). The expansion calls it
+/// only after [`has_near`], so a call without a near cache costs that one branch.
 #[inline]
 pub fn near<R, P: NearRestore<R>>(
     cache: Option<&Cache>,
@@ -232,10 +248,8 @@ pub fn near<R, P: NearRestore<R>>(
             }
         }
         _ => {
-            if cache.is_some() && options.local.is_some_and(|local| !local.is_zero()) {
-                site.warn_no_near();
-            }
-            NearLookup::Miss(options, NearMiss(None))
+            let (options, miss) = no_near(cache, site, options);
+            NearLookup::Miss(options, miss)
         }
     }
 }

@@ -484,15 +484,20 @@ impl<'a> Ctx<'a> {
             #assert_local
             let __cache_cache = #cache;
             let __cache_policy = { #policy };
-            // The options go in and out by value: a borrowed local would be kept in an async
-            // function's future across its await points.
-            let (__cache_options, __cache_near) = match #krate::__private::near(
-                __cache_cache, #site, #options, &__cache_policy, #args,
-            ) {
-                #krate::__private::NearLookup::Hit(__cache_hit) => return __cache_hit,
-                #krate::__private::NearLookup::Miss(__cache_options, __cache_miss) => {
-                    (__cache_options, __cache_miss)
+            let __cache_options = #options;
+            // Without a near cache, one branch. The options go in and out by value: a
+            // borrowed local would be kept in an async function's future across its awaits.
+            let (__cache_options, __cache_near) = if #krate::__private::has_near(__cache_cache) {
+                match #krate::__private::near(
+                    __cache_cache, #site, __cache_options, &__cache_policy, #args,
+                ) {
+                    #krate::__private::NearLookup::Hit(__cache_hit) => return __cache_hit,
+                    #krate::__private::NearLookup::Miss(__cache_options, __cache_miss) => {
+                        (__cache_options, __cache_miss)
+                    }
                 }
+            } else {
+                #krate::__private::no_near(__cache_cache, #site, __cache_options)
             };
             let __cache_prepared =
                 #krate::__private::prepare(__cache_cache, __cache_near, |__cache_ns| #key);
