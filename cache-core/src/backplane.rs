@@ -120,6 +120,9 @@ pub(crate) fn near_key(full_key: &str) -> NearKey {
     xxhash_rust::xxh3::xxh3_128(full_key.as_bytes())
 }
 
+/// How long [`Backplane::start`] waits at most for the gate to open.
+const START_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The running backplane of one cache: its threads stop when it is dropped.
 #[derive(Debug)]
 pub(crate) struct Backplane {
@@ -138,7 +141,14 @@ impl Backplane {
     ) -> Self {
         let shared = Arc::new(Shared::new(settings));
         let outbox = publish::spawn(Arc::clone(&bus), Arc::clone(&shared));
-        receive::spawn(bus, Arc::clone(&shared), listener);
+        receive::spawn(bus, Arc::clone(&shared), listener, outbox.heartbeat());
+        // A moment for the gate to open (subscribed, and a heartbeat came back: well under a
+        // millisecond in process, a round trip or two on Redis), so that the near cache
+        // serves from the first calls; a backend that does not answer costs at most this.
+        let until = std::time::Instant::now() + START_WAIT.min(shared.timing.heartbeat);
+        while !shared.gate.is_open() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
         Self { shared, outbox }
     }
 

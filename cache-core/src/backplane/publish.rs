@@ -62,6 +62,25 @@ impl Outbox {
     }
 }
 
+/// A request for a heartbeat now (from the receiving thread, after it subscribed): an
+/// empty change in the queue, which the publishing thread sends as a heartbeat.
+#[derive(Debug)]
+pub(crate) struct Heartbeat(SyncSender<Change>);
+
+impl Heartbeat {
+    /// Asks for a heartbeat; a full queue sends a message soon anyway.
+    pub(crate) fn ask(&self) {
+        let _ = self.0.try_send(Change::Keys(Vec::new()));
+    }
+}
+
+impl Outbox {
+    /// A [`Heartbeat`] handle for the receiving thread.
+    pub(crate) fn heartbeat(&self) -> Heartbeat {
+        Heartbeat(self.queue.clone())
+    }
+}
+
 /// Starts the publishing thread.
 pub(crate) fn spawn(bus: Arc<dyn Bus>, shared: Arc<Shared>) -> Outbox {
     let (queue, changes) = std::sync::mpsc::sync_channel(QUEUE);
@@ -138,24 +157,16 @@ impl Publisher {
 
     fn run(mut self, changes: &Receiver<Change>) {
         loop {
-            let due = self.last_sent.map_or(Duration::ZERO, |sent| {
+            let wait = self.last_sent.map_or(Duration::ZERO, |sent| {
                 (sent + self.shared.timing.heartbeat).saturating_duration_since(Instant::now())
             });
-            // Wake at least every tick, for a heartbeat asked for by a new subscription.
-            let wait = due.min(self.shared.timing.tick);
             let mut batch = match changes.recv_timeout(wait) {
                 Ok(change) => {
                     let mut batch = Batch::Heartbeat;
                     batch.add(change);
                     batch
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    let asked = self.shared.heartbeat_soon.swap(false, Ordering::AcqRel);
-                    if !asked && wait < due {
-                        continue;
-                    }
-                    Batch::Heartbeat
-                }
+                Err(RecvTimeoutError::Timeout) => Batch::Heartbeat,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             let mut open = true;
@@ -183,8 +194,6 @@ impl Publisher {
     /// Numbers and sends one message. A failed publish consumes its number too: receivers
     /// see the gap at the next message.
     fn publish(&mut self, kind: Kind) {
-        // Any message sent from now on comes back on the new subscription.
-        self.shared.heartbeat_soon.store(false, Ordering::Release);
         let skip = u64::from(self.shared.overflowed.swap(false, Ordering::AcqRel));
         let seq = self.next_seq + skip;
         self.next_seq = seq + 1;

@@ -3,13 +3,13 @@
 //! serving gate open while this instance's own messages come back in time.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::counters::bump;
 use super::gate;
 use super::message::{Kind, Message, NearKey};
 use super::peers::{Order, Peers};
+use super::publish::Heartbeat;
 use super::shared::Shared;
 use crate::bus::{Bus, Subscription};
 
@@ -26,10 +26,19 @@ pub(crate) trait Listener: Send + Sync + 'static {
 }
 
 /// Starts the receiving thread.
-pub(crate) fn spawn(bus: Arc<dyn Bus>, shared: Arc<Shared>, listener: Arc<dyn Listener>) {
+/// `heartbeat` reaches the publishing thread: on every new subscription the receiver asks
+/// it for a heartbeat at once (the gate opens when one comes back), and the publishing
+/// thread ends only when this thread has ended too.
+pub(crate) fn spawn(
+    bus: Arc<dyn Bus>,
+    shared: Arc<Shared>,
+    listener: Arc<dyn Listener>,
+    heartbeat: Heartbeat,
+) {
     let receiver = Receiver {
         shared,
         listener,
+        heartbeat,
         peers: Peers::default(),
         subscribed: false,
         contact_until: None,
@@ -46,6 +55,7 @@ pub(crate) fn spawn(bus: Arc<dyn Bus>, shared: Arc<Shared>, listener: Arc<dyn Li
 struct Receiver {
     shared: Arc<Shared>,
     listener: Arc<dyn Listener>,
+    heartbeat: Heartbeat,
     peers: Peers,
     /// A subscription is up.
     subscribed: bool,
@@ -122,7 +132,7 @@ impl Receiver {
         self.peers.heard_all(gate::now());
         // The gate opens when one of our own messages comes back on this subscription: ask
         // the publisher for a heartbeat now rather than at its next one.
-        self.shared.heartbeat_soon.store(true, Ordering::Release);
+        self.heartbeat.ask();
     }
 
     /// The subscription is gone. Fail-safe keeps serving (and flushes when contact comes

@@ -19,9 +19,6 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// A change was dropped because the queue was full: the next message skips a number.
     pub(crate) overflowed: AtomicBool,
-    /// Set by the receiving thread on every new subscription: the publishing thread sends a
-    /// heartbeat within a tick, so the gate opens without waiting for the next one.
-    pub(crate) heartbeat_soon: AtomicBool,
     /// How many of the next messages to number but not send (fault tests).
     pub(crate) drop_next: AtomicU64,
     /// The publishing thread is gone (it could not start, or panicked): logged once.
@@ -41,7 +38,6 @@ impl Shared {
             guard: RaceGuard::new(),
             counters: Counters::default(),
             overflowed: AtomicBool::new(false),
-            heartbeat_soon: AtomicBool::new(false),
             drop_next: AtomicU64::new(0),
             publisher_gone: AtomicBool::new(false),
             stop: AtomicBool::new(false),
