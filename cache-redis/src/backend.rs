@@ -890,11 +890,13 @@ impl RedisBackendBuilder {
     /// TCP. Needs the `tls` feature; see [`sentinel`](Self::sentinel).
     ///
     /// ```
+    /// # #[cfg(feature = "tls")] {
     /// let backend = cache_redis::RedisBackend::builder()
     ///     .sentinel("rediss://10.0.0.1:26379")
     ///     .data_node_tls(true)
     ///     .build()?;
     /// assert!(format!("{backend:?}").contains("TLS to the data nodes"));
+    /// # }
     /// # Ok::<(), cache_core::Error>(())
     /// ```
     pub fn data_node_tls(mut self, enabled: bool) -> Self {
