@@ -891,11 +891,7 @@ impl<'a> Plan<'a> {
     /// never served past its timeout by more than the local timeout.
     fn keep_near<R, P: Policy<R>>(&self, near: &NearPlan, policy: &P, result: &R, fill: Fill) {
         if let (Some(tier), Some(value)) = (self.cache.near(), policy.near_value(result)) {
-            let limit = match (fill.limit, self.ttl()) {
-                (Some(limit), Some(ttl)) => Some(limit.min(ttl)),
-                (limit, ttl) => limit.or(ttl),
-            };
-            tier.keep(near, value, Fill { limit, ..fill });
+            tier.keep(near, value, fill.capped(self.ttl()));
         }
     }
 
@@ -921,15 +917,11 @@ impl<'a> Plan<'a> {
                 let soft = envelope::peek_meta(bytes).and_then(|meta| meta.soft_expiry);
                 let fresh =
                     soft.map(|soft| soft.duration_since(SystemTime::now()).unwrap_or_default());
-                let limit = match (*ttl, fresh) {
-                    (Some(ttl), Some(fresh)) => Some(ttl.min(fresh)),
-                    (ttl, fresh) => ttl.or(fresh),
-                };
                 let fill = Fill {
                     weight: bytes.len(),
-                    limit,
+                    limit: *ttl,
                 };
-                tier.keep(near, value, fill);
+                tier.keep(near, value, fill.capped(fresh));
                 true
             }
             _ => false,

@@ -192,6 +192,17 @@ pub(crate) struct Fill {
     pub(crate) limit: Option<Duration>,
 }
 
+impl Fill {
+    /// The same fill, living at most `limit` too (when given).
+    pub(crate) fn capped(self, limit: Option<Duration>) -> Self {
+        let limit = match (self.limit, limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Self { limit, ..self }
+    }
+}
+
 impl Tier {
     /// The tier of a cache built with `settings`: behind the backplane of `bus`, the
     /// backend's change channel for `namespace`, or alone on an in-process backend without

@@ -239,18 +239,12 @@ pub fn near<R, P: NearRestore<R>>(
     policy: &P,
     args: impl FnOnce(&mut KeyBuilder<NearSink>) -> crate::Result<()>,
 ) -> NearLookup<R> {
-    match cache {
-        Some(cache) if cache.inner.near.is_some() => {
-            let near = near_lookup(cache, site, &options, policy, args);
-            match near {
-                Ok(hit) => NearLookup::Hit(hit),
-                Err(miss) => NearLookup::Miss(options, miss),
-            }
-        }
-        _ => {
-            let (options, miss) = no_near(cache, site, options);
-            NearLookup::Miss(options, miss)
-        }
+    let Some(cache) = cache else {
+        return NearLookup::Miss(options, NearMiss(None));
+    };
+    match near_lookup(cache, site, &options, policy, args) {
+        Ok(hit) => NearLookup::Hit(hit),
+        Err(miss) => NearLookup::Miss(options, miss),
     }
 }
 
