@@ -53,6 +53,7 @@ mod borrowing;
 mod budget;
 mod owned;
 mod split;
+mod utf8;
 
 use bytes::{Buf, BytesMut};
 use serde::Serialize;

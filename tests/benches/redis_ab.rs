@@ -23,9 +23,12 @@
 //!   check (a `String` hit checks its bytes, which a raw GET into a `Vec<u8>` does not).
 //!
 //! Prints, per scenario, the median time per call of each side, the median ratio
-//! memoize / raw of time per call (below 1.0 is faster than raw), and the median minor page
-//! faults per call of each side (the process's `minflt` in `/proc/self/stat`), which shows
-//! a value's memory being mapped afresh on every call.
+//! memoize / raw of time per call (below 1.0 is faster than raw) with the lowest and highest
+//! round's, the median CPU time per call of the client's threads on each side (the server is
+//! another process; what the client does beyond a raw GET, with less of the machine's load in
+//! it than wall time), and the median minor page faults per call of each side (the process's
+//! `minflt` in `/proc/self/stat`), which shows a value's memory being mapped afresh on every
+//! call.
 //!
 //! `cargo bench -p tests --bench redis_ab -- concurrent` runs only the scenarios whose name
 //! contains `concurrent`; `REDIS_AB_ROUNDS=75` runs 75 rounds instead of 25.
@@ -122,6 +125,20 @@ where
     })
 }
 
+/// A side that runs `task(calls)` as one task spawned on `rt`'s workers, as a server runs a
+/// request's handler.
+fn spawned<'a, F, Fut>(rt: &'a tokio::runtime::Runtime, task: F) -> Side<'a>
+where
+    F: Fn(u64) -> Fut + 'a,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Box::new(move |calls| {
+        let start = Instant::now();
+        rt.block_on(rt.spawn(task(calls))).expect("task finished");
+        start.elapsed()
+    })
+}
+
 /// A side that spawns [`TASKS`] tasks of `task(calls / TASKS)` on `rt` and waits for all.
 fn concurrent<'a, F, Fut>(rt: &'a tokio::runtime::Runtime, task: F) -> Side<'a>
 where
@@ -150,7 +167,7 @@ async fn memoize_task(calls: u64) {
 }
 
 /// A `#[memoize]` task of the large-value scenarios: `calls` hits of a `len`-byte string.
-fn sized_task(len: usize) -> impl Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = ()>>> {
+fn sized_task(len: usize) -> impl Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
     move |calls| {
         Box::pin(async move {
             for _ in 0..calls {
@@ -161,7 +178,9 @@ fn sized_task(len: usize) -> impl Fn(u64) -> std::pin::Pin<Box<dyn Future<Output
 }
 
 /// [`sized_task`] for a `bytes::Bytes` value.
-fn sized_bytes_task(len: usize) -> impl Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = ()>>> {
+fn sized_bytes_task(
+    len: usize,
+) -> impl Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
     move |calls| {
         Box::pin(async move {
             for _ in 0..calls {
@@ -225,40 +244,57 @@ fn scenario(run: &Run, name: &str, calls: u64, mut memoize: Side<'_>, mut raw: S
     memoize(calls / 4);
     raw(calls / 4);
     let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut our_cpu, mut their_cpu) = (Vec::new(), Vec::new());
     let (mut our_faults, mut their_faults) = (Vec::new(), Vec::new());
+    let per_call = |duration: Duration| duration.as_secs_f64() / calls as f64;
     for round in 0..run.rounds {
-        let ((a, a_faults), (b, b_faults)) = if round % 2 == 0 {
+        let (a, b) = if round % 2 == 0 {
             let a = counted(&mut memoize, calls);
             (a, counted(&mut raw, calls))
         } else {
             let b = counted(&mut raw, calls);
             (counted(&mut memoize, calls), b)
         };
-        ours.push(a.as_secs_f64() / calls as f64);
-        theirs.push(b.as_secs_f64() / calls as f64);
-        ratios.push(a.as_secs_f64() / b.as_secs_f64());
-        our_faults.push(a_faults as f64 / calls as f64);
-        their_faults.push(b_faults as f64 / calls as f64);
+        ours.push(per_call(a.elapsed));
+        theirs.push(per_call(b.elapsed));
+        ratios.push(a.elapsed.as_secs_f64() / b.elapsed.as_secs_f64());
+        our_cpu.push(per_call(a.cpu));
+        their_cpu.push(per_call(b.cpu));
+        our_faults.push(a.minor_faults as f64 / calls as f64);
+        their_faults.push(b.minor_faults as f64 / calls as f64);
     }
     println!(
         "{name:<26} memoize {:>8.2} µs   raw {:>8.2} µs   ratio {:.3} (rounds {:.3} to {:.3})   \
-         faults/call {:.1} vs {:.1}",
+         client CPU {:.2} vs {:.2} µs   faults/call {:.1} vs {:.1}",
         median(&mut ours) * 1e6,
         median(&mut theirs) * 1e6,
         median(&mut ratios),
         ratios.first().expect("rounds"),
         ratios.last().expect("rounds"),
+        median(&mut our_cpu) * 1e6,
+        median(&mut their_cpu) * 1e6,
         median(&mut our_faults),
         median(&mut their_faults),
     );
 }
 
-/// Runs `side` for `calls` calls: how long they took and how many minor page faults the
-/// process took meanwhile.
-fn counted(side: &mut Side<'_>, calls: u64) -> (Duration, u64) {
-    let before = minor_faults();
+/// What one side's calls of a round took.
+struct Measured {
+    elapsed: Duration,
+    /// CPU time of this process's threads (the client; the server is another process).
+    cpu: Duration,
+    minor_faults: u64,
+}
+
+/// Runs `side` for `calls` calls and measures them.
+fn counted(side: &mut Side<'_>, calls: u64) -> Measured {
+    let (faults, cpu) = (minor_faults(), cpu_time());
     let elapsed = side(calls);
-    (elapsed, minor_faults() - before)
+    Measured {
+        elapsed,
+        cpu: cpu_time().saturating_sub(cpu),
+        minor_faults: minor_faults() - faults,
+    }
 }
 
 /// The process's minor page faults so far (`minflt`, the 10th field of `/proc/self/stat`).
@@ -271,6 +307,20 @@ fn minor_faults() -> u64 {
         .nth(7)
         .and_then(|field| field.parse().ok())
         .expect("minflt")
+}
+
+/// The CPU time of this process's threads so far, in nanoseconds: the first field of each
+/// `/proc/self/task/<tid>/schedstat` (threads that ended meanwhile are not counted, and a
+/// round starts none).
+fn cpu_time() -> Duration {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    let nanos = tasks
+        .filter_map(|task| {
+            let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            schedstat.split(' ').next()?.parse::<u64>().ok()
+        })
+        .sum();
+    Duration::from_nanos(nanos)
 }
 
 fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
@@ -372,6 +422,15 @@ fn main() {
             .expect("connection");
         for (size, len, calls) in SIZES {
             let key = format!("{}{}", CACHE.namespace(), sized::key(len).expect("a key"));
+            if multi_thread {
+                scenario(
+                    &run,
+                    &format!("large_{size}_spawned"),
+                    calls,
+                    spawned(&rt, sized_task(len)),
+                    spawned(&rt, raw_task(&conn, &key)),
+                );
+            }
             scenario(
                 &run,
                 &format!("large_{size}_{flavour}"),

@@ -24,6 +24,7 @@ use serde::forward_to_deserialize_any;
 
 use super::BINCODE_CONFIG;
 use super::budget::Budget;
+use super::utf8::string_from_utf8;
 
 /// The most newtype structs and `Option`s a probe looks through: a recursive type
 /// (`struct List(Option<Box<List>>)`) would otherwise be probed for ever.
@@ -99,7 +100,7 @@ impl Text {
     #[inline(always)]
     pub(super) fn build<T: DeserializeOwned>(&self, bytes: Vec<u8>) -> Result<T, Refusal> {
         let owned = match self.asked {
-            Asked::String => Owned::String(String::from_utf8(bytes).map_err(|_| Refusal::NotUtf8)?),
+            Asked::String => Owned::String(string_from_utf8(bytes).ok_or(Refusal::NotUtf8)?),
             _ => Owned::ByteBuf(bytes),
         };
         T::deserialize(owned).map_err(Refusal::Invalid)
