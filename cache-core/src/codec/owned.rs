@@ -22,9 +22,8 @@ use std::ops::Range;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::forward_to_deserialize_any;
 
-use super::BINCODE_CONFIG;
-use super::budget::Budget;
 use super::utf8::string_from_utf8;
+use super::{BINCODE_CONFIG, MAX_DECODED_BYTES};
 
 /// The most newtype structs and `Option`s a probe looks through: a recursive type
 /// (`struct List(Option<Box<List>>)`) would otherwise be probed for ever.
@@ -73,21 +72,40 @@ pub(super) fn locate<T: DeserializeOwned>(bytes: &[u8], split: usize) -> Option<
         let start = options + len_bytes;
         (start, start.checked_add(usize::try_from(len).ok()?)?)
     } else {
-        // The length must be the body's, as bincode writes it (encoding it is cheaper than
-        // decoding a varint at the very end of the bytes).
-        let mut expected = [0; 9];
-        let written =
-            bincode::encode_into_slice(body as u64, &mut expected, BINCODE_CONFIG).ok()?;
-        if prefix[options..] != expected[..written] {
+        // The length must be the body's, as bincode writes it.
+        if !is_length_of(&prefix[options..], body as u64) {
             return None;
         }
         (0, body)
     };
-    let budget = Budget::for_stored(bytes.len());
-    if end != body || budget.claim_bytes::<de::value::Error>(end - start).is_err() {
+    // The decoding bounds: a string within the stored bytes takes no more memory than they
+    // do, far below the bound per stored byte, so only the cap on one value applies.
+    if end != body || end - start > MAX_DECODED_BYTES {
         return None;
     }
     Some(Text { asked, start, end })
+}
+
+/// Whether `bytes` is exactly bincode's encoding of the length `len` in its standard
+/// configuration: one byte below 251, else a marker (251, 252, 253) and the little-endian
+/// `u16`, `u32` or `u64`, the shortest that holds it. Checked here rather than by encoding
+/// `len` with bincode and comparing: a memory hit's decoding ran 37 instructions in
+/// `bincode::encode_into_slice` for it (`hit_cost`).
+#[inline(always)]
+fn is_length_of(bytes: &[u8], len: u64) -> bool {
+    const U16: u64 = u16::MAX as u64;
+    const U32: u64 = u32::MAX as u64;
+    match *bytes {
+        [byte] => byte < 251 && u64::from(byte) == len,
+        [251, a, b] => (251..=U16).contains(&len) && u64::from(u16::from_le_bytes([a, b])) == len,
+        [252, a, b, c, d] => {
+            (U16 + 1..=U32).contains(&len) && u64::from(u32::from_le_bytes([a, b, c, d])) == len
+        }
+        [253, a, b, c, d, e, f, g, h] => {
+            len > U32 && u64::from_le_bytes([a, b, c, d, e, f, g, h]) == len
+        }
+        _ => false,
+    }
 }
 
 impl Text {
@@ -257,6 +275,34 @@ mod tests {
 
     use super::*;
     use crate::codec::{Bincode, Codec};
+
+    proptest::proptest! {
+        #[test]
+        fn a_length_is_recognised_exactly_as_bincode_writes_it(
+            len in proptest::prop_oneof![
+                0..600u64,
+                60_000..70_000u64,
+                proptest::num::u64::ANY,
+            ],
+            other in proptest::num::u64::ANY,
+        ) {
+            let mut written = [0; 9];
+            let n = bincode::encode_into_slice(len, &mut written, BINCODE_CONFIG).unwrap();
+            proptest::prop_assert!(is_length_of(&written[..n], len));
+            proptest::prop_assert_eq!(is_length_of(&written[..n], other), other == len);
+            // Cut short, one byte too many, or a longer form than the shortest: refused.
+            proptest::prop_assert!(!is_length_of(&written[..n - 1], len));
+            proptest::prop_assert!(!is_length_of(&written[..=n.min(8)], len) || n == 9);
+        }
+    }
+
+    #[test]
+    fn a_length_in_a_longer_form_than_bincode_writes_is_refused() {
+        assert!(!is_length_of(&[251, 5, 0], 5));
+        assert!(!is_length_of(&[252, 0, 1, 0, 0], 256));
+        assert!(!is_length_of(&[253, 0, 0, 1, 0, 0, 0, 0, 0], 65_536));
+        assert!(!is_length_of(&[254, 1], 1));
+    }
 
     /// Whether `T` may be decoded in place.
     fn in_place<T: DeserializeOwned>() -> bool {

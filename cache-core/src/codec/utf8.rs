@@ -3,9 +3,9 @@
 //! A large `String` hit read from Redis is its reply's buffer, checked as UTF-8 (see
 //! `owned`). `String::from_utf8` checks a 1 MB buffer in about 40 µs on this project's
 //! machine, an eighth of the raw `GET`'s whole cost; `simdutf8` checks it in about 11 µs
-//! (AVX2 or SSE 4.2 chosen at run time, the standard library's check elsewhere). Building the
-//! `String` from bytes already checked takes the workspace's only `unsafe` block, kept to
-//! this module.
+//! (AVX2 or SSE 4.2 chosen at run time, the standard library's check elsewhere), 4 KB in 35
+//! against 83 ns, 100 B in 10.5 against 11.5 ns (and 95 instructions against 125). Building the `String` from bytes already checked takes the workspace's only `unsafe`
+//! block, kept to this module.
 #![allow(unsafe_code)]
 
 /// `bytes` as a `String` when they are UTF-8; otherwise `None` (the bytes are dropped).
@@ -46,12 +46,12 @@ mod tests {
 
     proptest! {
         #[test]
-        fn agrees_with_the_standard_library(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        fn agrees_with_the_standard_library(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             prop_assert_eq!(string_from_utf8(bytes.clone()), String::from_utf8(bytes).ok());
         }
 
         #[test]
-        fn keeps_every_string(text in ".{0,200}") {
+        fn keeps_every_string(text in ".{0,400}") {
             prop_assert_eq!(string_from_utf8(text.clone().into_bytes()), Some(text));
         }
     }
