@@ -125,20 +125,6 @@ where
     })
 }
 
-/// A side that runs `task(calls)` as one task spawned on `rt`'s workers, as a server runs a
-/// request's handler.
-fn spawned<'a, F, Fut>(rt: &'a tokio::runtime::Runtime, task: F) -> Side<'a>
-where
-    F: Fn(u64) -> Fut + 'a,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    Box::new(move |calls| {
-        let start = Instant::now();
-        rt.block_on(rt.spawn(task(calls))).expect("task finished");
-        start.elapsed()
-    })
-}
-
 /// A side that spawns [`TASKS`] tasks of `task(calls / TASKS)` on `rt` and waits for all.
 fn concurrent<'a, F, Fut>(rt: &'a tokio::runtime::Runtime, task: F) -> Side<'a>
 where
@@ -167,7 +153,7 @@ async fn memoize_task(calls: u64) {
 }
 
 /// A `#[memoize]` task of the large-value scenarios: `calls` hits of a `len`-byte string.
-fn sized_task(len: usize) -> impl Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+fn sized_task(len: usize) -> impl Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = ()>>> {
     move |calls| {
         Box::pin(async move {
             for _ in 0..calls {
@@ -178,9 +164,7 @@ fn sized_task(len: usize) -> impl Fn(u64) -> std::pin::Pin<Box<dyn Future<Output
 }
 
 /// [`sized_task`] for a `bytes::Bytes` value.
-fn sized_bytes_task(
-    len: usize,
-) -> impl Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+fn sized_bytes_task(len: usize) -> impl Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = ()>>> {
     move |calls| {
         Box::pin(async move {
             for _ in 0..calls {
@@ -422,15 +406,6 @@ fn main() {
             .expect("connection");
         for (size, len, calls) in SIZES {
             let key = format!("{}{}", CACHE.namespace(), sized::key(len).expect("a key"));
-            if multi_thread {
-                scenario(
-                    &run,
-                    &format!("large_{size}_spawned"),
-                    calls,
-                    spawned(&rt, sized_task(len)),
-                    spawned(&rt, raw_task(&conn, &key)),
-                );
-            }
             scenario(
                 &run,
                 &format!("large_{size}_{flavour}"),
