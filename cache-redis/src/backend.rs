@@ -1,5 +1,7 @@
 //! [`RedisBackend`] and its builder.
 
+pub(crate) mod sentinel;
+
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -944,7 +946,7 @@ impl RedisBackendBuilder {
             || self.data_node_tls
             || self.sentinel_password.is_some()
         {
-            return crate::sentinel::build(self);
+            return sentinel::build(self);
         }
         let info = self.connection_info()?;
         let target = describe(&info);

@@ -62,7 +62,6 @@ mod migration;
 mod ops;
 mod pool;
 mod seeds;
-mod sentinel;
 mod server;
 mod slots;
 mod split;
@@ -130,7 +129,7 @@ fn backend_for(config: &Config) -> Result<RedisBackend> {
     let redis = &config.redis;
     let mut builder = RedisBackend::builder().env_names();
     if config.cache_type == CacheType::RedisSentinel {
-        builder = sentinel::from_settings(builder, redis);
+        builder = backend::sentinel::from_settings(builder, redis);
     }
     if config.cache_type == CacheType::RedisCluster {
         let Some(seeds) = &redis.cluster else {

@@ -1,6 +1,7 @@
-//! A [`RedisBackend`] on the master of a Redis Sentinel set-up: what
-//! [`RedisBackendBuilder::build`] makes when [`sentinel`](RedisBackendBuilder::sentinel)s are
-//! given, and the backend of a `CACHE_TYPE=RedisSentinelCache` configuration.
+//! The builder's Sentinel half: a [`RedisBackend`] on the master of a Redis Sentinel
+//! set-up, what [`RedisBackendBuilder::build`] makes when
+//! [`sentinel`](RedisBackendBuilder::sentinel)s are given, and the builder of a
+//! `CACHE_TYPE=RedisSentinelCache` configuration.
 
 use cache_core::config::{
     DEFAULT_SENTINEL_MASTER, RedisSettings, check_db, check_master_name, parse_sentinel_addr,
@@ -8,7 +9,7 @@ use cache_core::config::{
 use cache_core::{Error, Result};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 
-use crate::backend::{RedisBackend, RedisBackendBuilder};
+use super::{RedisBackend, RedisBackendBuilder};
 use crate::seeds;
 use crate::server::{PoolLimits, Timeouts};
 use crate::topology::Topology;
