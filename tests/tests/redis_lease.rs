@@ -303,12 +303,14 @@ fn raw_cluster(cluster: &RedisCluster, key: &str) -> bool {
         .unwrap()
 }
 
-/// A caller waiting on another cache's lease is woken by the holder's store, not by its
-/// next poll: the holder's body ends just after the waiter began a 100 ms pause (its
-/// looks counted), and the waiter returns after exactly one more look, well before the
-/// pause would have ended.
+/// A caller waiting on another cache's lease, on a real server, gets the holder's value
+/// after the holder's store with exactly one more look, and never computes: the holder's
+/// body ends once the waiter has looked six times (its pauses then reach 100 ms). That the
+/// look comes at once, woken by the store rather than at the pause's end, is asserted without
+/// a clock in `cache-core/tests/lease_waiters.rs` (a paused tokio clock that has not moved
+/// when the waiter returns).
 #[test]
-fn a_waiter_is_woken_by_the_holders_store_long_before_its_next_poll() {
+fn a_waiter_gets_the_holders_value_with_one_look_after_the_store() {
     let server = RedisServer::start();
     let (holder, waiter) = (cache(&server, "app:"), cache(&server, "app:"));
     let runs = AtomicUsize::new(0);
@@ -329,29 +331,23 @@ fn a_waiter_is_woken_by_the_holders_store_long_before_its_next_poll() {
             std::thread::yield_now();
         }
         let before = looks();
-        let waiting = scope.spawn(|| {
-            let value = leased_call(&waiter, "slow", &runs);
-            (value, Instant::now())
-        });
+        let waiting = scope.spawn(|| leased_call(&waiter, "slow", &runs));
         // Six busy looks: 5 + 10 + 20 + 40 + 80 ms of pauses; the next one is 100 ms.
         while looks() < before + 6 {
             std::thread::sleep(Duration::from_millis(1));
         }
         let polls = looks() - before;
-        let stored_at = Instant::now();
         finish.send(()).unwrap();
         assert_eq!(holding.join().unwrap(), "theirs");
-        let (value, returned_at) = waiting.join().unwrap();
-        assert_eq!(value, "theirs", "the waiter did not compute");
+        assert_eq!(
+            waiting.join().unwrap(),
+            "theirs",
+            "the waiter did not compute"
+        );
         assert_eq!(
             looks() - before,
             polls + 2,
             "the holder's store and one look by the woken waiter"
-        );
-        let delay = returned_at.duration_since(stored_at);
-        assert!(
-            delay < Duration::from_millis(80),
-            "woken, not polled: {delay:?} after the store"
         );
     });
     assert_eq!(runs.load(Ordering::SeqCst), 1, "only the warm-up ran here");
