@@ -60,10 +60,13 @@ static TRUTH_CONNECTION: LazyLock<std::sync::Mutex<Option<redis::Connection>>> =
 static WRITER: AtomicBool = AtomicBool::new(false);
 
 /// The truth, read with a short time-out (a failed read fails the call: nothing is stored).
+/// A truth that is not there fails the call too: the writer sets it before the first call,
+/// so it is gone only when a restart of its server wiped it, until the next `bump`; reading
+/// it as 0 then would be a value the writer never acknowledged after the newer ones.
 #[memoize(cache = CACHE, timeout = 300, local = 60, forced_update = WRITER.load(Ordering::Relaxed))]
 fn version() -> Result<u64, String> {
     with_truth(|redis| redis::cmd("GET").arg(TRUTH).query::<Option<u64>>(redis))
-        .map(|v| v.unwrap_or(0))
+        .and_then(|v| v.ok_or_else(|| "the truth is gone (its server restarted)".to_owned()))
 }
 
 fn with_truth<T>(
