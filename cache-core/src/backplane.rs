@@ -27,9 +27,6 @@
 //! - **The gate** (`gate`, [`Backplane::in_sync_at`]) is a deadline in an `AtomicU64`
 //!   compared with a coarse monotonic clock read (about 12 ns on the build machine): it
 //!   closes by itself when time passes, even if the receiving thread is stuck.
-//! - **The race guard** (`guard`, [`Backplane::snapshot`], [`Backplane::still_valid`]):
-//!   striped counters bumped before each change is applied, plus an epoch bumped before
-//!   each flush.
 //!
 //! # Why the bound holds
 //!
@@ -66,12 +63,12 @@
 //!   the gate reopens only when an own message comes back on it. A server restart is a
 //!   lost subscription plus lost messages (gaps).
 //! - **Reads racing a change.** A value read from the backend before a change arrived but
-//!   inserted after it was applied would outlive the bound: the tier takes a
-//!   [`Backplane::snapshot`] before the read, inserts, then checks
-//!   [`Backplane::still_valid`] and removes its insert if a change (or flush) for the key's
-//!   stripe arrived meanwhile.
+//!   inserted after it was applied would outlive the bound: the tier's race guard (`race.rs`,
+//!   bumped by the [`Listener`] calls before their removals) takes a snapshot before the
+//!   read, inserts, then checks and removes its insert if a change (or
+//!   flush) for the key's stripe arrived meanwhile.
 //! - **This instance's own writes** are not applied from the channel: the tier updates its
-//!   own entry itself, after `announce` (which bumps the race guard for the keys too).
+//!   own entry itself and bumps its race guard for the keys when it announces them.
 //!
 //! # Fail-safe
 //!
@@ -86,7 +83,6 @@
 
 mod counters;
 mod gate;
-mod guard;
 mod message;
 mod peers;
 mod publish;
@@ -154,10 +150,7 @@ impl Backplane {
 
     /// Announces a change this instance made (after its backend write succeeded). Never
     /// blocks and never fails: when the queue is full the change is dropped and the next
-    /// message carries a gap, which makes every receiver flush. Bumps the race guard for the
-    /// change's keys (all of them for [`Change::All`]) first, so a read of this instance
-    /// racing with its own write is not kept either: update or remove the tier's own entry
-    /// after calling it.
+    /// message carries a gap, which makes every receiver flush.
     pub(crate) fn announce(&self, change: Change) {
         self.outbox.announce(&self.shared, change);
     }
@@ -173,24 +166,6 @@ impl Backplane {
     #[inline]
     pub(crate) fn in_sync_at(&self, now: u64) -> bool {
         self.shared.gate.is_open_at(now)
-    }
-
-    /// A snapshot to take before a backend read whose result will be kept in the near tier;
-    /// [`Backplane::still_valid`] says whether a change (or a flush) for `key` arrived since,
-    /// in which case the value read must not be kept (the invalidate-while-reading race).
-    ///
-    /// Insert first, then check, and remove the inserted entry if the check fails (checking
-    /// before inserting leaves a window in which the change's removal finds nothing to
-    /// remove). A change to another key of the same stripe (1 in 256) also fails the check.
-    #[inline]
-    pub(crate) fn snapshot(&self, key: NearKey) -> u64 {
-        self.shared.guard.snapshot(key)
-    }
-
-    /// See [`Backplane::snapshot`].
-    #[inline]
-    pub(crate) fn still_valid(&self, key: NearKey, snapshot: u64) -> bool {
-        self.shared.guard.still_valid(key, snapshot)
     }
 
     /// Makes the next `n` messages vanish as lost ones would: numbered, never sent (for

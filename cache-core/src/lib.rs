@@ -80,6 +80,7 @@ mod near;
 pub mod observe;
 mod options;
 mod policy;
+mod race;
 mod shape;
 pub mod stampede;
 pub mod stats;

@@ -10,10 +10,11 @@
 //! is then the only writer, and its own writes update the tier).
 //!
 //! The invalidate-while-reading race: a value read (or computed) is kept only if no change
-//! for its key arrived since just before the read. Changes made by this instance bump a
-//! per-stripe generation (see [`Generations`]) before their entry is removed, changes of
-//! other instances are the backplane's `snapshot`/`still_valid`; a keep checks both after
-//! inserting, and removes what it inserted when a change slipped in between.
+//! for its key arrived since just before the read. Every change (this instance's own, and
+//! those of other instances that the backplane passes on as a [`Listener`]) bumps the race
+//! guard ([`RaceGuard`]: striped counters and a flush epoch) before its entry is removed; a keep
+//! checks the guard after inserting, and removes what it inserted when a change slipped in
+//! between.
 
 mod settings;
 #[cfg(test)]
@@ -22,7 +23,6 @@ mod tests;
 use std::any::Any;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use settings::NearCache;
@@ -30,6 +30,7 @@ pub(crate) use settings::{Bound, Checked};
 
 use crate::backplane::{Backplane, Change, Listener, NearKey, Settings, coarse_now, coarse_ticks};
 use crate::bus::Bus;
+use crate::race::RaceGuard;
 use crate::waiters::Waiters;
 
 /// A value in the near cache: the result of an annotated function, typed.
@@ -91,41 +92,17 @@ impl Hasher for KeyHasher {
 
 type Entries = quick_cache::sync::Cache<NearKey, Entry, Weigh, KeyHash>;
 
-/// Stripes of [`Generations`].
-const STRIPES: usize = 64;
-
-/// This instance's own changes, counted per stripe of keys: a keep whose stripe moved since
-/// its read is dropped.
-struct Generations([AtomicU64; STRIPES]);
-
-impl Generations {
-    fn stripe(&self, key: NearKey) -> &AtomicU64 {
-        &self.0[(key as usize) % STRIPES]
-    }
-    fn get(&self, key: NearKey) -> u64 {
-        self.stripe(key).load(Ordering::SeqCst)
-    }
-    fn bump(&self, key: NearKey) {
-        self.stripe(key).fetch_add(1, Ordering::SeqCst);
-    }
-    fn bump_all(&self) {
-        for stripe in &self.0 {
-            stripe.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-}
-
-/// The entries and the own generations, shared with the backplane as its [`Listener`].
+/// The entries and their race guard, shared with the backplane as its [`Listener`].
 struct Shared {
     entries: Entries,
-    generations: Generations,
+    guard: RaceGuard,
 }
 
 impl Listener for Shared {
     fn changed(&self, keys: &[NearKey]) {
-        for &key in keys {
-            self.generations.bump(key);
-            self.entries.remove(&key);
+        self.guard.changing(keys);
+        for key in keys {
+            self.entries.remove(key);
         }
         // Another instance stored (or deleted) these entries: a caller of this process
         // waiting on one of their leases looks again now instead of at its next poll.
@@ -133,7 +110,7 @@ impl Listener for Shared {
     }
 
     fn flush(&self) {
-        self.generations.bump_all();
+        self.guard.flushing();
         self.entries.clear();
     }
 }
@@ -166,19 +143,13 @@ impl std::fmt::Debug for Tier {
     }
 }
 
-/// A snapshot of the changes for one key, taken before the read whose value may be kept.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Snapshot {
-    backplane: u64,
-    own: u64,
-}
-
 /// A near miss of a call that may keep its value: the key, the snapshot taken before the
 /// backend read, and the call's local timeout.
 #[derive(Debug)]
 pub(crate) struct NearPlan {
     pub(crate) key: NearKey,
-    snapshot: Snapshot,
+    /// The race guard's snapshot for the key.
+    snapshot: u64,
     local: Duration,
 }
 
@@ -230,7 +201,7 @@ impl Tier {
                 KeyHash,
                 Default::default(),
             ),
-            generations: Generations([const { AtomicU64::new(0) }; STRIPES]),
+            guard: RaceGuard::new(),
         });
         let gate = match bus {
             Some(bus) => {
@@ -268,7 +239,7 @@ impl Tier {
     #[inline]
     fn serving_at(&self, now: u64) -> bool {
         #[cfg(test)]
-        if self.closed.load(Ordering::SeqCst) {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
             return false;
         }
         match &self.gate {
@@ -299,27 +270,9 @@ impl Tier {
     pub(crate) fn plan(&self, key: NearKey, local: Duration) -> NearPlan {
         NearPlan {
             key,
-            snapshot: self.snapshot(key),
+            snapshot: self.shared.guard.snapshot(key),
             local,
         }
-    }
-
-    fn snapshot(&self, key: NearKey) -> Snapshot {
-        Snapshot {
-            backplane: match &self.gate {
-                Gate::Backplane(backplane) => backplane.snapshot(key),
-                Gate::Alone => 0,
-            },
-            own: self.shared.generations.get(key),
-        }
-    }
-
-    fn still_valid(&self, key: NearKey, snapshot: Snapshot) -> bool {
-        let backplane = match &self.gate {
-            Gate::Backplane(backplane) => backplane.still_valid(key, snapshot.backplane),
-            Gate::Alone => true,
-        };
-        backplane && self.shared.generations.get(key) == snapshot.own
     }
 
     /// Keeps `value`, read or computed by the call of `plan`, unless a change for its key
@@ -327,7 +280,7 @@ impl Tier {
     /// `fill` says remains of the backend entry, whichever comes first.
     pub(crate) fn keep(&self, plan: &NearPlan, value: NearValue, fill: Fill) {
         let life = fill.limit.map_or(plan.local, |limit| limit.min(plan.local));
-        if life.is_zero() || !self.still_valid(plan.key, plan.snapshot) {
+        if life.is_zero() || !self.shared.guard.still_valid(plan.key, plan.snapshot) {
             return;
         }
         let entry = Entry {
@@ -336,9 +289,9 @@ impl Tier {
             weight: u32::try_from(fill.weight).unwrap_or(u32::MAX),
         };
         self.shared.entries.insert(plan.key, entry);
-        // A change that came between the check and the insert bumped its generation
-        // before removing the entry: either the remove or this check undoes the insert.
-        if !self.still_valid(plan.key, plan.snapshot) {
+        // A change that came between the check and the insert bumped the guard before
+        // removing the entry: either that removal or this check undoes the insert.
+        if !self.shared.guard.still_valid(plan.key, plan.snapshot) {
             self.shared.entries.remove(&plan.key);
         }
     }
@@ -355,8 +308,14 @@ impl Tier {
     }
 
     /// Tells the other instances about a change this instance made, after its backend
-    /// write succeeded.
+    /// write succeeded. Marks it in the race guard first, so a read of the old value by
+    /// another call of this instance, racing with this write, is not kept either (the
+    /// writer's own entry, kept or forgotten before this, is not affected).
     pub(crate) fn announce(&self, change: Change) {
+        match &change {
+            Change::Keys(keys) => self.shared.guard.changing(keys),
+            Change::All => self.shared.guard.flushing(),
+        }
         if let Gate::Backplane(backplane) = &self.gate {
             backplane.announce(change);
         }
@@ -378,6 +337,7 @@ impl Tier {
     /// Closes (or opens) the gate by hand, as a backplane out of sync would.
     #[cfg(test)]
     pub(crate) fn close_gate(&self, closed: bool) {
-        self.closed.store(closed, Ordering::SeqCst);
+        self.closed
+            .store(closed, std::sync::atomic::Ordering::SeqCst);
     }
 }

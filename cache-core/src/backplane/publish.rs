@@ -40,10 +40,6 @@ impl Outbox {
     /// Queues `change` without blocking; when the queue is full, drops it and marks the
     /// next message to skip a number.
     pub(crate) fn announce(&self, shared: &Shared, change: Change) {
-        match &change {
-            Change::Keys(keys) => shared.guard.changing(keys),
-            Change::All => shared.guard.flushing(),
-        }
         match self.queue.try_send(change) {
             Ok(()) => {}
             Err(TrySendError::Disconnected(_)) => {

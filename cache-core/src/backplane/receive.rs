@@ -16,12 +16,13 @@ use crate::bus::{Bus, Subscription};
 /// What the backplane tells the near tier (and the lease waiters) about the other
 /// instances' changes.
 pub(crate) trait Listener: Send + Sync + 'static {
-    /// These entries changed in another instance (or in this one, for `woken`): forget
-    /// them. Also wakes lease waiters on these keys.
+    /// These entries changed in another instance: forget them, marking the change for any
+    /// read of them in flight first (the tier's race guard), so its value is not kept. Also
+    /// wakes lease waiters on these keys.
     fn changed(&self, keys: &[NearKey]);
     /// Something may have been missed (a gap in a publisher's numbers, a lost
     /// subscription, a silent publisher, an `All` change, contact lost for longer than the
-    /// bound): forget every entry.
+    /// bound): forget every entry, marking the flush for every read in flight first.
     fn flush(&self);
 }
 
@@ -149,7 +150,6 @@ impl Receiver {
     }
 
     fn flush(&self) {
-        self.shared.guard.flushing();
         self.listener.flush();
         bump(&self.shared.counters.flushes);
     }
@@ -208,10 +208,7 @@ impl Receiver {
         }
         match message.kind {
             Kind::Heartbeat => {}
-            Kind::Keys(keys) => {
-                self.shared.guard.changing(&keys);
-                self.listener.changed(&keys);
-            }
+            Kind::Keys(keys) => self.listener.changed(&keys),
             Kind::All => self.flush(),
         }
     }

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::counters::Counters;
 use super::gate::Gate;
-use super::guard::RaceGuard;
 use super::settings::{Settings, Timing};
 
 /// One backplane's state. The threads hold it (not the `Backplane`, and never a `Cache`).
@@ -15,7 +14,6 @@ pub(crate) struct Shared {
     pub(crate) settings: Settings,
     pub(crate) timing: Timing,
     pub(crate) gate: Gate,
-    pub(crate) guard: RaceGuard,
     pub(crate) counters: Counters,
     /// A change was dropped because the queue was full: the next message skips a number.
     pub(crate) overflowed: AtomicBool,
@@ -35,7 +33,6 @@ impl Shared {
             settings,
             timing: Timing::new(settings.bound),
             gate: Gate::closed(),
-            guard: RaceGuard::new(),
             counters: Counters::default(),
             overflowed: AtomicBool::new(false),
             drop_next: AtomicU64::new(0),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Fill, NearCache, NearValue, Tier};
-use crate::backplane::{Listener, near_key};
+use crate::backplane::{Change, Listener, near_key};
 
 fn tier(settings: NearCache) -> Tier {
     let checked = settings.check().expect("valid settings");
@@ -115,6 +115,15 @@ fn a_value_read_while_its_key_changed_is_not_kept() {
     // A flush during the read counts too.
     let plan = tier.plan(7, tier.local());
     tier.shared.flush();
+    tier.keep(&plan, value("old"), FILL);
+    assert_eq!(text(&tier, 7), None);
+    // This instance's own write, announced during the read, counts too.
+    let plan = tier.plan(7, tier.local());
+    tier.announce(Change::Keys(vec![7]));
+    tier.keep(&plan, value("old"), FILL);
+    assert_eq!(text(&tier, 7), None);
+    let plan = tier.plan(7, tier.local());
+    tier.announce(Change::All);
     tier.keep(&plan, value("old"), FILL);
     assert_eq!(text(&tier, 7), None);
     // A change of another stripe's key does not matter.
