@@ -425,6 +425,25 @@ impl RedisCluster {
             .sum()
     }
 
+    /// The data commands the primaries ran since start or [`reset_stats`](Self::reset_stats),
+    /// summed over them, each with its count: what tests send to inspect the nodes (`INFO`,
+    /// `PING`, the reset) and the slot map reads (`CLUSTER ..`) are left out.
+    pub fn data_commands(&self) -> BTreeMap<String, u64> {
+        let mut sum = BTreeMap::new();
+        for shard in self.shards() {
+            for (name, stat) in self.node(shard.primary).command_stats() {
+                let inspection = name == "info"
+                    || name == "ping"
+                    || name == "config|resetstat"
+                    || name.starts_with("cluster|");
+                if !inspection {
+                    *sum.entry(name).or_insert(0) += stat.calls;
+                }
+            }
+        }
+        sum
+    }
+
     /// How many times `command` ran on each running node, primaries and replicas, by port.
     pub fn command_counts(&self, command: &str) -> BTreeMap<u16, u64> {
         self.running()

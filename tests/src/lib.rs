@@ -611,6 +611,17 @@ impl RedisServer {
         parse_command_stats(&info)
     }
 
+    /// How many times each command ran since start or [`reset_stats`](Self::reset_stats),
+    /// without the reset itself: what the code under test sent (a script's own commands
+    /// included).
+    pub fn calls_since_reset(&self) -> BTreeMap<String, u64> {
+        self.command_stats()
+            .into_iter()
+            .filter(|(name, _)| name != "config|resetstat")
+            .map(|(name, stat)| (name, stat.calls))
+            .collect()
+    }
+
     /// How many times `command` (e.g. `"get"`, `"unlink"`, `"config|resetstat"`) ran since
     /// start or [`reset_stats`](Self::reset_stats), failed calls included.
     pub fn command_count(&self, command: &str) -> u64 {

@@ -65,24 +65,6 @@ fn cache_on(backend: RedisBackend, namespace: &str) -> Cache {
         .expect("a valid cache")
 }
 
-/// The data commands the primaries ran since the last reset, summed over them: what the
-/// test itself sends to inspect the nodes, and the slot map reads, are left out.
-fn data_commands(cluster: &RedisCluster) -> BTreeMap<String, u64> {
-    let mut sum = BTreeMap::new();
-    for shard in cluster.shards() {
-        for (name, stat) in cluster.node(shard.primary).command_stats() {
-            let inspection = name == "info"
-                || name == "ping"
-                || name == "config|resetstat"
-                || name.starts_with("cluster|");
-            if !inspection {
-                *sum.entry(name).or_insert(0) += stat.calls;
-            }
-        }
-    }
-    sum
-}
-
 fn expect(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
     pairs.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect()
 }
@@ -122,10 +104,10 @@ fn a_cluster_keeps_the_single_server_guarantees() {
     // A hit is one GET, a miss one GET and one SET, summed over the primaries; sync and async.
     cluster.reset_stats();
     assert_eq!(square(3), 9);
-    assert_eq!(data_commands(&cluster), expect(&[("get", 1), ("set", 1)]));
+    assert_eq!(cluster.data_commands(), expect(&[("get", 1), ("set", 1)]));
     cluster.reset_stats();
     assert_eq!(square(3), 9);
-    assert_eq!(data_commands(&cluster), expect(&[("get", 1)]));
+    assert_eq!(cluster.data_commands(), expect(&[("get", 1)]));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -134,10 +116,10 @@ fn a_cluster_keeps_the_single_server_guarantees() {
         assert_eq!(cube(3).await, 27);
         cluster.reset_stats();
         assert_eq!(cube(3).await, 27);
-        assert_eq!(data_commands(&cluster), expect(&[("get", 1)]));
+        assert_eq!(cluster.data_commands(), expect(&[("get", 1)]));
         cluster.reset_stats();
         assert_eq!(cube(4).await, 64);
-        assert_eq!(data_commands(&cluster), expect(&[("get", 1), ("set", 1)]));
+        assert_eq!(cluster.data_commands(), expect(&[("get", 1), ("set", 1)]));
     });
     assert_eq!(RUNS.load(Ordering::SeqCst), 3);
 
@@ -168,12 +150,12 @@ fn a_cluster_keeps_the_single_server_guarantees() {
     runtime.block_on(async {
         cluster.reset_stats();
         assert_eq!(leased(1).await, 2);
-        let counts = data_commands(&cluster);
+        let counts = cluster.data_commands();
         assert_eq!(counts.get("eval"), Some(&1), "{counts:?}");
         assert_eq!(counts.get("set"), Some(&2), "{counts:?}");
         cluster.reset_stats();
         assert_eq!(leased(1).await, 2);
-        assert_eq!(data_commands(&cluster), expect(&[("get", 1)]));
+        assert_eq!(cluster.data_commands(), expect(&[("get", 1)]));
     });
 
     // Multi-key operations across slots: no CROSSSLOT, one pipeline per node.

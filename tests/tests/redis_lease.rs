@@ -151,17 +151,6 @@ fn measure_leased_miss_round_trips_and_waiter_delay() {
     );
 }
 
-/// The commands the server ran since the last reset (a script's own commands included),
-/// without the reset itself.
-fn counts(server: &RedisServer) -> BTreeMap<String, u64> {
-    server
-        .command_stats()
-        .into_iter()
-        .filter(|(name, _)| name != "config|resetstat")
-        .map(|(name, stat)| (name, stat.calls))
-        .collect()
-}
-
 fn expect(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
     pairs.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect()
 }
@@ -199,13 +188,17 @@ fn a_leased_miss_is_a_get_and_two_evalsha_and_a_leased_hit_one_get() {
         // Three round trips: GET, the look-and-lease script, the store-and-release script.
         // The scripts' own commands: GET and SET NX; SET, GET of the lease and DEL.
         assert_eq!(
-            counts(&server),
+            server.calls_since_reset(),
             expect(&[("del", 1), ("evalsha", 2), ("get", 3), ("set", 2)]),
             "sync: {sync}"
         );
         server.reset_stats();
         assert_eq!(leased_call(&cache, &key, &runs), "v");
-        assert_eq!(counts(&server), expect(&[("get", 1)]), "a hit is one GET");
+        assert_eq!(
+            server.calls_since_reset(),
+            expect(&[("get", 1)]),
+            "a hit is one GET"
+        );
     }
     assert_eq!(runs.load(Ordering::SeqCst), 3);
     let lease: bool = raw(&server, redis::cmd("EXISTS").arg("app:ktrue:~lease"));
@@ -233,8 +226,8 @@ fn after_script_flush_a_leased_miss_sends_its_scripts_in_full_and_still_works() 
     // Loaded again: the next miss is by hash.
     server.reset_stats();
     assert_eq!(leased_call(&cache, "k2", &runs), "v");
-    assert_eq!(counts(&server)["evalsha"], 2);
-    assert!(!counts(&server).contains_key("eval"));
+    assert_eq!(server.calls_since_reset()["evalsha"], 2);
+    assert!(!server.calls_since_reset().contains_key("eval"));
 }
 
 /// The hash slot of a key without a hash tag.
@@ -251,21 +244,6 @@ fn a_leased_miss_on_a_cluster_is_composed_unless_both_keys_share_a_slot() {
         .unwrap();
     let cache = redis_support::cache_on(backend, "");
     let runs = AtomicUsize::new(0);
-    let data_commands = || {
-        let mut sum = BTreeMap::new();
-        for shard in cluster.shards() {
-            for (name, stat) in cluster.node(shard.primary).command_stats() {
-                let inspection = name == "info"
-                    || name == "ping"
-                    || name == "config|resetstat"
-                    || name.starts_with("cluster|");
-                if !inspection {
-                    *sum.entry(name).or_insert(0) += stat.calls;
-                }
-            }
-        }
-        sum
-    };
     leased_call(&cache, "warm", &runs);
     // Different slots (the usual case): SET NX and GET, then SET and the release's EVAL.
     let key = "apart";
@@ -273,7 +251,7 @@ fn a_leased_miss_on_a_cluster_is_composed_unless_both_keys_share_a_slot() {
     cluster.reset_stats();
     assert_eq!(leased_call(&cache, key, &runs), "v");
     assert_eq!(
-        data_commands(),
+        cluster.data_commands(),
         expect(&[("del", 1), ("eval", 1), ("get", 3), ("set", 2)]),
         "no CROSSSLOT: composed of single-key commands"
     );
@@ -287,7 +265,7 @@ fn a_leased_miss_on_a_cluster_is_composed_unless_both_keys_share_a_slot() {
     cache.blocking().delete(&together).unwrap();
     cluster.reset_stats();
     assert_eq!(leased_call(&cache, &together, &runs), "v");
-    let counts = data_commands();
+    let counts = cluster.data_commands();
     assert_eq!(counts.get("evalsha"), Some(&2), "{counts:?}");
     assert_eq!(counts.get("eval"), None, "{counts:?}");
     assert_eq!(runs.load(Ordering::SeqCst), 4);
