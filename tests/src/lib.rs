@@ -611,6 +611,17 @@ impl RedisServer {
         parse_command_stats(&info)
     }
 
+    /// Closes every pub/sub connection of the server (`CLIENT KILL TYPE pubsub`), as a
+    /// network reset would; returns how many it closed.
+    pub fn kill_pubsub_clients(&self) -> u64 {
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query(&mut self.connection())
+            .expect("CLIENT KILL succeeds")
+    }
+
     /// How many times each command ran since start or [`reset_stats`](Self::reset_stats),
     /// without the reset itself: what the code under test sent (a script's own commands
     /// included).

@@ -223,13 +223,7 @@ fn a_change_in_one_process_is_not_served_by_another_after_the_bound() {
 fn killing_the_subscriber_connection_keeps_the_bound() {
     let run = run(600, |n, server, _| {
         if n % 100 == 50 {
-            let mut redis = server.connection();
-            let _: u64 = redis::cmd("CLIENT")
-                .arg("KILL")
-                .arg("TYPE")
-                .arg("pubsub")
-                .query(&mut redis)
-                .unwrap();
+            server.kill_pubsub_clients();
         }
     });
     assert_bound_held(&run, "CLIENT KILL TYPE pubsub every 100 changes");
@@ -280,13 +274,7 @@ fn on_a_cluster_a_change_is_not_served_after_the_bound_and_killed_subscribers_ke
     let run = run_on(Some(&deployment), 400, |n, _, _| {
         if n % 100 == 50 {
             for node in cluster.nodes() {
-                let mut redis = node.connection();
-                let _: u64 = redis::cmd("CLIENT")
-                    .arg("KILL")
-                    .arg("TYPE")
-                    .arg("pubsub")
-                    .query(&mut redis)
-                    .unwrap();
+                node.kill_pubsub_clients();
             }
         }
     });

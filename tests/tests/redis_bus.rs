@@ -193,11 +193,7 @@ fn a_killed_subscriber_connection_is_reported_by_the_next_call_and_subscribing_a
     let backend = single(&server.url());
     let bus = bus_of(&backend, "app:");
     let mut subscription = bus.subscribe().unwrap();
-    let killed: i64 = redis_support::raw(
-        &server,
-        redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"),
-    );
-    assert_eq!(killed, 1);
+    assert_eq!(server.kill_pubsub_clients(), 1);
     let took = lost(subscription.as_mut(), NEXT);
     eprintln!("CLIENT KILL TYPE pubsub reported after {took:?}");
     assert!(took < NEXT + SLACK, "within one next time-out: {took:?}");
@@ -617,10 +613,7 @@ fn two_near_node_processes_hear_each_other_and_report_a_killed_subscription() {
         assert!(stamp.parse::<u128>().is_ok(), "{line}");
         assert_eq!(text, "hello from 0");
     }
-    let _: i64 = redis_support::raw(
-        &server,
-        redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"),
-    );
+    server.kill_pubsub_clients();
     for node in &mut nodes {
         node.expect("lost ");
         node.expect("ready");
