@@ -68,7 +68,8 @@
 //!   read, inserts, then checks and removes its insert if a change (or
 //!   flush) for the key's stripe arrived meanwhile.
 //! - **This instance's own writes** are not applied from the channel: the tier updates its
-//!   own entry itself and bumps its race guard for the keys when it announces them.
+//!   own entry itself and marks the change in its race guard (`Tier::forget`,
+//!   `Tier::keep_stored`) before announcing it.
 //!
 //! # Fail-safe
 //!

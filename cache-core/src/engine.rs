@@ -921,7 +921,7 @@ impl<'a> Plan<'a> {
                     weight: bytes.len(),
                     limit: *ttl,
                 };
-                tier.keep(near, value, fill.capped(fresh));
+                tier.keep_stored(near, value, fill.capped(fresh));
                 true
             }
             _ => false,

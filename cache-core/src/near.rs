@@ -12,7 +12,8 @@
 //! The invalidate-while-reading race: a value read (or computed) is kept only if no change
 //! for its key arrived since just before the read. Every change (this instance's own, and
 //! those of other instances that the backplane passes on as a [`Listener`]) bumps the race
-//! guard ([`RaceGuard`]: striped counters and a flush epoch) before its entry is removed; a keep
+//! guard ([`RaceGuard`]: striped counters and a flush epoch) before its entry is removed
+//! (or, for a store this instance keeps, right after it is replaced); a keep
 //! checks the guard after inserting, and removes what it inserted when a change slipped in
 //! between.
 
@@ -296,6 +297,14 @@ impl Tier {
         }
     }
 
+    /// Keeps `value`, the result the call of `plan` just stored (see [`Tier::keep`]), then
+    /// marks the change in the race guard, so a read of the old value by another call of
+    /// this instance, racing with the store, is not kept.
+    pub(crate) fn keep_stored(&self, plan: &NearPlan, value: NearValue, fill: Fill) {
+        self.keep(plan, value, fill);
+        self.shared.guard.changing(&[plan.key]);
+    }
+
     /// This instance changed (or tried to change) the backend entries of `keys`: forgets
     /// them here. Call after the backend write, whatever its outcome.
     pub(crate) fn forget(&self, keys: &[NearKey]) {
@@ -308,14 +317,9 @@ impl Tier {
     }
 
     /// Tells the other instances about a change this instance made, after its backend
-    /// write succeeded. Marks it in the race guard first, so a read of the old value by
-    /// another call of this instance, racing with this write, is not kept either (the
-    /// writer's own entry, kept or forgotten before this, is not affected).
+    /// write succeeded (and after [`Tier::forget`], [`Tier::forget_all`] or
+    /// [`Tier::keep_stored`] marked it here).
     pub(crate) fn announce(&self, change: Change) {
-        match &change {
-            Change::Keys(keys) => self.shared.guard.changing(keys),
-            Change::All => self.shared.guard.flushing(),
-        }
         if let Gate::Backplane(backplane) = &self.gate {
             backplane.announce(change);
         }
