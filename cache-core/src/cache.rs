@@ -172,7 +172,7 @@ impl CacheBuilder {
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryBackend::new()));
         let capabilities = Backend::capabilities(&*store);
         let near = near.and_then(|near| {
-            let bus = crate::backend::Backend::bus(&*store, &namespace);
+            let bus = Backend::bus(&*store, &namespace);
             Tier::start(&near, bus, &namespace, !capabilities.shared)
         });
         Ok(Cache {
